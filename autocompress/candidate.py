@@ -1,0 +1,115 @@
+"""Candidate: one architecture plus a per-layer compression policy, as plain JSON.
+
+Layer names are the model's module paths (``stages.1.0.expand.conv``). A candidate
+round-trips through JSON and has a stable hash of its canonical JSON form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from autocompress.errors import UserInputError
+
+FLOAT_BITS = 32
+
+
+@dataclass(frozen=True)
+class StageArch:
+    depth: int
+    kernel_size: int
+    expand_ratio: int
+    squeeze_excite: bool
+
+
+@dataclass(frozen=True)
+class LayerPolicy:
+    """Compression of one layer. Defaults mean 'left as it is'."""
+
+    weight_bits: int = FLOAT_BITS
+    activation_bits: int = FLOAT_BITS
+    sparsity: float = 0.0
+    sparsity_kind: str = "channel"
+    rank_ratio: float = 1.0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    stages: tuple[StageArch, ...]
+    policy: dict[str, LayerPolicy] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stages": [asdict(s) for s in self.stages],
+            "policy": {name: asdict(p) for name, p in sorted(self.policy.items())},
+        }
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Candidate:
+        try:
+            stages = tuple(StageArch(**s) for s in data["stages"])
+            policy = {name: LayerPolicy(**p) for name, p in data.get("policy", {}).items()}
+        except (KeyError, TypeError) as error:
+            raise UserInputError(f"candidate JSON is malformed: {error}") from None
+        return cls(stages, policy)
+
+    @classmethod
+    def from_json(cls, text: str) -> Candidate:
+        return cls.from_dict(json.loads(text))
+
+    @property
+    def hash(self) -> str:
+        """Stable 16-hex-digit digest of the canonical JSON (sorted keys, no spaces)."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def layer_policy(self, name: str) -> LayerPolicy:
+        return self.policy.get(name, LayerPolicy())
+
+
+def random_candidate(space, rng: random.Random) -> Candidate:
+    """A uniformly random candidate of ``space`` (used for validation and tests)."""
+    from autocompress.models.mobilenet import compressible_layers
+
+    block, layer = space.choices.block, space.choices.layer
+    stages = tuple(
+        StageArch(
+            depth=rng.choice(space.stage_depths(i)),
+            kernel_size=rng.choice(block.kernel_size),
+            expand_ratio=rng.choice(block.expand_ratio),
+            squeeze_excite=rng.choice(block.squeeze_excite),
+        )
+        for i in range(len(space.network.stages))
+    )
+    policy = {}
+    for spec in compressible_layers(space, list(stages)):
+        kinds = [k for k in layer.sparsity_kind if spec.channel_prunable or k == "unstructured"]
+        policy[spec.name] = LayerPolicy(
+            weight_bits=rng.choice(layer.weight_bits),
+            activation_bits=rng.choice(layer.activation_bits),
+            sparsity=rng.choice(layer.sparsity) if kinds else 0.0,
+            sparsity_kind=rng.choice(kinds) if kinds else "unstructured",
+            rank_ratio=rng.choice(layer.rank_ratio) if spec.factorisable else 1.0,
+        )
+    return Candidate(stages, policy)
+
+
+def uniform_candidate(space, stages, **policy: Any) -> Candidate:
+    """Every compressible layer of ``stages`` gets the same policy (where it applies)."""
+    from autocompress.models.mobilenet import compressible_layers
+
+    result = {}
+    for spec in compressible_layers(space, list(stages)):
+        settings = dict(policy)
+        if settings.get("sparsity_kind", "channel") == "channel" and not spec.channel_prunable:
+            settings["sparsity"] = 0.0
+        if not spec.factorisable:
+            settings["rank_ratio"] = 1.0
+        result[spec.name] = LayerPolicy(**settings)
+    return Candidate(tuple(stages), result)

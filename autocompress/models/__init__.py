@@ -1,0 +1,1 @@
+"""MobileNet-style networks built from a search space and an architecture choice."""

@@ -1,0 +1,53 @@
+"""One candidate from choice to measured accuracy: build, inherit, compress, fine-tune."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from torch import nn
+
+from autocompress.candidate import Candidate
+from autocompress.compress.policy import apply_policy
+from autocompress.compress.quantize import calibrate_activations
+from autocompress.compress.size import model_size_bytes
+from autocompress.data import Splits
+from autocompress.models.inherit import inherit_weights
+from autocompress.models.mobilenet import MobileNet
+from autocompress.space import SearchSpace
+from autocompress.train import accuracy, finetune
+
+
+def build_compressed(space: SearchSpace, candidate: Candidate, base: MobileNet | None = None) -> nn.Module:
+    """The candidate's network, with weights inherited from ``base`` if given, compressed."""
+    model = MobileNet(space, list(candidate.stages))
+    if base is not None:
+        inherit_weights(model, base)
+    return apply_policy(model, candidate.policy)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    accuracy_before: float
+    accuracy: float
+    size_bytes: int
+    finetune_seconds: float
+
+
+def evaluate_candidate(
+    space: SearchSpace,
+    candidate: Candidate,
+    base: MobileNet,
+    splits: Splits,
+    seed: int = 0,
+    epochs: int | None = None,
+) -> tuple[nn.Module, Evaluation]:
+    """Build, calibrate, measure, fine-tune with distillation from ``base``, measure again."""
+    model = build_compressed(space, candidate, base)
+    calibrate_activations(model, [splits.train_x[:256]])
+    before = accuracy(model, splits.val_x, splits.val_y)
+    start = time.perf_counter()
+    finetune(model, base, splits, space.training, epochs=epochs, seed=seed)
+    seconds = time.perf_counter() - start
+    after = accuracy(model, splits.val_x, splits.val_y)
+    return model, Evaluation(before, after, model_size_bytes(model), seconds)

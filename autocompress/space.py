@@ -1,0 +1,157 @@
+"""Search space: YAML validated on load into typed settings.
+
+A wrong key, type or value fails with one line naming the file, the key path and what
+is allowed (``UserInputError``), so the CLI can exit with status 2 before writing anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from autocompress.errors import UserInputError
+
+WeightBits = Literal[2, 3, 4, 5, 6, 7, 8, 32]
+ActivationBits = Literal[4, 8, 32]
+SparsityKind = Literal["channel", "unstructured"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSettings(_Strict):
+    source: str = Field("digits", description="digits | npz:PATH | folder:PATH")
+    image_size: int = Field(16, ge=8, le=64)
+    channels: int = Field(1, ge=1, le=4, description="image channels: 1 for digits")
+    num_classes: int = Field(10, ge=2, le=1000)
+    val_fraction: float = Field(0.25, gt=0.0, lt=0.9)
+    seed: int = 0
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, value: str) -> str:
+        if value == "digits" or value.startswith(("npz:", "folder:")):
+            return value
+        raise ValueError("must be 'digits', 'npz:PATH' or 'folder:PATH'")
+
+
+class StageSettings(_Strict):
+    channels: int = Field(ge=4, le=1024)
+    stride: Literal[1, 2]
+    max_depth: int = Field(ge=1, le=6)
+
+
+class NetworkSettings(_Strict):
+    stem_channels: int = Field(16, ge=4, le=256)
+    head_channels: int = Field(128, ge=8, le=4096)
+    stages: list[StageSettings] = Field(min_length=1, max_length=8)
+
+
+class BlockChoices(_Strict):
+    depth: list[int] = Field(min_length=1)
+    kernel_size: list[Literal[3, 5, 7]] = Field(min_length=1)
+    expand_ratio: list[Literal[3, 4, 6]] = Field(min_length=1)
+    squeeze_excite: list[bool] = Field(min_length=1)
+
+    @field_validator("depth")
+    @classmethod
+    def _positive_depths(cls, value: list[int]) -> list[int]:
+        if any(d < 1 or d > 6 for d in value):
+            raise ValueError("depths must lie in 1..6")
+        return sorted(set(value))
+
+
+class LayerChoices(_Strict):
+    weight_bits: list[WeightBits] = Field(min_length=1)
+    activation_bits: list[ActivationBits] = Field(min_length=1)
+    sparsity_kind: list[SparsityKind] = Field(min_length=1)
+    sparsity: list[float] = Field(min_length=1)
+    rank_ratio: list[float] = Field(min_length=1)
+
+    @field_validator("sparsity")
+    @classmethod
+    def _sparsity_range(cls, value: list[float]) -> list[float]:
+        if any(s < 0.0 or s > 0.75 for s in value):
+            raise ValueError("sparsity values must lie in 0.0..0.75")
+        return sorted(set(value))
+
+    @field_validator("rank_ratio")
+    @classmethod
+    def _rank_range(cls, value: list[float]) -> list[float]:
+        if any(r < 0.25 or r > 1.0 for r in value):
+            raise ValueError("rank_ratio values must lie in 0.25..1.0")
+        return sorted(set(value), reverse=True)
+
+
+class Choices(_Strict):
+    block: BlockChoices
+    layer: LayerChoices
+
+
+class TrainingSettings(_Strict):
+    base_epochs: int = Field(30, ge=1, le=1000)
+    finetune_epochs: int = Field(2, ge=0, le=100)
+    batch_size: int = Field(64, ge=1, le=4096)
+    lr: float = Field(0.05, gt=0.0, le=1.0)
+    finetune_lr: float = Field(0.01, gt=0.0, le=1.0)
+    distill_temperature: float = Field(4.0, gt=0.0)
+    distill_alpha: float = Field(0.7, ge=0.0, le=1.0)
+
+
+class SearchSpace(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    data: DataSettings = DataSettings()
+    network: NetworkSettings
+    choices: Choices
+    training: TrainingSettings = TrainingSettings()
+
+    def stage_depths(self, stage_index: int) -> list[int]:
+        """Depth choices of one stage: the block depths that fit its ``max_depth``."""
+        cap = self.network.stages[stage_index].max_depth
+        return [d for d in self.choices.block.depth if d <= cap] or [cap]
+
+
+def _format_error(path: Path, error: ValidationError) -> str:
+    first = error.errors()[0]
+    key_path = ".".join(str(part) for part in first["loc"]) or "<root>"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        parent = first["loc"][:-1]
+        model = SearchSpace
+        for part in parent:
+            field = model.model_fields.get(str(part)) if isinstance(part, str) else None
+            annotation = getattr(field, "annotation", None)
+            model = annotation if isinstance(annotation, type) else None
+            if model is None:
+                break
+        allowed = ", ".join(model.model_fields) if model is not None else "see DESIGN.md"
+        message = f"unknown key (allowed: {allowed})"
+    return f"{path}: {key_path}: {message}"
+
+
+def parse_space(data: object, origin: Path) -> SearchSpace:
+    """Validate already-loaded YAML data; ``origin`` names the file in errors."""
+    if not isinstance(data, dict):
+        raise UserInputError(f"{origin}: <root>: expected a mapping of keys, got {type(data).__name__}")
+    try:
+        return SearchSpace.model_validate(data)
+    except ValidationError as error:
+        raise UserInputError(_format_error(origin, error)) from None
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Read and validate a search-space YAML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"{path}: search space file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "?"
+        raise UserInputError(f"{path}: not valid YAML ({where}): {getattr(error, 'problem', error)}") from None
+    return parse_space(data, path)

@@ -1,0 +1,101 @@
+"""Training the base network, distillation fine-tuning and evaluation."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from autocompress.data import Splits
+from autocompress.space import TrainingSettings
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; returns a generator for data shuffling."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Class predictions of ``model`` in eval mode."""
+    model.eval()
+    return torch.cat([model(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    return float((predict(model, x) == y).float().mean())
+
+
+def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random shifts of up to 1/8 of the image, the classic digits augmentation."""
+    limit = max(1, x.shape[-1] // 8)
+    dx, dy = (int(v) for v in torch.randint(-limit, limit + 1, (2,), generator=generator))
+    return torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
+
+
+def _run_epochs(model, splits, epochs, settings, generator, loss_fn, peak_lr: float) -> None:
+    if epochs <= 0:
+        return
+    optimizer = torch.optim.SGD(model.parameters(), lr=peak_lr, momentum=0.9, weight_decay=4e-5, nesterov=True)
+    steps = epochs * ((len(splits.train_y) + settings.batch_size - 1) // settings.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, peak_lr, total_steps=steps)
+    model.train()
+    for _ in range(epochs):
+        for x, y in splits.batches(settings.batch_size, generator):
+            x = _augment(x, generator)
+            loss = loss_fn(x, y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training loss is {float(loss)}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+    model.eval()
+
+
+def train(model: nn.Module, splits: Splits, epochs: int, settings: TrainingSettings, seed: int = 0) -> nn.Module:
+    """Plain cross-entropy training (the base network, or a subnet from scratch)."""
+    generator = seed_everything(seed)
+    _run_epochs(model, splits, epochs, settings, generator, lambda x, y: F.cross_entropy(model(x), y), settings.lr)
+    return model
+
+
+def distillation_loss(student_logits, teacher_logits, labels, temperature: float, alpha: float):
+    """Hinton et al.: alpha * T^2 * KL(soft teacher || soft student) + (1 - alpha) * CE."""
+    soft = F.kl_div(
+        F.log_softmax(student_logits / temperature, dim=1),
+        F.softmax(teacher_logits / temperature, dim=1),
+        reduction="batchmean",
+    )
+    return alpha * temperature**2 * soft + (1 - alpha) * F.cross_entropy(student_logits, labels)
+
+
+def finetune(
+    student: nn.Module,
+    teacher: nn.Module,
+    splits: Splits,
+    settings: TrainingSettings,
+    epochs: int | None = None,
+    seed: int = 0,
+) -> nn.Module:
+    """Short fine-tune of a compressed ``student`` with distillation from ``teacher``."""
+    generator = seed_everything(seed)
+    teacher = copy.deepcopy(teacher).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+
+    def loss_fn(x, y):
+        with torch.no_grad():
+            target = teacher(x)
+        return distillation_loss(student(x), target, y, settings.distill_temperature, settings.distill_alpha)
+
+    _run_epochs(student, splits, settings.finetune_epochs if epochs is None else epochs, settings, generator, loss_fn,
+                settings.finetune_lr)
+    return student
