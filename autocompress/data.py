@@ -102,7 +102,9 @@ def load_splits(settings: DataSettings) -> Splits:
     """Train/validation splits resized to ``image_size`` and normalised."""
     x, y = load_arrays(settings)
     if x.shape[1] != settings.channels:
-        raise UserInputError(f"{settings.source}: images have {x.shape[1]} channels, the space says {settings.channels}")
+        raise UserInputError(
+            f"{settings.source}: images have {x.shape[1]} channels, the space's data.channels says {settings.channels}"
+        )
     if int(y.max()) >= settings.num_classes or int(y.min()) < 0:
         raise UserInputError(f"{settings.source}: labels must lie in 0..{settings.num_classes - 1}")
     tx, vx, ty, vy = train_test_split(

@@ -18,7 +18,7 @@ from torch import fx, nn
 from torch.nn.utils import parametrize
 
 _PASS_MODULES = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.SiLU, nn.Identity,
-                 nn.Dropout, nn.AdaptiveAvgPool2d)
+                 nn.Dropout, nn.AdaptiveAvgPool2d, nn.Flatten)
 _PASS_FUNCTIONS = {F.relu, torch.relu, F.relu6, F.hardswish, F.silu, torch.flatten,
                    F.adaptive_avg_pool2d, F.dropout}
 
@@ -33,7 +33,9 @@ class _LeafTracer(fx.Tracer):
 
 
 def _is_depthwise(module: nn.Module) -> bool:
-    return isinstance(module, nn.Conv2d) and module.groups > 1 and module.groups == module.in_channels == module.out_channels
+    if not isinstance(module, nn.Conv2d):
+        return False
+    return module.groups > 1 and module.groups == module.in_channels == module.out_channels
 
 
 def _follow(model: nn.Module, graph: fx.Graph, layer_name: str) -> tuple[list[str], str]:

@@ -77,8 +77,13 @@ def compressible_layers(space: SearchSpace, arch: list[StageArch]) -> list[Layer
             layers += [
                 LayerSpec(f"{prefix}.expand.conv", "expand", True, True),
                 LayerSpec(f"{prefix}.dw.conv", "depthwise", False, False),
-                LayerSpec(f"{prefix}.project.conv", "project", False, True),
             ]
+            if choice.squeeze_excite:
+                layers += [
+                    LayerSpec(f"{prefix}.se.reduce", "se", False, False),
+                    LayerSpec(f"{prefix}.se.expand", "se", False, False),
+                ]
+            layers.append(LayerSpec(f"{prefix}.project.conv", "project", False, True))
     layers += [
         LayerSpec("head.conv", "head", True, True),
         LayerSpec("classifier", "classifier", False, True),

@@ -1,0 +1,40 @@
+"""Shared fixtures: the default space, its digits splits and its trained base network.
+
+The base network is trained once per test session (about 1.5 minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from autocompress.base import train_base
+from autocompress.data import load_splits
+from autocompress.space import load_space
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_SPACE = REPO / "search_spaces" / "mobilenet_digits.yaml"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _two_threads():
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def default_space():
+    return load_space(DEFAULT_SPACE)
+
+
+@pytest.fixture(scope="session")
+def digits_splits(default_space):
+    return load_splits(default_space.data)
+
+
+@pytest.fixture(scope="session")
+def trained_base(default_space, digits_splits, tmp_path_factory):
+    """(model, info) of the default space's base network, trained in this session."""
+    path = tmp_path_factory.mktemp("base") / "base.pt"
+    return train_base(default_space, digits_splits, path)
