@@ -1,0 +1,1 @@
+"""Hardware profiles: op signatures, latency lookup tables, profiling and prediction."""

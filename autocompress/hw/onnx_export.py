@@ -1,0 +1,86 @@
+"""Export a compressed model to ONNX, and quantize an ONNX model to int8 (QDQ).
+
+The export uses torch's TorchScript-based exporter (``dynamo=False``): on this code base it
+exports a candidate in about 0.5-1 s where the torch.export-based exporter takes 6-10 s,
+and profiling exports hundreds of small models. Both give numerically identical graphs
+here; batch norm is folded into the preceding conv in eval mode.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    QuantFormat,
+    QuantType,
+    quant_pre_process,
+    quantize_static,
+)
+from torch import nn
+
+from autocompress.compress.freeze import freeze
+
+OPSET = 17
+INPUT_NAME = "input"
+
+
+def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: Path) -> Path:
+    """Write ``freeze(model)`` to ``path`` as ONNX with one fixed input shape; returns ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frozen = freeze(model)
+    example = torch.zeros(input_shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(frozen, (example,), str(path), dynamo=False, opset_version=OPSET,
+                          input_names=[INPUT_NAME], output_names=["output"],
+                          do_constant_folding=True)
+    return path
+
+
+class _ArrayReader(CalibrationDataReader):
+    """ONNX Runtime calibration reader over a list of batches."""
+
+    def __init__(self, input_name: str, batches: Iterable[np.ndarray]) -> None:
+        self._feeds = iter([{input_name: b.astype(np.float32)} for b in batches])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._feeds, None)
+
+
+def quantize_onnx_int8(
+    float_path: Path,
+    int8_path: Path,
+    calibration: np.ndarray,
+    nodes_to_exclude: list[str] | None = None,
+) -> Path:
+    """Static int8 quantization of ``float_path`` into ``int8_path`` with ONNX Runtime.
+
+    QDQ format, per-channel symmetric int8 weights, int8 activations calibrated (min/max)
+    on ``calibration``, whose first axis is split into batches of the model's batch size.
+    ``nodes_to_exclude`` (ONNX node names) stay float. The model is first run through ONNX
+    Runtime's pre-processing (graph optimisation, shape inference), which the quantizer
+    needs to see biases as initializers.
+    """
+    int8_path = Path(int8_path)
+    int8_path.parent.mkdir(parents=True, exist_ok=True)
+    prepared = int8_path.with_name(int8_path.stem + ".prepared.onnx")
+    quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
+    model = onnx.load(str(prepared))
+    graph_input = model.graph.input[0]
+    batch = graph_input.type.tensor_type.shape.dim[0].dim_value or len(calibration)
+    batches = [calibration[i : i + batch] for i in range(0, len(calibration) - batch + 1, batch)]
+    if not batches:
+        raise ValueError(f"calibration needs at least {batch} rows (one batch), got {len(calibration)}")
+    reader = _ArrayReader(graph_input.name, batches)
+    quantize_static(str(prepared), str(int8_path), reader, quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    nodes_to_exclude=nodes_to_exclude or [])
+    prepared.unlink()
+    return int8_path

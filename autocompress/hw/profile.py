@@ -1,0 +1,133 @@
+"""Hardware profile: a device's latency lookup table, as versioned JSON in ``hw_profiles/``.
+
+A profile says what the device runs natively (weight and activation bit-widths with real
+kernels, which sparsity kind speeds anything up), holds one LUT entry per op signature
+(median latency, spread, sample count) and the validation figures of the ``profile`` run
+that made it. Reading one validates it; a bad file fails with one line naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from autocompress.errors import UserInputError
+
+SCHEMA_VERSION = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Device(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Literal["measured", "modelled"]
+    runtime: str
+    threads: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    host_cpu: str
+    host_threads: int = Field(ge=1)
+    date: str
+
+
+class Entry(_Strict):
+    """Latency of one op signature: median over ``samples`` timed runs, spread = IQR."""
+
+    median_ms: float = Field(ge=0.0)
+    spread_ms: float = Field(ge=0.0)
+    samples: int = Field(ge=1)
+
+
+class Correction(_Strict):
+    """Linear correction of the LUT sum: ms = intercept + per_lut_ms * sum + per_op * count.
+
+    It absorbs what a sum of isolated op timings misses: each isolated op pays the
+    runtime's per-call overhead once, a whole network pays it once in total, and caches
+    are warmer or colder in a network than alone.
+    """
+
+    intercept: float
+    per_lut_ms: float
+    per_op: float
+
+
+class Figures(_Strict):
+    mape: float
+    within_10: float
+    kendall_tau: float
+
+
+class Validation(_Strict):
+    """Prediction vs end-to-end measurement of random candidates.
+
+    ``corrected`` figures are cross-validated (each candidate predicted by a correction
+    fitted without it); ``flops_tau`` is the rank correlation FLOPs alone would give.
+    """
+
+    candidates: int
+    raw: Figures
+    corrected: Figures
+    flops_tau: float
+    seconds: float
+
+
+class HardwareProfile(_Strict):
+    schema_version: Literal[1]
+    device: Device
+    space: str = Field(description="search space file the table was made for")
+    native_weight_bits: list[int] = Field(min_length=1)
+    native_activation_bits: list[int] = Field(min_length=1)
+    activation_bits_follow_weights: bool = Field(
+        description="a layer's activations run at its weights' kernel precision (CPU int8)")
+    native_sparsity: list[Literal["channel", "unstructured"]]
+    model: dict[str, float | str] = Field(default_factory=dict,
+                                          description="formula and constants of a modelled device")
+    entries: dict[str, Entry]
+    correction: Correction | None = None
+    validation: Validation | None = None
+    profiling_seconds: float = 0.0
+
+    @property
+    def measured(self) -> bool:
+        return self.device.kind == "measured"
+
+
+def load_profile(path: str | Path) -> HardwareProfile:
+    """Read and validate a profile; any problem is a one-line ``UserInputError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"{path}: hardware profile not found")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserInputError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise UserInputError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise UserInputError(f"{path}: schema_version is {version!r}, this autocompress reads "
+                             f"{SCHEMA_VERSION}: re-run 'autocompress profile' to rebuild it")
+    try:
+        return HardwareProfile.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key_path = ".".join(str(part) for part in first["loc"]) or "<root>"
+        raise UserInputError(f"{path}: {key_path}: {first['msg']}") from None
+
+
+def write_json_atomic(path: Path, data: object) -> None:
+    """Write ``data`` as JSON so that ``path`` never holds a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def save_profile(profile: HardwareProfile, path: Path) -> None:
+    write_json_atomic(path, profile.model_dump(mode="json"))
