@@ -1,0 +1,118 @@
+"""A real run folder for the report and export tests, in the search's contract format.
+
+Built from real pieces, not mocks: a briefly trained base of a tiny space, the uniform
+baselines and a few random candidates evaluated by ``pipeline.evaluate_candidate``,
+each fine-tuned model saved as the search saves it. Latency is the frozen model's
+measured median on this CPU (the search would predict it from a profile).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from autocompress.candidate import Candidate, random_candidate, uniform_candidate
+from autocompress.compress.freeze import freeze
+from autocompress.data import load_splits
+from autocompress.models.mobilenet import MobileNet, input_shape, largest_arch
+from autocompress.pipeline import evaluate_candidate
+from autocompress.report.pareto import front
+from autocompress.report.run import TRIAL_COLUMNS
+from autocompress.space import load_space
+from autocompress.train import train
+
+SPACE = Path(__file__).parent / "spaces" / "report_tiny.yaml"
+RANDOM_TRIALS = 7
+
+PROFILE = {
+    "schema_version": 1,
+    "device": {"name": "test-host-torch-fp32", "kind": "measured", "runtime": "torch-fp32", "threads": 1,
+               "batch_size": 1, "host": {"cpu": "test CPU"}, "date": "2026-11-26"},
+    "native": {"weight_bits": [32], "sparsity": []},
+    "validation": {"candidates": 30, "mape": 0.06, "within_10pct": 0.9, "kendall_tau": 0.93},
+}
+
+
+@torch.no_grad()
+def _latency_ms(model: torch.nn.Module, shape: tuple[int, ...], repeats: int = 15) -> float:
+    frozen, x = freeze(model), torch.randn(shape)
+    times = []
+    for _ in range(repeats + 3):
+        start = time.perf_counter()
+        frozen(x)
+        times.append((time.perf_counter() - start) * 1000)
+    return float(torch.tensor(times[3:]).median())
+
+
+def _candidates(space) -> list[tuple[str, Candidate]]:
+    arch = largest_arch(space)
+    baselines = [
+        ("float", uniform_candidate(space, arch)),
+        ("uniform-8bit", uniform_candidate(space, arch, weight_bits=8, activation_bits=8)),
+        ("uniform-4bit", uniform_candidate(space, arch, weight_bits=4, activation_bits=8)),
+        ("channel-50", uniform_candidate(space, arch, sparsity=0.5, sparsity_kind="channel")),
+        ("rank-0.5", uniform_candidate(space, arch, rank_ratio=0.5)),
+    ]
+    rng = random.Random(3)
+    return baselines + [("", random_candidate(space, rng)) for _ in range(RANDOM_TRIALS)]
+
+
+def build_run(run_dir: Path) -> Path:
+    """Write a finished run of the tiny space into ``run_dir``; returns it."""
+    torch.set_num_threads(1)
+    space = load_space(SPACE)
+    splits = load_splits(space.data)
+    base = train(MobileNet(space, largest_arch(space)), splits, space.training.base_epochs, space.training)
+    (run_dir / "models").mkdir(parents=True)
+    shutil.copy(SPACE, run_dir / "space.yaml")
+    (run_dir / "profile.json").write_text(json.dumps(PROFILE, indent=2))
+    rows = []
+    for number, (label, candidate) in enumerate(_candidates(space)):
+        started = datetime.now(timezone.utc)
+        model, result = evaluate_candidate(space, candidate, base, splits, seed=number, epochs=number % 2)
+        torch.save({"state_dict": model.state_dict(), "candidate": candidate.to_json()},
+                   run_dir / "models" / f"trial_{number}.pt")
+        finished = datetime.now(timezone.utc)
+        rows.append({
+            "number": number, "kind": "baseline" if label else "search", "label": label,
+            "state": "COMPLETE", "accuracy": result.accuracy, "accuracy_before": result.accuracy_before,
+            "latency_ms": _latency_ms(model, input_shape(space)), "size_kb": result.size_bytes / 1024,
+            "candidate_hash": candidate.hash, "candidate": candidate.to_json(), "error": "",
+            "started_at": started.isoformat(), "finished_at": finished.isoformat(),
+            "duration_s": (finished - started).total_seconds(), "finetune_s": result.finetune_seconds,
+        })
+    trials = pd.DataFrame(rows, columns=TRIAL_COLUMNS)
+    trials.to_csv(run_dir / "trials.csv", index=False)
+    front(trials, ["accuracy", "latency_ms"]).to_csv(run_dir / "pareto.csv", index=False)
+    config = {
+        "run": run_dir.name, "space_path": str(SPACE), "space": space.model_dump(),
+        "profile_path": "hw_profiles/test-host-torch-fp32.json", "profile_device": PROFILE["device"]["name"],
+        "objectives": ["accuracy", "latency_ms"], "constraints": {"max_latency_ms": None, "max_size_kb": None},
+        "sampler": "random", "trials": len(rows) - 5, "time_budget_s": None, "workers": 1, "seed": 0,
+        "base_path": "results/_base/report_tiny.pt", "created": rows[0]["started_at"],
+    }
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+    (run_dir / "search.log").write_text("built by tests/report_run.py\n")
+    return run_dir
+
+
+def in_progress_copy(run_dir: Path, target: Path) -> Path:
+    """A copy of a finished run as if caught mid-search: the last trials RUNNING, unmeasured."""
+    shutil.copytree(run_dir, target)
+    trials = pd.read_csv(target / "trials.csv", keep_default_na=False)
+    running = trials.index[-3:]
+    trials.loc[running, "state"] = "RUNNING"
+    for column in ("accuracy", "accuracy_before", "latency_ms", "size_kb", "finished_at", "duration_s",
+                   "finetune_s"):
+        trials[column] = trials[column].astype(object)
+        trials.loc[running, column] = ""
+    trials.to_csv(target / "trials.csv", index=False)
+    (target / "report.html").unlink(missing_ok=True)
+    return target
