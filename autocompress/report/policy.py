@@ -13,7 +13,8 @@ from autocompress.space import SearchSpace
 
 KNOBS = {"weight_bits": "weight bits", "activation_bits": "activation bits",
          "sparsity": "sparsity", "rank_ratio": "rank ratio"}
-_PART_ORDER = {"stem": 0, "stages": 1, "head": 2, "classifier": 3, "expand": 0, "dw": 1, "project": 2}
+_PART_ORDER = {"stem": 0, "stages": 1, "head": 2, "classifier": 3,
+               "reduce": -1, "expand": 0, "dw": 1, "se": 2, "project": 3}
 
 
 def layer_sort_key(name: str) -> tuple:
@@ -45,8 +46,13 @@ def role_means(frame: pd.DataFrame) -> pd.DataFrame:
     quantized = frame.assign(weight_bits=frame["weight_bits"].where(frame["weight_bits"] < FLOAT_BITS))
     means = quantized.groupby("role")[list(KNOBS)].mean()
     means["quantized_share"] = frame.groupby("role")["weight_bits"].apply(lambda b: (b < FLOAT_BITS).mean())
-    order = ["stem", "expand", "depthwise", "project", "head", "classifier"]
+    order = ["stem", "expand", "depthwise", "se", "project", "head", "classifier"]
     return means.reindex([r for r in order if r in means.index])
+
+
+def short_layer(name: str) -> str:
+    """``stages.1.0.expand.conv`` -> ``s1.0.expand`` (axis labels)."""
+    return re.sub(r"\.conv$", "", re.sub(r"^stages\.", "s", name))
 
 
 def _layer_text(name: str, candidate: Candidate) -> str:
@@ -56,8 +62,7 @@ def _layer_text(name: str, candidate: Candidate) -> str:
         parts.append(f"{layer.sparsity_kind[0]}{layer.sparsity:g}")
     if layer.rank_ratio < 1:
         parts.append(f"r{layer.rank_ratio:g}")
-    short = re.sub(r"\.conv$", "", name)
-    return f"{short}: {' '.join(parts)}"
+    return f"{short_layer(name)}: {' '.join(parts)}"
 
 
 def policy_text(candidate: Candidate, separator: str = "<br>") -> str:

@@ -1,0 +1,33 @@
+"""Pareto reports of a run: report.html, PNG plots and summary.md in the run folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from autocompress.report import html, summary
+from autocompress.report.analysis import analyse
+from autocompress.report.plots import write_pngs
+from autocompress.report.run import Run
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Readers (a browser refreshing the page) never see a half-written file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write report.html, the PNG plots and summary.md into ``run_dir``; returns the HTML path.
+
+    Works on a run still in progress: it reports the trials finished so far.
+    """
+    analysis = analyse(Run.load(run_dir))
+    directory = analysis.run.path
+    pngs = write_pngs(analysis, directory)
+    page = directory / "report.html"
+    _write_atomic(page, html.render(analysis))
+    files = [page.name, *(p.name for p in pngs), "summary.md"]
+    _write_atomic(directory / "summary.md", summary.render(analysis, files))
+    return page

@@ -1,0 +1,179 @@
+"""report.html: one self-contained page (plotly.js inlined, nothing fetched when opened)."""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+from plotly.subplots import make_subplots
+
+from autocompress.candidate import Candidate
+from autocompress.report import tables
+from autocompress.report.analysis import Analysis
+from autocompress.report.plots import AXIS_LABELS, FRONT_COLOUR
+from autocompress.report.policy import KNOBS, knob_matrix, policy_text, short_layer
+
+_HOVER = ("trial %{customdata[0]}<br>accuracy %{y:.4f}<br>latency %{x:.3f} ms<br>size %{customdata[1]:.1f} KB"
+          "<br>%{customdata[2]}<extra></extra>")
+
+_SORT_SCRIPT = """
+document.querySelectorAll("table.sortable th").forEach(function (th) {
+  th.addEventListener("click", function () {
+    var table = th.closest("table"), body = table.tBodies[0];
+    var index = Array.prototype.indexOf.call(th.parentNode.children, th);
+    var ascending = th.dataset.order !== "asc";
+    th.parentNode.querySelectorAll("th").forEach(function (h) { delete h.dataset.order; });
+    th.dataset.order = ascending ? "asc" : "desc";
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = a.cells[index].textContent, y = b.cells[index].textContent;
+      var nx = parseFloat(x), ny = parseFloat(y);
+      var order = (isNaN(nx) || isNaN(ny)) ? x.localeCompare(y) : nx - ny;
+      return ascending ? order : -order;
+    });
+    rows.forEach(function (row) { body.appendChild(row); });
+  });
+});
+"""
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
+th, td { border: 1px solid #ddd; padding: 3px 7px; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; } table.sortable th { cursor: pointer; }
+th[data-order=asc]::after { content: " \\25B2"; } th[data-order=desc]::after { content: " \\25BC"; }
+td.policy { font-family: monospace; font-size: 0.9em; white-space: pre-line; }
+.note { color: #666; font-size: 0.85em; } .cols { display: flex; gap: 2em; flex-wrap: wrap; }
+"""
+
+
+def _customdata(table: pd.DataFrame) -> list[list[Any]]:
+    return [[int(row.number), float(row.size_kb), policy_text(Candidate.from_json(row.candidate))]
+            for row in table.itertuples()]
+
+
+def _scatter(analysis: Analysis) -> go.Figure:
+    done = analysis.run.complete
+    search = done[done["kind"] != "baseline"]
+    figure = go.Figure()
+    figure.add_scatter(x=search["latency_ms"], y=search["accuracy"], mode="markers", name="trials",
+                       marker={"color": search["number"], "colorscale": "Blues", "size": 8, "showscale": False,
+                               "line": {"width": 0.5, "color": "#444"}},
+                       customdata=_customdata(search), hovertemplate=_HOVER)
+    members = analysis.front.sort_values("latency_ms")
+    figure.add_scatter(x=members["latency_ms"], y=members["accuracy"], mode="lines+markers", name="Pareto front",
+                       line={"shape": "hv", "color": FRONT_COLOUR},
+                       marker={"size": 12, "symbol": "circle-open", "color": FRONT_COLOUR},
+                       customdata=_customdata(members), hovertemplate=_HOVER)
+    baselines = analysis.baselines
+    figure.add_scatter(x=baselines["latency_ms"], y=baselines["accuracy"], mode="markers+text",
+                       name="uniform baselines", text=baselines["label"], textposition="top right",
+                       marker={"symbol": "diamond", "size": 11, "color": "black"},
+                       customdata=_customdata(baselines), hovertemplate=_HOVER)
+    figure.update_layout(title="accuracy against latency: every finished trial", height=520,
+                         xaxis_title=AXIS_LABELS["latency_ms"], yaxis_title=AXIS_LABELS["accuracy"],
+                         hoverlabel={"font": {"family": "monospace", "size": 11}}, template="plotly_white")
+    return figure
+
+
+def _hypervolume(analysis: Analysis) -> go.Figure:
+    history = analysis.hypervolume
+    figure = go.Figure(go.Scatter(x=history["number"], y=history["hypervolume"], mode="lines+markers",
+                                  line={"shape": "hv", "color": "#2ca02c"}, name="hypervolume"))
+    figure.update_layout(title="hypervolume of the front against trial number", height=320,
+                         xaxis_title="trial number", yaxis_title="hypervolume", template="plotly_white")
+    return figure
+
+
+def _policy(analysis: Analysis) -> go.Figure:
+    trials = [int(n) for n in analysis.front["number"]]
+    labels = [f"#{row.number} ({row.accuracy:.3f}, {row.latency_ms:.2f} ms)" for row in analysis.front.itertuples()]
+    figure = make_subplots(rows=len(KNOBS), cols=1, subplot_titles=list(KNOBS.values()), vertical_spacing=0.14)
+    for index, knob in enumerate(KNOBS, start=1):
+        if not trials:
+            break
+        matrix = knob_matrix(analysis.policies, knob, trials)
+        values = matrix.to_numpy(dtype=float)
+        colour = np.log2(values) if knob.endswith("_bits") else values
+        figure.add_heatmap(z=colour.tolist(), x=[short_layer(c) for c in matrix.columns], y=labels, row=index, col=1,
+                           colorscale="Viridis", showscale=False, name=KNOBS[knob],
+                           text=[[("" if v != v else f"{v:g}") for v in row] for row in values],
+                           texttemplate="%{text}",
+                           hovertemplate=f"%{{y}}<br>%{{x}}<br>{KNOBS[knob]} %{{text}}<extra></extra>")
+    figure.update_layout(title="per-layer policy of the front (blank: layer absent; bit colours on a log scale)",
+                         height=300 + 90 * len(KNOBS) * max(1, len(trials)) ** 0.7, template="plotly_white")
+    return figure
+
+
+def _figure_div(figure: go.Figure, div_id: str) -> str:
+    return figure.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
+                          config={"displaylogo": False, "responsive": True})
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, dict)):
+        return html.escape(json.dumps(value))
+    return html.escape(str(value))
+
+
+def _table(table: pd.DataFrame, sortable: bool = False, policy_column: str | None = None) -> str:
+    if table.empty:
+        return '<p class="note">none yet</p>'
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    rows = []
+    for _, row in table.iterrows():
+        cells = "".join(
+            f'<td class="policy">{_cell(v)}</td>' if c == policy_column else f"<td>{_cell(v)}</td>"
+            for c, v in row.items()
+        )
+        rows.append(f"<tr>{cells}</tr>")
+    kind = ' class="sortable"' if sortable else ""
+    return f"<table{kind}><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _pairs(data: dict[str, Any]) -> str:
+    if not data:
+        return '<p class="note">not available</p>'
+    return _table(pd.DataFrame({"setting": list(data), "value": [_cell(v) for v in data.values()]}))
+
+
+def render(analysis: Analysis) -> str:
+    """The whole report page as one HTML string."""
+    run = analysis.run
+    device, validation = tables.profile_summary(run.profile)
+    timings = tables.timings(analysis)
+    running = timings.get("trials RUNNING", 0)
+    status = f" &middot; <b>in progress</b>: {running} trial(s) running" if running else ""
+    sections = [
+        f"<h1>autocompress run <code>{html.escape(run.name)}</code></h1>",
+        f'<p class="note">{timings["trials"]} trials, {len(run.complete)} finished, front of {len(analysis.front)}, '
+        f"objectives {html.escape(', '.join(run.objectives))}{status}</p>",
+        "<h2>Accuracy and latency</h2>", _figure_div(_scatter(analysis), "scatter"),
+        "<h2>Pareto front</h2><p class=note>Click a column header to sort.</p>",
+        _table(tables.front_table(analysis, "\n"), sortable=True, policy_column="policy"),
+        "<h2>Uniform baselines</h2>", _table(tables.baseline_table(analysis)),
+        "<h2>Hypervolume</h2>",
+        '<p class="note">Objectives normalised: error = 1 - accuracy; latency and size divided by 1.1 x '
+        "the largest finished trial's; reference point (1, 1[, 1]).</p>",
+        _figure_div(_hypervolume(analysis), "hypervolume"),
+        "<h2>Per-layer policy of the front</h2>", _figure_div(_policy(analysis), "policy"),
+        '<div class="cols"><div><h2>Device profile</h2>', _pairs(device),
+        "<h3>Validation of its latency predictions</h3>", _pairs(validation), "</div>",
+        "<div><h2>Run settings</h2>", _pairs(tables.settings(analysis)),
+        "<h2>Timings</h2>", _pairs(timings), "</div></div>",
+        "<h2>Search space</h2><details><summary>show</summary><pre>"
+        f"{html.escape(json.dumps(run.config.get('space', {}), indent=1))}</pre></details>",
+    ]
+    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>autocompress: {html.escape(run.name)}</title>"
+            f"<style>{_STYLE}</style><script>{get_plotlyjs()}</script></head><body>"
+            f"{''.join(sections)}<script>{_SORT_SCRIPT}</script></body></html>")

@@ -1,0 +1,41 @@
+"""summary.md: the run in a page of Markdown (for a pull request, a chat, a notebook)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from autocompress.report import tables
+from autocompress.report.analysis import Analysis
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return "" if value != value else f"{value:.4g}"
+        return str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _pairs(data: dict[str, Any]) -> str:
+    return "\n".join(f"- {key}: {value}" for key, value in data.items() if value is not None) or "- not available"
+
+
+def render(analysis: Analysis, files: list[str]) -> str:
+    run = analysis.run
+    device, validation = tables.profile_summary(run.profile)
+    front = tables.front_table(analysis).drop(columns=["policy"])
+    constraints = ", ".join(f"{k} <= {v:g}" for k, v in run.constraints.items()) or "none"
+    return "\n\n".join([
+        f"# autocompress run `{run.name}`",
+        f"Objectives: {', '.join(run.objectives)}; constraints: {constraints}.",
+        "## Timings\n\n" + _pairs(tables.timings(analysis)),
+        "## Pareto front\n\n" + (markdown_table(front) if len(front) else "No finished trial yet."),
+        "## Uniform baselines\n\n" + markdown_table(tables.baseline_table(analysis)),
+        "## Device profile\n\n" + _pairs(device) + "\n\nValidation:\n\n" + _pairs(validation),
+        "## Files\n\n" + "\n".join(f"- `{name}`" for name in files),
+    ]) + "\n"
