@@ -1,0 +1,335 @@
+"""Op signatures: the kernels a runtime executes for a compressed network.
+
+A signature is keyed by what actually runs: a conv with its batch norm and activation
+(one fused kernel in ONNX Runtime, one ``ConvBNAct`` unit in eager torch), a
+squeeze-excite gate, a residual add, the global pool, a linear layer. Shapes are those of
+the compressed model (channels after pruning, both factors of a low-rank layer), for one
+image; the profile's batch size multiplies them at measurement time. Bit-widths are in the
+key only where the device has more than one kernel precision, mapped by ``BitsRule`` to the
+precision the device really runs (a 4-bit layer runs as int8 on a CPU).
+
+Unstructured sparsity never changes a signature: no profile here has sparse kernels.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from autocompress.candidate import FLOAT_BITS, Candidate
+from autocompress.compress.lowrank import LowRankConv2d, LowRankLinear, rank_for
+from autocompress.compress.prune import channels_to_keep
+from autocompress.compress.quantize import activation_bits_of, weight_bits_of
+from autocompress.models.blocks import ConvBNAct, InvertedResidual, SqueezeExcite, squeeze_channels
+from autocompress.models.mobilenet import input_shape
+from autocompress.space import SearchSpace
+
+BN_RELU, BN, NONE, BIAS = "bn+relu", "bn", "none", "bias"
+
+
+@dataclass(frozen=True, order=True)
+class OpSignature:
+    """One kernel: op type, input shape (C,H,W) or (features,), and its parameters.
+
+    ``out`` is the output channels (conv, linear) or the squeeze width (se); ``epilogue``
+    what is fused after the kernel; ``bits`` the (weight, activation) kernel precision,
+    ``None`` on devices with one precision.
+    """
+
+    op: str
+    shape: tuple[int, ...]
+    out: int = 0
+    kernel: int = 0
+    stride: int = 1
+    groups: int = 1
+    epilogue: str = NONE
+    bits: tuple[int, int] | None = None
+
+    @property
+    def key(self) -> str:
+        parts = [self.op, "x".join(map(str, self.shape))]
+        if self.op in ("conv", "linear", "se"):
+            parts.append(f"o{self.out}")
+        if self.op == "conv":
+            parts += [f"k{self.kernel}", f"s{self.stride}", f"g{self.groups}"]
+        if self.op in ("conv", "linear"):
+            parts.append(self.epilogue)
+        if self.bits is not None:
+            parts.append(f"w{self.bits[0]}a{self.bits[1]}")
+        return "/".join(parts)
+
+    @classmethod
+    def from_key(cls, key: str) -> OpSignature:
+        op, shape, *rest = key.split("/")
+        fields: dict = {"op": op, "shape": tuple(int(v) for v in shape.split("x"))}
+        for part in rest:
+            if part[0] == "w" and "a" in part:
+                weight, activation = part[1:].split("a")
+                fields["bits"] = (int(weight), int(activation))
+            elif part in (BN_RELU, BN, NONE, BIAS):
+                fields["epilogue"] = part
+            else:
+                name = {"o": "out", "k": "kernel", "s": "stride", "g": "groups"}[part[0]]
+                fields[name] = int(part[1:])
+        return cls(**fields)
+
+    @property
+    def quantized(self) -> bool:
+        return self.bits is not None and min(self.bits) < FLOAT_BITS
+
+    def macs(self) -> int:
+        """Multiply-accumulates per image (the FLOPs baseline and the modelled device)."""
+        if self.op == "conv":
+            c, h, w = self.shape
+            out_h, out_w = -(-h // self.stride), -(-w // self.stride)
+            return out_h * out_w * self.out * (c // self.groups) * self.kernel**2
+        if self.op == "linear":
+            return self.shape[0] * self.out
+        if self.op == "se":
+            c, h, w = self.shape
+            return c * h * w * 2 + 2 * c * self.out
+        return math.prod(self.shape)
+
+    def weight_count(self) -> int:
+        if self.op == "conv":
+            return self.out * (self.shape[0] // self.groups) * self.kernel**2
+        if self.op == "linear":
+            return self.shape[0] * self.out
+        if self.op == "se":
+            return 2 * self.shape[0] * self.out
+        return 0
+
+
+@dataclass(frozen=True)
+class BitsRule:
+    """How a layer's (weight, activation) bits map to the precision the device runs.
+
+    Each side rounds up to the smallest native bit-width that holds it (the widest if none
+    does); with ``follow`` the activations take the weights' kernel precision, as on a CPU
+    whose int8 kernels need int8 on both sides and whose float kernels take float inputs.
+    """
+
+    weight: tuple[int, ...] = (FLOAT_BITS,)
+    activation: tuple[int, ...] = (FLOAT_BITS,)
+    follow: bool = False
+
+    @classmethod
+    def of(cls, profile) -> BitsRule:
+        return cls(tuple(sorted(profile.native_weight_bits)),
+                   tuple(sorted(profile.native_activation_bits)),
+                   profile.activation_bits_follow_weights)
+
+    @property
+    def keyed(self) -> bool:
+        return len(self.weight) > 1 or len(self.activation) > 1
+
+    @staticmethod
+    def _round_up(bits: int, native: tuple[int, ...]) -> int:
+        return next((n for n in native if n >= bits), native[-1])
+
+    def kernel_bits(self, weight_bits: int, activation_bits: int) -> tuple[int, int] | None:
+        if not self.keyed:
+            return None
+        weight = self._round_up(weight_bits, self.weight)
+        activation = weight if self.follow else self._round_up(activation_bits, self.activation)
+        return weight, activation
+
+    def classes(self, space: SearchSpace) -> list[tuple[int, int] | None]:
+        """The distinct kernel precisions a layer of ``space`` can run at."""
+        layer = space.choices.layer
+        pairs = itertools.product(set(layer.weight_bits) | {FLOAT_BITS},
+                                  set(layer.activation_bits) | {FLOAT_BITS})
+        return sorted({self.kernel_bits(w, a) for w, a in pairs}, key=lambda b: b or (0, 0))
+
+
+FLOAT = BitsRule()
+
+
+# --- signatures of a built model ---------------------------------------------------------
+
+def _conv_signatures(conv: nn.Module, shape: tuple[int, ...], epilogue: str,
+                     rule: BitsRule) -> list[OpSignature]:
+    parts = list(conv) if isinstance(conv, LowRankConv2d) else [conv]
+    result = []
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        bits = rule.kernel_bits(weight_bits_of(part), activation_bits_of(part))
+        result.append(OpSignature("conv", shape, part.out_channels, part.kernel_size[0],
+                                  part.stride[0], part.groups, epilogue if last else NONE, bits))
+        stride = part.stride[0]
+        shape = (part.out_channels, -(-shape[1] // stride), -(-shape[2] // stride))
+    return result
+
+
+def _linear_signatures(linear: nn.Module, features: int, rule: BitsRule) -> list[OpSignature]:
+    parts = list(linear) if isinstance(linear, LowRankLinear) else [linear]
+    result = []
+    for part in parts:
+        bits = rule.kernel_bits(weight_bits_of(part), activation_bits_of(part))
+        epilogue = BIAS if part.bias is not None else NONE
+        result.append(OpSignature("linear", (features,), part.out_features, epilogue=epilogue,
+                                  bits=bits))
+        features = part.out_features
+    return result
+
+
+@torch.no_grad()
+def model_signatures(model: nn.Module, image_shape: tuple[int, ...],
+                     rule: BitsRule = FLOAT) -> list[OpSignature]:
+    """The kernels ``model`` runs for one image of ``image_shape`` (C,H,W), in order."""
+    found: list[OpSignature] = []
+
+    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        shape = tuple(inputs[0].shape[1:])
+        if isinstance(module, ConvBNAct):
+            epilogue = BN_RELU if isinstance(module.act, nn.ReLU) else BN
+            found.extend(_conv_signatures(module.conv, shape, epilogue, rule))
+        elif isinstance(module, SqueezeExcite):
+            found.append(OpSignature("se", shape, module.reduce.out_channels))
+        elif isinstance(module, InvertedResidual) and module.use_residual:
+            found.append(OpSignature("add", tuple(output.shape[1:])))
+        elif module is getattr(model, "pool", None):
+            found.append(OpSignature("pool", shape))
+        elif module is getattr(model, "classifier", None):
+            found.extend(_linear_signatures(module, shape[0], rule))
+
+    units = [m for m in model.modules() if isinstance(m, (ConvBNAct, SqueezeExcite, InvertedResidual))]
+    units += [getattr(model, "pool", None), getattr(model, "classifier", None)]
+    handles = [m.register_forward_hook(hook) for m in units if m is not None]
+    try:
+        model.eval()(torch.zeros((1, *image_shape)))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return found
+
+
+_CACHE: dict[tuple[str, str, BitsRule], tuple[OpSignature, ...]] = {}
+_CACHE_SIZE = 512
+
+
+def candidate_signatures(space: SearchSpace, candidate: Candidate,
+                         rule: BitsRule = FLOAT) -> list[OpSignature]:
+    """The kernels of ``candidate`` once built and compressed (shapes only, no weights).
+
+    Building takes about a second (pruning traces the graph), so results are cached.
+    """
+    from autocompress.pipeline import build_compressed
+
+    key = (space.model_dump_json(), candidate.hash, rule)
+    if key not in _CACHE:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        model = build_compressed(space, candidate)
+        _CACHE[key] = tuple(model_signatures(model, input_shape(space)[1:], rule))
+    return list(_CACHE[key])
+
+
+# --- every signature of a space ----------------------------------------------------------
+
+@functools.lru_cache(maxsize=4096)
+def _kept(channels: int, ratio: float) -> int:
+    """Channels left after channel-pruning ``ratio`` of ``channels`` filters."""
+    return len(channels_to_keep(nn.Conv2d(1, channels, 1, device="meta"), ratio))
+
+
+@functools.lru_cache(maxsize=4096)
+def _rank(out_channels: int, in_features: int, ratio: float) -> int:
+    return rank_for(nn.Linear(in_features, out_channels, device="meta"), ratio)
+
+
+class _Enumerator:
+    """All signatures of a space: each layer's own choices crossed with what shapes it."""
+
+    def __init__(self, space: SearchSpace, rule: BitsRule) -> None:
+        layer = space.choices.layer
+        self.bits = rule.classes(space)
+        channel = "channel" in layer.sparsity_kind
+        self.prune_ratios = sorted(set(layer.sparsity) | {0.0}) if channel else [0.0]
+        self.rank_ratios = sorted(set(layer.rank_ratio) | {1.0})
+        self.found: set[OpSignature] = set()
+
+    def dense(self, shape: tuple[int, int, int], out: int, kernel: int, stride: int,
+              epilogue: str, factorisable: bool, prune: bool) -> set[int]:
+        """A conv with its own rank, pruning and bits choices; returns its output widths."""
+        kept = {_kept(out, r) for r in self.prune_ratios} if prune else {out}
+        ranks = self.rank_ratios if factorisable else [1.0]
+        for ratio, bits, width in itertools.product(ranks, self.bits, kept):
+            if ratio < 1.0:
+                rank = _rank(out, shape[0] * kernel**2, ratio)
+                mid = (rank, -(-shape[1] // stride), -(-shape[2] // stride))
+                self.found.add(OpSignature("conv", shape, rank, kernel, stride, 1, NONE, bits))
+                self.found.add(OpSignature("conv", mid, width, 1, 1, 1, epilogue, bits))
+            else:
+                self.found.add(OpSignature("conv", shape, width, kernel, stride, 1, epilogue, bits))
+        return kept
+
+    def block(self, space: SearchSpace, in_ch: int, out_ch: int, stride: int, size: int) -> None:
+        block = space.choices.block
+        out_size = -(-size // stride)
+        for ratio, kernel, se in itertools.product(block.expand_ratio, block.kernel_size,
+                                                   block.squeeze_excite):
+            hidden = in_ch * ratio
+            widths = self.dense((in_ch, size, size), hidden, 1, 1, BN_RELU, True, True)
+            for width, bits in itertools.product(widths, self.bits):
+                self.found.add(OpSignature("conv", (width, size, size), width, kernel, stride,
+                                           width, BN_RELU, bits))
+                if se:
+                    self.found.add(OpSignature("se", (width, out_size, out_size),
+                                               squeeze_channels(hidden)))
+                for rank_ratio, pbits in itertools.product(self.rank_ratios, self.bits):
+                    if rank_ratio < 1.0:
+                        rank = _rank(out_ch, hidden, rank_ratio)
+                        shape = (width, out_size, out_size)
+                        self.found.add(OpSignature("conv", shape, rank, 1, 1, 1, NONE, pbits))
+                        self.found.add(OpSignature("conv", (rank, out_size, out_size), out_ch,
+                                                   1, 1, 1, BN, pbits))
+                    else:
+                        self.found.add(OpSignature("conv", (width, out_size, out_size), out_ch,
+                                                   1, 1, 1, BN, pbits))
+        if stride == 1 and in_ch == out_ch:
+            self.found.add(OpSignature("add", (out_ch, out_size, out_size)))
+
+    def head(self, space: SearchSpace, in_ch: int, size: int) -> None:
+        net, classes = space.network, space.data.num_classes
+        widths = self.dense((in_ch, size, size), net.head_channels, 1, 1, BN_RELU, True, True)
+        for width, bits, ratio in itertools.product(widths, self.bits, self.rank_ratios):
+            self.found.add(OpSignature("pool", (width, size, size)))
+            if ratio < 1.0:
+                rank = _rank(classes, net.head_channels, ratio)
+                self.found.add(OpSignature("linear", (width,), rank, epilogue=NONE, bits=bits))
+                self.found.add(OpSignature("linear", (rank,), classes, epilogue=BIAS, bits=bits))
+            else:
+                self.found.add(OpSignature("linear", (width,), classes, epilogue=BIAS, bits=bits))
+
+
+def space_signatures(space: SearchSpace, rule: BitsRule = FLOAT) -> list[OpSignature]:
+    """Every distinct signature any candidate of ``space`` can contain, sorted."""
+    enumerator = _Enumerator(space, rule)
+    net, size = space.network, space.data.image_size
+    enumerator.dense((space.data.channels, size, size), net.stem_channels, 3, 1, BN_RELU,
+                     False, False)
+    in_ch = net.stem_channels
+    for index, stage in enumerate(net.stages):
+        for position in range(max(space.stage_depths(index))):
+            stride = stage.stride if position == 0 else 1
+            enumerator.block(space, in_ch, stage.channels, stride, size)
+            size, in_ch = -(-size // stride), stage.channels
+    enumerator.head(space, in_ch, size)
+    return sorted(enumerator.found)
+
+
+def missing(signatures: Iterable[OpSignature], keys: Iterable[str]) -> Iterator[OpSignature]:
+    present = set(keys)
+    return (s for s in dict.fromkeys(signatures) if s.key not in present)
+
+
+def network_macs(signatures: Iterable[OpSignature]) -> int:
+    return sum(s.macs() for s in signatures)
+
