@@ -1,0 +1,55 @@
+"""Latency prediction from a hardware profile: sum of LUT entries, then the correction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from autocompress.candidate import Candidate
+from autocompress.errors import MissingSignaturesError
+from autocompress.hw.profile import HardwareProfile
+from autocompress.hw.signatures import BitsRule, OpSignature, candidate_signatures, missing
+from autocompress.space import SearchSpace
+
+SHOWN_MISSING = 5
+
+
+def profile_command(profile: HardwareProfile, space: SearchSpace) -> str:
+    """The command that (re)measures ``profile`` for ``space``, keeping its entries."""
+    space_path = profile.space if Path(profile.space).stem == space.name else f"<{space.name}.yaml>"
+    device = profile.device
+    return (f"autocompress profile {space_path} --runtime {device.runtime} "
+            f"--device {device.name} --threads {device.threads} "
+            f"--batch-size {device.batch_size} --out hw_profiles/{device.name}.json")
+
+
+def lut_sum(signatures: Sequence[OpSignature], profile: HardwareProfile,
+            space: SearchSpace) -> float:
+    """Sum of the table's medians over ``signatures`` (ms per batch)."""
+    absent = list(missing(signatures, profile.entries))
+    if absent:
+        shown = ", ".join(s.key for s in absent[:SHOWN_MISSING])
+        more = f" and {len(absent) - SHOWN_MISSING} more" if len(absent) > SHOWN_MISSING else ""
+        raise MissingSignaturesError(
+            f"profile '{profile.device.name}' has no entry for {len(absent)} op signature(s): "
+            f"{shown}{more}; measure them with: {profile_command(profile, space)}")
+    return sum(profile.entries[s.key].median_ms for s in signatures)
+
+
+def corrected(raw_ms: float, op_count: int, profile: HardwareProfile) -> float:
+    """Apply the profile's fitted correction (if any) to a LUT sum."""
+    fit = profile.correction
+    if fit is None:
+        return raw_ms
+    return max(0.0, fit.intercept + fit.per_lut_ms * raw_ms + fit.per_op * op_count)
+
+
+def predict(candidate: Candidate, profile: HardwareProfile, space: SearchSpace) -> float:
+    """Predicted latency of ``candidate`` on ``profile``'s device, in ms per batch of
+    ``profile.device.batch_size`` images.
+
+    Raises ``MissingSignaturesError`` naming the missing signatures and the command that
+    profiles them.
+    """
+    signatures = candidate_signatures(space, candidate, BitsRule.of(profile))
+    return corrected(lut_sum(signatures, profile, space), len(signatures), profile)
