@@ -1,0 +1,105 @@
+"""``autocompress search``: start a run or resume one."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from autocompress.errors import UserInputError
+from autocompress.search.settings import SAMPLERS, Constraints, parse_duration
+
+INTERRUPTED_EXIT = 130
+
+
+def _frozen_on_resume(**given: object) -> None:
+    named = [name for name, value in given.items() if value is not None]
+    if named:
+        raise UserInputError(f"--{named[0].replace('_', '-')} is frozen in the run's config.json; "
+                             "drop it when resuming (only --trials, --time-budget, --workers, --address may change)")
+
+
+def _log_to(path: Path) -> logging.Handler:
+    import optuna
+
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("autocompress", "optuna"):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    optuna.logging.disable_default_handler()
+    return handler
+
+
+def search_command(
+    space: Annotated[Path | None, typer.Argument(help="search space YAML (not needed with --resume)")] = None,
+    profile: Annotated[Path | None, typer.Option(help="hardware profile JSON, e.g. hw_profiles/<device>.json")] = None,
+    trials: Annotated[int | None, typer.Option(min=1, help="search trials to run (baselines not counted)")] = None,
+    time_budget: Annotated[str | None, typer.Option(help="wall-clock budget of this invocation: 8h, 90m, 600s")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="trials evaluated at once (default 2)")] = None,
+    sampler: Annotated[str | None, typer.Option(help=f"{' | '.join(SAMPLERS)} (default nsga2)")] = None,
+    run: Annotated[str | None, typer.Option(help="run name: results/<run>/ (default <space>-<time>)")] = None,
+    resume: Annotated[bool, typer.Option(help="continue the run named by --run")] = False,
+    address: Annotated[str | None, typer.Option(help="join this Ray cluster (host:port), not a local Ray")] = None,
+    max_latency_ms: Annotated[float | None, typer.Option(help="reject candidates predicted slower")] = None,
+    max_size_kb: Annotated[float | None, typer.Option(help="reject candidates larger than this")] = None,
+    objective: Annotated[list[str] | None, typer.Option(help="extra objective: size")] = None,
+    seed: Annotated[int | None, typer.Option(help="sampler and fine-tune seed (default 0)")] = None,
+    finetune_epochs: Annotated[int | None, typer.Option(min=0, help="override the space's finetune_epochs")] = None,
+    results_dir: Annotated[Path, typer.Option(help="where run folders live")] = Path("results"),
+) -> None:
+    """Search the space for the accuracy/latency Pareto front of compressed networks."""
+    from autocompress.search.driver import SearchDriver
+    from autocompress.search.rundir import RunFolder
+    from autocompress.search.setup import create_run, default_run_name, open_run
+    from autocompress.space import load_space
+
+    budget_s = parse_duration(time_budget) if time_budget is not None else None
+    if resume:
+        if run is None:
+            raise UserInputError("--resume needs --run NAME (the folder under results/)")
+        _frozen_on_resume(space=space, profile=profile, sampler=sampler, max_latency_ms=max_latency_ms,
+                          max_size_kb=max_size_kb, objective=objective, seed=seed, finetune_epochs=finetune_epochs)
+    elif space is None or profile is None:
+        raise UserInputError("search needs a SPACE file and --profile (or --run NAME --resume)")
+    elif trials is None and budget_s is None:
+        raise UserInputError("give --trials N and/or --time-budget (e.g. 8h)")
+    elif sampler is not None and sampler not in SAMPLERS:
+        raise UserInputError(f"--sampler: unknown {sampler!r} (allowed: {', '.join(SAMPLERS)})")
+    elif any(name != "size" for name in objective or []):
+        raise UserInputError(f"--objective: unknown {objective!r} (allowed: size)")
+    folder = RunFolder(results_dir / (run or default_run_name(load_space(space))))
+    with folder.lock():
+        if resume:
+            config, search_space, hw_profile = open_run(folder)
+            changes = {"trials": trials, "time_budget_s": budget_s, "workers": workers}
+            config = config.model_copy(update={k: v for k, v in changes.items() if v is not None})
+            config.write(folder.config)
+        else:
+            create_run(folder, space, profile, {
+                "run": folder.path.name, "objectives": ["accuracy", "latency_ms"] + (["size_kb"] if objective else []),
+                "constraints": Constraints(max_latency_ms=max_latency_ms, max_size_kb=max_size_kb),
+                "sampler": sampler or "nsga2", "trials": trials, "time_budget_s": budget_s,
+                "workers": workers or 2, "seed": seed or 0, "finetune_epochs": finetune_epochs})
+            config, search_space, hw_profile = open_run(folder)
+        handler = _log_to(folder.log)
+        try:
+            summary = SearchDriver(config, folder, search_space, hw_profile).run(address)
+        finally:
+            for name in ("autocompress", "optuna"):
+                logging.getLogger(name).removeHandler(handler)
+    _print_summary(summary, results_dir)
+
+
+def _print_summary(summary, results_dir: Path) -> None:
+    typer.echo(f"{summary.folder}: {summary.complete} complete, {summary.failed} failed, "
+               f"{summary.rejected} rejected; {summary.front} on the Pareto front "
+               f"(pareto.csv); {summary.wall_s:.0f} s")
+    if summary.interrupted:
+        typer.echo(f"stopped. Resume with: autocompress search --run {summary.run} --resume"
+                   + (f" --results-dir {results_dir}" if results_dir != Path("results") else ""))
+        sys.exit(INTERRUPTED_EXIT)

@@ -1,0 +1,254 @@
+"""The search loop: Optuna asks and tells in this process, Ray actors only evaluate.
+
+Why this design: the driver is the only writer of the Optuna storage, and a trial's
+outcome reaches the storage in the same step that makes it COMPLETE/FAIL. So after a
+crash or ``kill -9`` at any moment, every trial that finished is in the storage exactly
+once, and every trial still RUNNING there is one whose outcome never arrived: the next
+driver re-runs it under its own number with its own stored parameters (a trial killed
+half-way through sampling gets its missing parameters now). Nothing is lost, nothing runs
+twice, and the number of search trials is exactly the number asked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import optuna
+import ray
+import torch
+from tqdm import tqdm
+
+from autocompress.base import load_base
+from autocompress.data import load_splits
+from autocompress.hw.profile import HardwareProfile
+from autocompress.search import cluster
+from autocompress.search.params import BASELINES, baseline_params, suggest_candidate
+from autocompress.search.record import Outcome, now, trial_row
+from autocompress.search.rundir import RunFolder, front_rows
+from autocompress.search.samplers import make_sampler
+from autocompress.search.settings import SearchConfig
+from autocompress.search.worker import TrialEvaluator
+from autocompress.space import SearchSpace
+
+log = logging.getLogger(__name__)
+TABLE_INTERVAL_S = 2.0
+"""At most one rewrite of trials.csv/pareto.csv per interval (and one at the end)."""
+OPTUNA_STATE = {"COMPLETE": optuna.trial.TrialState.COMPLETE, "REJECTED": optuna.trial.TrialState.COMPLETE,
+                "FAIL": optuna.trial.TrialState.FAIL}
+
+
+@dataclass
+class Summary:
+    run: str
+    folder: Path
+    complete: int
+    failed: int
+    rejected: int
+    front: int
+    wall_s: float
+    evaluation_s: float
+    interrupted: bool
+
+
+class _Interrupted(Exception):
+    """SIGTERM, handled like Ctrl-C."""
+
+
+def _raise_interrupted(signum, frame) -> None:
+    raise _Interrupted
+
+
+class SearchDriver:
+    def __init__(self, config: SearchConfig, folder: RunFolder, space: SearchSpace,
+                 profile: HardwareProfile) -> None:
+        self.config, self.folder, self.space, self.profile = config, folder, space, profile
+        self.study = optuna.create_study(study_name=config.run, storage=folder.storage_url,
+                                         directions=config.directions(), load_if_exists=True)
+        if not self.study.metric_names:
+            self.study.set_metric_names(list(config.objectives))
+        existing = self.study.get_trials(deepcopy=False)
+        self.study.sampler = make_sampler(config.sampler, config.seed + len(existing), config.trials)
+        self.rows = {t.number: trial_row(t) for t in existing if t.state != optuna.trial.TrialState.WAITING}
+        self.cache = {t.user_attrs["candidate_hash"]: (t.number, Outcome(**_outcome_attrs(t.user_attrs)))
+                      for t in existing if t.user_attrs.get("state") in ("COMPLETE", "REJECTED")
+                      and t.state == optuna.trial.TrialState.COMPLETE}
+        self.stale = deque(t for t in existing if t.state == optuna.trial.TrialState.RUNNING)
+        self.waiting = self._enqueue_baselines(existing)
+        self.in_flight: dict[ray.ObjectRef, tuple[optuna.Trial, object]] = {}
+        self.evaluation_s = 0.0
+        self.tables_written = 0.0
+
+    # -- setup ------------------------------------------------------------------------------
+    def _enqueue_baselines(self, existing: list[optuna.trial.FrozenTrial]) -> int:
+        """Queue the reference baselines not queued yet; returns how many are waiting."""
+        known = {t.user_attrs.get("label") for t in existing if t.user_attrs.get("kind") == "baseline"}
+        waiting = sum(t.state == optuna.trial.TrialState.WAITING for t in existing)
+        for label in BASELINES:
+            if label in known:
+                continue
+            params = baseline_params(self.space, label)
+            if params is None:
+                log.warning("baseline %s skipped: one of its values is not a choice of the space", label)
+                continue
+            self.study.enqueue_trial(params, user_attrs={"kind": "baseline", "label": label})
+            waiting += 1
+        return waiting
+
+    def _start_workers(self, address: str | None) -> bool:
+        started = cluster.start(address, self.config.workers, self.folder.ray_processes)
+        if started and not address:
+            cluster.record_local_processes(self.folder.ray_processes)
+        threads = 1 if address else max(1, (os.cpu_count() or 1) // self.config.workers)
+        base, _ = load_base(self.space, Path(self.config.base_path))
+        shared = (ray.put(load_splits(self.space.data)), ray.put(base.state_dict()))
+        actor = ray.remote(num_cpus=1, max_restarts=0)(TrialEvaluator)
+        epochs = self.config.finetune_epochs
+
+        def spawn():
+            return actor.remote(self.space, self.profile, *shared, self.config.constraints, self.config.seed,
+                                epochs, threads)
+
+        self._spawn = spawn
+        self.idle = [spawn() for _ in range(self.config.workers)]
+        return started
+
+    # -- bookkeeping --------------------------------------------------------------------------
+    def _count(self, **match: str) -> int:
+        return sum(all(row[k] == v for k, v in match.items()) for row in self.rows.values())
+
+    def _front(self) -> int:
+        return len(front_rows(list(self.rows.values()), self.config.objectives))
+
+    def _write_tables(self, force: bool = False) -> None:
+        if force or time.monotonic() - self.tables_written >= TABLE_INTERVAL_S:
+            self.folder.write_tables(list(self.rows.values()), self.config.objectives)
+            self.tables_written = time.monotonic()
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _wants_search_trial(self, deadline: float | None) -> bool:
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        return self.config.trials is None or self._count(kind="search") < self.config.trials
+
+    def _next_trial(self) -> optuna.Trial:
+        if self.stale:
+            frozen = self.stale.popleft()
+            log.info("trial %d was running when the previous driver stopped: running it again", frozen.number)
+            return optuna.Trial(self.study, frozen._trial_id)
+        trial = self.study.ask()
+        if self.waiting and trial.user_attrs.get("kind") == "baseline":
+            self.waiting -= 1
+        else:
+            trial.set_user_attr("kind", "search")
+            trial.set_user_attr("label", "")
+        return trial
+
+    def _dispatch(self, trial: optuna.Trial) -> None:
+        candidate = suggest_candidate(self.space, trial.suggest_categorical)
+        if trial.user_attrs.get("candidate_hash") != candidate.hash:
+            trial.set_user_attr("candidate", candidate.to_json())
+            trial.set_user_attr("candidate_hash", candidate.hash)
+        started = now()
+        trial.set_user_attr("started_at", started)
+        self.rows[trial.number] = {**trial_row(self.study._storage.get_trial(trial._trial_id))}
+        if candidate.hash in self.cache:
+            number, outcome = self.cache[candidate.hash]
+            log.info("trial %d: candidate %s already evaluated in trial %d", trial.number, candidate.hash, number)
+            trial.set_user_attr("cached_from", number)
+            self._finish(trial, replace(outcome, started_at=started, finished_at=now(), duration_s=0.0,
+                                        finetune_s=0.0), source=number)
+            return
+        actor = self.idle.pop()
+        self.in_flight[actor.evaluate.remote(candidate.to_json())] = (trial, actor)
+
+    def _finish(self, trial: optuna.Trial, outcome: Outcome, source: int | None = None) -> None:
+        """Store the outcome: model file first, then attributes, then the final state."""
+        number = trial.number
+        if outcome.state == "COMPLETE":
+            target = self.folder.model_path(number)
+            target.parent.mkdir(exist_ok=True)
+            tmp = target.with_suffix(".tmp")
+            if source is None:
+                torch.save({"state_dict": outcome.state_dict, "candidate": trial.user_attrs["candidate"]}, tmp)
+            else:
+                tmp.unlink(missing_ok=True)
+                os.link(self.folder.model_path(source), tmp)
+            tmp.replace(target)
+        for key, value in outcome.attrs().items():
+            trial.set_user_attr(key, value)
+        if outcome.state != "FAIL":
+            for key, value in self.config.constraints.violations(outcome.latency_ms, outcome.size_kb).items():
+                if key not in self.study._storage.get_trial(trial._trial_id).constraints:
+                    trial.set_constraint(key, value)
+                trial.set_user_attr(f"constraint:{key}", value)
+        values = outcome.values(self.config.objectives) if outcome.state != "FAIL" else None
+        self.study.tell(trial, values, state=OPTUNA_STATE[outcome.state])
+        self.rows[number] = trial_row(self.study._storage.get_trial(trial._trial_id))
+        if outcome.state in ("COMPLETE", "REJECTED") and source is None:
+            self.cache.setdefault(self.rows[number]["candidate_hash"], (number, replace(outcome, state_dict=None)))
+        self.evaluation_s += outcome.duration_s
+        log.info("trial %d %s: %s", number, outcome.state,
+                 outcome.error or {k: self.rows[number][k] for k in self.config.objectives})
+        self._write_tables()
+
+    def _collect(self, timeout: float) -> int:
+        """Finish the trials whose results arrived within ``timeout``; returns how many."""
+        ready, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=timeout)
+        for ref in ready:
+            trial, actor = self.in_flight.pop(ref)
+            try:
+                outcome = ray.get(ref)
+                self.idle.append(actor)
+            except ray.exceptions.RayError as error:
+                outcome = Outcome("FAIL", error=f"worker died: {type(error).__name__}: {error}".splitlines()[0],
+                                  finished_at=now())
+                self.idle.append(self._spawn())
+            self._finish(trial, outcome)
+        return len(ready)
+
+    def run(self, address: str | None) -> Summary:
+        config = self.config
+        start = time.monotonic()
+        deadline = start + config.time_budget_s if config.time_budget_s else None
+        started = self._start_workers(address)
+        total = len(BASELINES) + config.trials if config.trials else None
+        done = self._count(state="COMPLETE") + self._count(state="FAIL") + self._count(state="REJECTED")
+        bar = tqdm(total=total, initial=done, unit="trial", desc=config.run, dynamic_ncols=True)
+        previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+        interrupted = False
+        try:
+            while True:
+                while self.idle and (self.stale or self.waiting or self._wants_search_trial(deadline)):
+                    self._dispatch(self._next_trial())
+                if not self.in_flight:
+                    break
+                bar.update(self._collect(timeout=1.0))
+                postfix = {"failed": self._count(state="FAIL"), "rejected": self._count(state="REJECTED"),
+                           "front": self._front()}
+                if deadline is not None:
+                    postfix["budget_left_s"] = max(0, int(deadline - time.monotonic()))
+                bar.set_postfix(postfix, refresh=False)
+        except (KeyboardInterrupt, _Interrupted):
+            interrupted = True
+            log.warning("interrupted: %d trials in flight stay RUNNING and re-run on --resume", len(self.in_flight))
+            for _, actor in self.in_flight.values():
+                ray.kill(actor)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            bar.close()
+            self._write_tables(force=True)
+            cluster.stop(started, self.folder.ray_processes)
+        return Summary(config.run, self.folder.path, self._count(state="COMPLETE"), self._count(state="FAIL"),
+                       self._count(state="REJECTED"), self._front(), time.monotonic() - start, self.evaluation_s,
+                       interrupted)
+
+
+def _outcome_attrs(attrs: dict) -> dict:
+    fields = Outcome.__dataclass_fields__
+    return {k: v for k, v in attrs.items() if k in fields and k != "state_dict"}

@@ -1,0 +1,64 @@
+"""What a trial produced, how it is kept in Optuna's storage, and its ``trials.csv`` row.
+
+The storage is the one source of truth: every column of ``trials.csv`` is a user
+attribute of the trial (so optuna-dashboard shows them too), and the CSV files are
+derived from it, so a driver killed between the two loses nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+import optuna
+
+COLUMNS = ["number", "kind", "label", "state", "accuracy", "accuracy_before", "latency_ms", "size_kb",
+           "candidate_hash", "candidate", "error", "started_at", "finished_at", "duration_s", "finetune_s"]
+
+REJECTED_ACCURACY = 0.0
+"""Accuracy told to Optuna for a candidate rejected before training: with its constraint
+violation, it lets the samplers learn to avoid the infeasible region. ``trials.csv`` leaves
+the accuracy of such rows empty."""
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Outcome:
+    """A trial's result as a worker returns it (``state_dict`` only for COMPLETE)."""
+
+    state: str
+    latency_ms: float | None = None
+    size_kb: float | None = None
+    accuracy: float | None = None
+    accuracy_before: float | None = None
+    error: str = ""
+    started_at: str = ""
+    finished_at: str = ""
+    duration_s: float = 0.0
+    finetune_s: float = 0.0
+    state_dict: dict | None = field(default=None, repr=False)
+
+    def attrs(self) -> dict:
+        """The user attributes that mirror this outcome (everything but the weights)."""
+        return {k: v for k, v in asdict(self).items() if k != "state_dict"}
+
+    def values(self, objectives: list[str]) -> list[float]:
+        """Objective values to tell Optuna (COMPLETE and REJECTED trials)."""
+        measured = {"accuracy": REJECTED_ACCURACY if self.accuracy is None else self.accuracy,
+                    "latency_ms": self.latency_ms, "size_kb": self.size_kb}
+        return [float(measured[name]) for name in objectives]
+
+
+def trial_row(trial: optuna.trial.FrozenTrial) -> dict:
+    """The ``trials.csv`` row of a trial (in flight if its outcome is not stored yet)."""
+    attrs = trial.user_attrs
+    row = {column: attrs.get(column, "") for column in COLUMNS}
+    row["number"] = trial.number
+    if trial.state == optuna.trial.TrialState.RUNNING or "state" not in attrs:
+        row["state"] = "RUNNING"
+        row["started_at"] = attrs.get("started_at") or trial.datetime_start.astimezone(
+            timezone.utc).isoformat(timespec="seconds")
+    return {k: ("" if v is None else v) for k, v in row.items()}

@@ -1,0 +1,86 @@
+"""The run folder ``results/<run>/``: its files, its lock, and atomic table writes."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from autocompress.errors import UserInputError
+from autocompress.search.pareto import pareto_mask
+from autocompress.search.record import COLUMNS
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` so that a reader (or a crash) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _csv_text(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def front_rows(rows: list[dict], objectives: list[str]) -> list[dict]:
+    """COMPLETE rows on the Pareto front; one row per candidate (the first one tried)."""
+    first_of: dict[str, dict] = {}
+    for row in sorted(rows, key=lambda r: r["number"]):
+        if row["state"] == "COMPLETE":
+            first_of.setdefault(row["candidate_hash"], row)
+    unique = list(first_of.values())
+    if not unique:
+        return []
+    mask = pareto_mask([[float(row[name]) for name in objectives] for row in unique], objectives)
+    return [row for row, keep in zip(unique, mask, strict=True) if keep]
+
+
+class RunFolder:
+    """Paths of one run's files; ``lock()`` keeps a second driver out while one runs."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.config = self.path / "config.json"
+        self.space = self.path / "space.yaml"
+        self.profile = self.path / "profile.json"
+        self.base = self.path / "base.pt"
+        self.database = self.path / "study.db"
+        self.trials_csv = self.path / "trials.csv"
+        self.pareto_csv = self.path / "pareto.csv"
+        self.models = self.path / "models"
+        self.log = self.path / "search.log"
+        self.ray_processes = self.path / "ray_processes.json"
+
+    @property
+    def storage_url(self) -> str:
+        return f"sqlite:///{self.database.resolve()}"
+
+    def model_path(self, number: int) -> Path:
+        return self.models / f"trial_{number}.pt"
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """An exclusive lock on the run, released by the kernel even after ``kill -9``."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / ".lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UserInputError(f"{self.path}: another search is running on this run") from None
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield
+
+    def write_tables(self, rows: list[dict], objectives: list[str]) -> None:
+        """Rewrite trials.csv and pareto.csv from all rows (sorted by trial number)."""
+        ordered = sorted(rows, key=lambda r: r["number"])
+        write_atomic(self.trials_csv, _csv_text(ordered))
+        write_atomic(self.pareto_csv, _csv_text(front_rows(ordered, objectives)))

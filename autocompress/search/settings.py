@@ -1,0 +1,73 @@
+"""Settings of one search run, frozen into ``results/<run>/config.json``."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from autocompress.errors import UserInputError
+
+SAMPLERS = ("nsga2", "nsga3", "tpe", "random", "gp")
+Objective = Literal["accuracy", "latency_ms", "size_kb"]
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``8h``, ``1h30m``, ``90m``, ``45s`` or a plain number of seconds."""
+    match = _DURATION.match(text.strip().lower())
+    if not text.strip() or match is None or not any(match.groups()):
+        raise UserInputError(f"--time-budget: cannot read {text!r} (use e.g. 8h, 1h30m, 90m, 600s)")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+class Constraints(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    max_latency_ms: float | None = None
+    max_size_kb: float | None = None
+
+    def violations(self, latency_ms: float, size_kb: float) -> dict[str, float]:
+        """Optuna constraint values (<= 0 is feasible) of every constraint that is set."""
+        limits = {"max_latency_ms": (self.max_latency_ms, latency_ms),
+                  "max_size_kb": (self.max_size_kb, size_kb)}
+        return {key: value - limit for key, (limit, value) in limits.items() if limit is not None}
+
+
+class SearchConfig(BaseModel):
+    """Everything that defines a run; written once, read back on ``--resume``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    space_path: str
+    space: dict
+    profile_path: str
+    profile_device: str
+    objectives: list[Objective]
+    constraints: Constraints = Constraints()
+    sampler: str
+    trials: int | None = Field(None, ge=1)
+    time_budget_s: float | None = Field(None, gt=0)
+    workers: int = Field(2, ge=1)
+    seed: int = 0
+    finetune_epochs: int | None = Field(None, ge=0)
+    base_path: str
+    created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    def directions(self) -> list[str]:
+        return ["maximize" if name == "accuracy" else "minimize" for name in self.objectives]
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(self.model_dump(), indent=2) + "\n")
+
+    @classmethod
+    def read(cls, path: Path) -> SearchConfig:
+        if not path.is_file():
+            raise UserInputError(f"{path}: no such run to resume (config.json missing)")
+        return cls.model_validate_json(path.read_text())

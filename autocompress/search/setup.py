@@ -1,0 +1,52 @@
+"""Creating a run folder (frozen config, copies of the inputs, the base network) or reopening one."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+from autocompress.base import base_path, ensure_base
+from autocompress.candidate import uniform_candidate
+from autocompress.data import load_splits
+from autocompress.errors import UserInputError
+from autocompress.hw.predict import predict
+from autocompress.hw.profile import HardwareProfile, load_profile
+from autocompress.models.mobilenet import largest_arch
+from autocompress.search.rundir import RunFolder
+from autocompress.search.settings import SearchConfig
+from autocompress.space import SearchSpace, load_space
+
+
+def default_run_name(space: SearchSpace) -> str:
+    return f"{space.name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+
+
+def create_run(folder: RunFolder, space_path: Path, profile_path: Path, settings: dict) -> SearchConfig:
+    """Validate the inputs, copy them and the base network into ``folder``, freeze the config.
+
+    ``settings`` holds the remaining ``SearchConfig`` fields (run, objectives, sampler, ...).
+    config.json is written last: a folder without it is an unfinished setup, started over.
+    """
+    if folder.config.exists():
+        raise UserInputError(f"{folder.path}: run already exists; add --resume to continue it, "
+                             "or pick another --run name")
+    space = load_space(space_path)
+    profile = load_profile(profile_path)
+    predict(uniform_candidate(space, largest_arch(space)), profile, space)  # a profile that misses ops fails here
+    folder.path.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(space_path, folder.space)
+    shutil.copyfile(profile_path, folder.profile)
+    base_dir = folder.path.parent / "_base"
+    ensure_base(space, load_splits(space.data), base_dir)
+    shutil.copyfile(base_path(space, base_dir), folder.base)
+    config = SearchConfig(space_path=str(space_path), space=space.model_dump(), profile_path=str(profile_path),
+                          profile_device=profile.device.name, base_path=str(folder.base), **settings)
+    config.write(folder.config)
+    return config
+
+
+def open_run(folder: RunFolder) -> tuple[SearchConfig, SearchSpace, HardwareProfile]:
+    """The frozen config and the copied inputs of an existing run."""
+    config = SearchConfig.read(folder.config)
+    return config, load_space(folder.space), load_profile(folder.profile)

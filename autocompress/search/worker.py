@@ -1,0 +1,58 @@
+"""Evaluation of one candidate, inside a Ray actor that keeps data and base network loaded.
+
+Each actor receives the space, profile, data splits and base weights once (through Ray's
+object store) and then evaluates candidate after candidate, so no trial pays for loading.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from autocompress.candidate import Candidate
+from autocompress.compress.size import model_size_bytes
+from autocompress.data import Splits
+from autocompress.hw.predict import predict
+from autocompress.hw.profile import HardwareProfile
+from autocompress.models.mobilenet import MobileNet, largest_arch
+from autocompress.pipeline import build_compressed, evaluate_candidate
+from autocompress.search.record import Outcome, now
+from autocompress.search.settings import Constraints
+from autocompress.space import SearchSpace
+
+
+class TrialEvaluator:
+    """Turns candidate JSON into an ``Outcome``; never raises for a bad candidate."""
+
+    def __init__(self, space: SearchSpace, profile: HardwareProfile, splits: Splits, base_state: dict,
+                 constraints: Constraints, seed: int, finetune_epochs: int | None, threads: int) -> None:
+        torch.set_num_threads(threads)
+        self.space, self.profile, self.splits = space, profile, splits
+        self.constraints, self.seed, self.epochs = constraints, seed, finetune_epochs
+        self.base = MobileNet(space, largest_arch(space))
+        self.base.load_state_dict(base_state)
+        self.base.eval()
+
+    def evaluate(self, candidate_json: str) -> Outcome:
+        """Predict latency and size, reject if a constraint breaks, else train and measure."""
+        started, clock = now(), time.perf_counter()
+        try:
+            outcome = self._evaluate(Candidate.from_json(candidate_json))
+        except Exception as error:  # noqa: BLE001 - any failure of a trial is recorded, not fatal
+            outcome = Outcome("FAIL", error=f"{type(error).__name__}: {error}")
+        outcome.started_at, outcome.finished_at = started, now()
+        outcome.duration_s = time.perf_counter() - clock
+        return outcome
+
+    def _evaluate(self, candidate: Candidate) -> Outcome:
+        latency = predict(candidate, self.profile, self.space)
+        size_kb = model_size_bytes(build_compressed(self.space, candidate)) / 1024
+        broken = {k: v for k, v in self.constraints.violations(latency, size_kb).items() if v > 0}
+        if broken:
+            reason = ", ".join(f"{key} exceeded by {value:.4g}" for key, value in broken.items())
+            return Outcome("REJECTED", latency_ms=latency, size_kb=size_kb, error=f"rejected before training: {reason}")
+        model, result = evaluate_candidate(self.space, candidate, self.base, self.splits, self.seed, self.epochs)
+        return Outcome("COMPLETE", latency_ms=latency, size_kb=result.size_bytes / 1024, accuracy=result.accuracy,
+                       accuracy_before=result.accuracy_before, finetune_s=result.finetune_seconds,
+                       state_dict=model.state_dict())
