@@ -73,3 +73,6 @@ def train_base_command(
 
 register("train-base", train_base_command)
 # Subsystem commands register below.
+from autocompress.search.command import search_command  # noqa: E402
+
+register("search", search_command)
