@@ -28,6 +28,7 @@ from autocompress.compress.freeze import freeze
 
 OPSET = 17
 INPUT_NAME = "input"
+QUANTIZED_OPS = ("Conv", "Gemm", "MatMul")
 
 
 def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: Path) -> Path:
@@ -64,7 +65,8 @@ def quantize_onnx_int8(
 
     QDQ format, per-channel symmetric int8 weights, int8 activations calibrated (min/max)
     on ``calibration``, whose first axis is split into batches of the model's batch size.
-    ``nodes_to_exclude`` (ONNX node names) stay float. The model is first run through ONNX
+    Only convs and linears (``QUANTIZED_OPS``) are quantized: they are the layers a policy
+    gives bits to. ``nodes_to_exclude`` (ONNX node names) stay float. The model is first run through ONNX
     Runtime's pre-processing (graph optimisation, shape inference), which the quantizer
     needs to see biases as initializers.
     """
@@ -81,6 +83,7 @@ def quantize_onnx_int8(
     reader = _ArrayReader(graph_input.name, batches)
     quantize_static(str(prepared), str(int8_path), reader, quant_format=QuantFormat.QDQ,
                     per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    op_types_to_quantize=list(QUANTIZED_OPS),
                     nodes_to_exclude=nodes_to_exclude or [])
     prepared.unlink()
     return int8_path

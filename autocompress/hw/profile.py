@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from autocompress.errors import UserInputError
+from autocompress.hw.bundle_runner import host_cpu
 
 SCHEMA_VERSION = 1
 
@@ -33,6 +35,14 @@ class Device(_Strict):
     host_cpu: str
     host_threads: int = Field(ge=1)
     date: str
+
+    @classmethod
+    def on_this_host(cls, name: str, kind: str, runtime: str, threads: int,
+                     batch_size: int) -> Device:
+        """A device record stamped with this machine's CPU model, thread count and date."""
+        return cls(name=name, kind=kind, runtime=runtime, threads=threads,
+                   batch_size=batch_size, host_cpu=host_cpu(), host_threads=os.cpu_count() or 1,
+                   date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
 class Entry(_Strict):

@@ -125,6 +125,13 @@ class BitsRule:
                    tuple(sorted(profile.native_activation_bits)),
                    profile.activation_bits_follow_weights)
 
+    @classmethod
+    def of_runtime(cls, runtime: str) -> BitsRule:
+        """The rule of a measured CPU runtime: only ``onnxruntime-int8`` has int8 kernels."""
+        if runtime == "onnxruntime-int8":
+            return cls(weight=(8, FLOAT_BITS), activation=(8, FLOAT_BITS), follow=True)
+        return cls()
+
     @property
     def keyed(self) -> bool:
         return len(self.weight) > 1 or len(self.activation) > 1

@@ -1,0 +1,100 @@
+"""Standalone runner of a profiling bundle: needs only Python 3, numpy and onnxruntime.
+
+Copied into every bundle as ``runner.py``; on the target device run
+``python runner.py [--threads T] [--out latency.csv]`` in the bundle folder. It times every
+ONNX model listed in ``manifest.json`` (the op kernels and the validation networks) and
+writes one CSV row per model: key, median_ms, spread_ms, samples, plus the settings and
+host it ran on. autocompress's own profiler uses the same session and timing functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+CSV_FIELDS = ("key", "median_ms", "spread_ms", "samples", "runtime", "threads", "batch_size",
+              "host_cpu", "host_threads")
+
+
+def open_session(path: Path, threads: int) -> ort.InferenceSession:
+    """A CPU session with a fixed thread count, sequential execution, full optimisation."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def time_calls(run: Callable[[], object], repeats: int) -> list[float]:
+    """Wall time of ``repeats`` single calls of ``run``, in ms."""
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - start) * 1000.0)
+    return samples
+
+
+def summarise(samples_ms: list[float]) -> tuple[float, float, int]:
+    """Median, interquartile range and count of timed runs."""
+    if len(samples_ms) < 2:
+        return samples_ms[0], 0.0, len(samples_ms)
+    quartiles = statistics.quantiles(samples_ms, n=4)
+    return statistics.median(samples_ms), quartiles[2] - quartiles[0], len(samples_ms)
+
+
+def session_runner(session: ort.InferenceSession, shape: list[int]) -> Callable[[], object]:
+    feeds = {session.get_inputs()[0].name:
+             np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
+    return lambda: session.run(None, feeds)
+
+
+def host_cpu() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="default: the bundle's")
+    parser.add_argument("--out", type=Path, default=Path("latency.csv"))
+    args = parser.parse_args()
+    folder = Path(__file__).resolve().parent
+    manifest = json.loads((folder / "manifest.json").read_text())
+    threads = args.threads or manifest["threads"]
+    rows = []
+    for index, item in enumerate(manifest["models"]):
+        run = session_runner(open_session(folder / item["file"], threads), item["shape"])
+        time_calls(run, manifest["warmup"])
+        median, spread, count = summarise(time_calls(run, manifest["repeats"]))
+        rows.append({"key": item["key"], "median_ms": median, "spread_ms": spread,
+                     "samples": count, "runtime": manifest["runtime"], "threads": threads,
+                     "batch_size": manifest["batch_size"], "host_cpu": host_cpu(),
+                     "host_threads": os.cpu_count() or 1})
+        print(f"\r{index + 1}/{len(manifest['models'])} timed", end="", flush=True)
+    tmp = args.out.with_name(args.out.name + ".tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(args.out)
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Runtimes a profile measures on, and the timing of one callable.
+
+Each runtime turns a torch module into a zero-argument callable that runs one batch:
+``torch-fp32`` runs the frozen model eagerly, ``onnxruntime`` its float ONNX export,
+``onnxruntime-int8`` the ONNX Runtime static QDQ int8 quantization of that export, where
+only the convs/linears whose kernel precision is int8 (``BitsRule``) are quantized.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from autocompress.compress.freeze import freeze
+from autocompress.compress.quantize import activation_bits_of, weight_bits_of
+from autocompress.hw import bundle_runner as runner
+from autocompress.hw.onnx_export import QUANTIZED_OPS, export_onnx, quantize_onnx_int8
+from autocompress.hw.signatures import BitsRule
+
+RUNTIMES = ("torch-fp32", "onnxruntime", "onnxruntime-int8")
+WARMUP_E2E = 10
+
+
+def module_path(node_name: str) -> str:
+    """Module path of an ONNX node named by torch's exporter scopes.
+
+    ``/stages/stages.3/stages.3.0/expand/conv/conv.0/Conv`` -> ``stages.3.0.expand.conv.0``:
+    a scope that extends the previous one (``conv`` -> ``conv.0``) replaces it.
+    """
+    scopes = node_name.strip("/").split("/")[:-1]
+    path: list[str] = []
+    for scope in scopes:
+        if path and scope.startswith(path[-1] + "."):
+            path[-1] = scope
+        else:
+            path.append(scope)
+    return ".".join(path)
+
+
+def int8_layers(model: nn.Module, rule: BitsRule) -> set[str]:
+    """Paths of the convs/linears of a (not yet frozen) model that run as int8."""
+    return {name for name, m in model.named_modules()
+            if isinstance(m, (nn.Conv2d, nn.Linear))
+            and rule.kernel_bits(weight_bits_of(m), activation_bits_of(m)) == (8, 8)}
+
+
+def _float_nodes(onnx_path: Path, quantized: set[str]) -> list[str]:
+    nodes = [n for n in onnx.load(str(onnx_path)).graph.node if n.op_type in QUANTIZED_OPS]
+    return [n.name for n in nodes if module_path(n.name) not in quantized]
+
+
+def prepare(runtime: str, model: nn.Module, shape: tuple[int, ...], threads: int,
+            int8: set[str] | None = None) -> Callable[[], object]:
+    """A callable running one batch of ``shape`` through ``model`` on ``runtime``.
+
+    ``int8`` lists the layer paths to quantize (``onnxruntime-int8`` only); ``None`` means
+    every conv/linear.
+    """
+    example = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    if runtime == "torch-fp32":
+        torch.set_num_threads(threads)
+        frozen = freeze(model)
+        tensor = torch.from_numpy(example)
+
+        def run_torch() -> object:
+            with torch.inference_mode():
+                return frozen(tensor)
+
+        return run_torch
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(model, shape, Path(tmp) / "float.onnx")
+        if runtime == "onnxruntime-int8" and int8 != set():
+            exclude = _float_nodes(path, int8) if int8 is not None else []
+            calibration = np.random.default_rng(1).standard_normal((shape[0] * 2, *shape[1:]))
+            path = quantize_onnx_int8(path, Path(tmp) / "int8.onnx", calibration.astype(np.float32),
+                                      nodes_to_exclude=exclude)
+        session = runner.open_session(path, threads)
+    return runner.session_runner(session, list(shape))

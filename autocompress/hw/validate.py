@@ -1,0 +1,102 @@
+"""Validation of a LUT: predicted vs measured end-to-end latency of random candidates.
+
+The candidates are prepared first and then timed in interleaved rounds, so a burst of
+load from another process spreads over all of them instead of skewing one. The
+correction (LUT sum and op count -> measured ms) is a linear regression; its reported
+figures are cross-validated, the stored one is fitted on all candidates.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import kendalltau
+from sklearn.linear_model import LinearRegression
+from sklearn.model_selection import KFold, cross_val_predict
+from tqdm import tqdm
+
+from autocompress.candidate import Candidate, random_candidate
+from autocompress.hw.bundle_runner import summarise, time_calls
+from autocompress.hw.profile import Correction, Figures, HardwareProfile, Validation
+from autocompress.hw.runtimes import WARMUP_E2E, int8_layers, prepare
+from autocompress.hw.signatures import BitsRule, candidate_signatures, network_macs
+from autocompress.models.mobilenet import input_shape
+from autocompress.pipeline import build_compressed
+from autocompress.space import SearchSpace
+
+ROUNDS = 10
+CALLS_PER_ROUND = 3
+FOLDS = 5
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One validation candidate: its LUT sum, op count, MACs and measured latency."""
+
+    candidate: Candidate
+    lut_ms: float
+    ops: int
+    macs: int
+    measured_ms: float
+
+
+def figures(predicted: np.ndarray, measured: np.ndarray) -> Figures:
+    error = np.abs(predicted - measured) / measured
+    tau = kendalltau(predicted, measured).statistic
+    return Figures(mape=float(100 * error.mean()), within_10=float((error <= 0.10).mean()),
+                   kendall_tau=float(tau))
+
+
+def measure_candidates(space: SearchSpace, candidates: list[Candidate], runtime: str,
+                       batch_size: int, threads: int) -> list[float]:
+    """Median end-to-end latency (ms per batch) of each candidate, timed interleaved."""
+    rule = BitsRule.of_runtime(runtime)
+    shape = input_shape(space, batch_size)
+    runs = []
+    for candidate in tqdm(candidates, desc=f"building on {runtime}", unit="net"):
+        model = build_compressed(space, candidate)
+        runs.append(prepare(runtime, model, shape, threads, int8=int8_layers(model, rule)))
+    samples: list[list[float]] = [[] for _ in runs]
+    for run in runs:
+        time_calls(run, WARMUP_E2E)
+    for _ in tqdm(range(ROUNDS), desc=f"timing on {runtime}", unit="round"):
+        for run, collected in zip(runs, samples, strict=True):
+            collected.extend(time_calls(run, CALLS_PER_ROUND))
+    return [summarise(s)[0] for s in samples]
+
+
+def validate(space: SearchSpace, profile: HardwareProfile, count: int, seed: int = 0
+             ) -> tuple[Validation, Correction, list[Sample]]:
+    """Measure ``count`` random candidates end to end and score the profile's LUT."""
+    from autocompress.hw.predict import lut_sum
+
+    start = time.perf_counter()
+    rng = random.Random(seed)
+    candidates = [random_candidate(space, rng) for _ in range(count)]
+    rule = BitsRule.of(profile)
+    device = profile.device
+    measured = measure_candidates(space, candidates, device.runtime, device.batch_size,
+                                  device.threads)
+    samples = []
+    for candidate, ms in zip(candidates, measured, strict=True):
+        signatures = candidate_signatures(space, candidate, rule)
+        samples.append(Sample(candidate, lut_sum(signatures, profile, space), len(signatures),
+                              network_macs(signatures), ms))
+    features = np.array([[s.lut_ms, s.ops] for s in samples])
+    target = np.array([s.measured_ms for s in samples])
+    folds = KFold(min(FOLDS, count), shuffle=True, random_state=seed)
+    crossed = cross_val_predict(LinearRegression(), features, target, cv=folds)
+    fit = LinearRegression().fit(features, target)
+    correction = Correction(intercept=float(fit.intercept_), per_lut_ms=float(fit.coef_[0]),
+                            per_op=float(fit.coef_[1]))
+    validation = Validation(
+        candidates=count,
+        raw=figures(features[:, 0], target),
+        corrected=figures(crossed, target),
+        flops_tau=float(kendalltau([s.macs for s in samples], target).statistic),
+        seconds=time.perf_counter() - start,
+    )
+    return validation, correction, samples
