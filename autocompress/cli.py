@@ -76,3 +76,6 @@ register("train-base", train_base_command)
 from autocompress.search.command import search_command  # noqa: E402
 
 register("search", search_command)
+from autocompress.hw.cli import profile_command  # noqa: E402
+
+register("profile", profile_command)

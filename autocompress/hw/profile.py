@@ -22,6 +22,10 @@ from autocompress.hw.bundle_runner import host_cpu
 SCHEMA_VERSION = 1
 
 
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -42,7 +46,7 @@ class Device(_Strict):
         """A device record stamped with this machine's CPU model, thread count and date."""
         return cls(name=name, kind=kind, runtime=runtime, threads=threads,
                    batch_size=batch_size, host_cpu=host_cpu(), host_threads=os.cpu_count() or 1,
-                   date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                   date=utc_now())
 
 
 class Entry(_Strict):

@@ -55,32 +55,38 @@ def _float_nodes(onnx_path: Path, quantized: set[str]) -> list[str]:
     return [n.name for n in nodes if module_path(n.name) not in quantized]
 
 
-def prepare(runtime: str, model: nn.Module, shape: tuple[int, ...], threads: int,
-            int8: set[str] | None = None) -> Callable[[], object]:
-    """A callable running one batch of ``shape`` through ``model`` on ``runtime``.
+def write_onnx(runtime: str, model: nn.Module, shape: tuple[int, ...], folder: Path,
+               int8: set[str] | None = None) -> Path:
+    """``model`` as the ONNX file ``runtime`` runs (float, or int8 QDQ), in ``folder``.
 
     ``int8`` lists the layer paths to quantize (``onnxruntime-int8`` only); ``None`` means
-    every conv/linear.
+    every conv/linear, an empty set none.
     """
-    example = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    path = export_onnx(model, shape, folder / "float.onnx")
+    if runtime != "onnxruntime-int8" or int8 == set():
+        return path
+    exclude = _float_nodes(path, int8) if int8 is not None else []
+    calibration = np.random.default_rng(1).standard_normal((shape[0] * 2, *shape[1:]))
+    return quantize_onnx_int8(path, folder / "int8.onnx", calibration.astype(np.float32),
+                              nodes_to_exclude=exclude)
+
+
+def prepare(runtime: str, model: nn.Module, shape: tuple[int, ...], threads: int,
+            int8: set[str] | None = None) -> Callable[[], object]:
+    """A callable running one batch of ``shape`` through ``model`` on ``runtime``."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}")
     if runtime == "torch-fp32":
         torch.set_num_threads(threads)
         frozen = freeze(model)
-        tensor = torch.from_numpy(example)
+        example = torch.from_numpy(
+            np.random.default_rng(0).standard_normal(shape).astype(np.float32))
 
         def run_torch() -> object:
             with torch.inference_mode():
-                return frozen(tensor)
+                return frozen(example)
 
         return run_torch
-    if runtime not in RUNTIMES:
-        raise ValueError(f"unknown runtime {runtime!r}")
     with tempfile.TemporaryDirectory() as tmp:
-        path = export_onnx(model, shape, Path(tmp) / "float.onnx")
-        if runtime == "onnxruntime-int8" and int8 != set():
-            exclude = _float_nodes(path, int8) if int8 is not None else []
-            calibration = np.random.default_rng(1).standard_normal((shape[0] * 2, *shape[1:]))
-            path = quantize_onnx_int8(path, Path(tmp) / "int8.onnx", calibration.astype(np.float32),
-                                      nodes_to_exclude=exclude)
-        session = runner.open_session(path, threads)
+        session = runner.open_session(write_onnx(runtime, model, shape, Path(tmp), int8), threads)
     return runner.session_runner(session, list(shape))

@@ -68,35 +68,46 @@ def measure_candidates(space: SearchSpace, candidates: list[Candidate], runtime:
     return [summarise(s)[0] for s in samples]
 
 
-def validate(space: SearchSpace, profile: HardwareProfile, count: int, seed: int = 0
-             ) -> tuple[Validation, Correction, list[Sample]]:
-    """Measure ``count`` random candidates end to end and score the profile's LUT."""
+def validation_candidates(space: SearchSpace, count: int, seed: int = 0) -> list[Candidate]:
+    """The random candidates a validation measures (the same for the same seed)."""
+    rng = random.Random(seed)
+    return [random_candidate(space, rng) for _ in range(count)]
+
+
+def score(space: SearchSpace, profile: HardwareProfile, candidates: list[Candidate],
+          measured: list[float], seconds: float, seed: int = 0) -> tuple[Validation, Correction]:
+    """Figures of the LUT against measured end-to-end latencies, and the fitted correction."""
     from autocompress.hw.predict import lut_sum
 
-    start = time.perf_counter()
-    rng = random.Random(seed)
-    candidates = [random_candidate(space, rng) for _ in range(count)]
     rule = BitsRule.of(profile)
-    device = profile.device
-    measured = measure_candidates(space, candidates, device.runtime, device.batch_size,
-                                  device.threads)
     samples = []
     for candidate, ms in zip(candidates, measured, strict=True):
         signatures = candidate_signatures(space, candidate, rule)
         samples.append(Sample(candidate, lut_sum(signatures, profile, space), len(signatures),
                               network_macs(signatures), ms))
     features = np.array([[s.lut_ms, s.ops] for s in samples])
-    target = np.array([s.measured_ms for s in samples])
-    folds = KFold(min(FOLDS, count), shuffle=True, random_state=seed)
+    target = np.array(measured)
+    folds = KFold(min(FOLDS, len(samples)), shuffle=True, random_state=seed)
     crossed = cross_val_predict(LinearRegression(), features, target, cv=folds)
     fit = LinearRegression().fit(features, target)
     correction = Correction(intercept=float(fit.intercept_), per_lut_ms=float(fit.coef_[0]),
                             per_op=float(fit.coef_[1]))
     validation = Validation(
-        candidates=count,
+        candidates=len(samples),
         raw=figures(features[:, 0], target),
         corrected=figures(crossed, target),
         flops_tau=float(kendalltau([s.macs for s in samples], target).statistic),
-        seconds=time.perf_counter() - start,
+        seconds=seconds,
     )
-    return validation, correction, samples
+    return validation, correction
+
+
+def validate(space: SearchSpace, profile: HardwareProfile, count: int, seed: int = 0
+             ) -> tuple[Validation, Correction]:
+    """Measure ``count`` random candidates end to end and score the profile's LUT."""
+    start = time.perf_counter()
+    candidates = validation_candidates(space, count, seed)
+    device = profile.device
+    measured = measure_candidates(space, candidates, device.runtime, device.batch_size,
+                                  device.threads)
+    return score(space, profile, candidates, measured, time.perf_counter() - start, seed)

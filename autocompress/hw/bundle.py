@@ -1,0 +1,120 @@
+"""Profiling bundles for devices without autocompress, and importing what they measured.
+
+A bundle holds every op kernel of a space and the validation networks as ONNX files for
+the chosen ONNX Runtime flavour, a ``manifest.json`` and ``runner.py`` (see
+``bundle_runner``). The runner's CSV comes back with ``autocompress profile --import``,
+which rebuilds the same validation candidates from the seed and scores the table.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import tempfile
+from pathlib import Path
+
+from tqdm import tqdm
+
+from autocompress.errors import UserInputError
+from autocompress.hw import bundle_runner
+from autocompress.hw.profile import (
+    SCHEMA_VERSION,
+    Device,
+    Entry,
+    HardwareProfile,
+    utc_now,
+    write_json_atomic,
+)
+from autocompress.hw.profiler import REPEATS, WARMUP, op_module
+from autocompress.hw.runtimes import int8_layers, write_onnx
+from autocompress.hw.signatures import BitsRule, space_signatures
+from autocompress.hw.validate import score, validation_candidates
+from autocompress.models.mobilenet import input_shape
+from autocompress.pipeline import build_compressed
+from autocompress.space import SearchSpace
+
+ONNX_RUNTIMES = ("onnxruntime", "onnxruntime-int8")
+NET_PREFIX = "net/"
+
+
+def _write(runtime: str, model, shape: tuple[int, ...], target: Path, int8: set[str] | None
+           ) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.move(write_onnx(runtime, model, shape, Path(tmp), int8), target)
+
+
+def export_bundle(space: SearchSpace, runtime: str, folder: Path, batch_size: int, threads: int,
+                  validate_count: int, seed: int = 0) -> Path:
+    """Write a self-contained bundle for ``runtime`` into ``folder``; returns the manifest."""
+    if runtime not in ONNX_RUNTIMES:
+        raise UserInputError(f"--export-bundle: runtime must be one of {', '.join(ONNX_RUNTIMES)}, "
+                             f"got {runtime!r} (a bundle runs ONNX models)")
+    rule = BitsRule.of_runtime(runtime)
+    (folder / "ops").mkdir(parents=True, exist_ok=True)
+    (folder / "nets").mkdir(exist_ok=True)
+    models = []
+    for index, signature in enumerate(tqdm(space_signatures(space, rule), desc="bundle ops")):
+        shape = (batch_size, *signature.shape)
+        file = f"ops/{index:05d}.onnx"
+        _write(runtime, op_module(signature).eval(), shape, folder / file,
+               None if signature.quantized else set())
+        models.append({"key": signature.key, "file": file, "shape": list(shape)})
+    shape = input_shape(space, batch_size)
+    candidates = validation_candidates(space, validate_count, seed)
+    for index, candidate in enumerate(tqdm(candidates, desc="bundle networks")):
+        model = build_compressed(space, candidate)
+        file = f"nets/{index:03d}.onnx"
+        _write(runtime, model, shape, folder / file, int8_layers(model, rule))
+        models.append({"key": f"{NET_PREFIX}{index}", "file": file, "shape": list(shape)})
+    shutil.copy(bundle_runner.__file__, folder / "runner.py")
+    manifest = folder / "manifest.json"
+    write_json_atomic(manifest, {"runtime": runtime, "threads": threads, "batch_size": batch_size,
+                                 "warmup": WARMUP, "repeats": REPEATS, "seed": seed,
+                                 "space": space.name, "models": models})
+    return manifest
+
+
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise UserInputError(f"{path}: runner CSV not found")
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        absent = set(bundle_runner.CSV_FIELDS) - set(reader.fieldnames or [])
+        if absent:
+            raise UserInputError(f"{path}: not a runner CSV, missing columns {sorted(absent)}")
+        rows = list(reader)
+    if not rows:
+        raise UserInputError(f"{path}: runner CSV has no rows")
+    return rows
+
+
+def import_csv(space: SearchSpace, space_path: str, path: Path, name: str, seed: int = 0
+               ) -> HardwareProfile:
+    """The profile measured by a bundle's runner: LUT entries and validation figures."""
+    rows = _read_rows(path)
+    first = rows[0]
+    try:
+        entries = {r["key"]: Entry(median_ms=float(r["median_ms"]), spread_ms=float(r["spread_ms"]),
+                                   samples=int(r["samples"]))
+                   for r in rows if not r["key"].startswith(NET_PREFIX)}
+        nets = sorted((int(r["key"][len(NET_PREFIX):]), float(r["median_ms"]))
+                      for r in rows if r["key"].startswith(NET_PREFIX))
+        device = Device(name=name, kind="measured", runtime=first["runtime"],
+                        threads=int(first["threads"]), batch_size=int(first["batch_size"]),
+                        host_cpu=first["host_cpu"], host_threads=int(first["host_threads"]),
+                        date=utc_now())
+    except (ValueError, KeyError) as error:
+        raise UserInputError(f"{path}: malformed runner CSV ({error})") from None
+    if device.runtime not in ONNX_RUNTIMES:
+        raise UserInputError(f"{path}: runtime {device.runtime!r} is not a bundle runtime")
+    rule = BitsRule.of_runtime(device.runtime)
+    profile = HardwareProfile(schema_version=SCHEMA_VERSION, device=device, space=space_path,
+                              native_weight_bits=list(rule.weight),
+                              native_activation_bits=list(rule.activation),
+                              activation_bits_follow_weights=rule.follow,
+                              native_sparsity=["channel"], entries=entries)
+    if len(nets) < 2:
+        return profile
+    candidates = validation_candidates(space, len(nets), seed)
+    validation, correction = score(space, profile, candidates, [ms for _, ms in nets], 0.0, seed)
+    return profile.model_copy(update={"validation": validation, "correction": correction})

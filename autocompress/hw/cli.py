@@ -1,0 +1,126 @@
+"""``autocompress profile``: measure (or model) a device for a space and validate its LUT."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from autocompress.errors import UserInputError
+from autocompress.hw.profile import SCHEMA_VERSION, Device, HardwareProfile, save_profile
+from autocompress.hw.runtimes import RUNTIMES
+
+MODELLED = "bitfusion-model"
+MIN_VALIDATE = 5
+
+
+def _default_name(runtime: str) -> str:
+    return "bitfusion" if runtime == MODELLED else f"cpu-{runtime}"
+
+
+def _existing(out: Path, runtime: str, threads: int, batch_size: int) -> HardwareProfile | None:
+    """A profile already at ``out`` measured with the same settings (its entries are kept)."""
+    from autocompress.hw.profile import load_profile
+
+    if not out.is_file():
+        return None
+    profile = load_profile(out)
+    device = profile.device
+    same = (device.runtime, device.threads, device.batch_size) == (runtime, threads, batch_size)
+    return profile if same else None
+
+
+def _print_validation(profile: HardwareProfile) -> None:
+    validation = profile.validation
+    if validation is None:
+        return
+    for label, figures in (("raw LUT sum", validation.raw), ("corrected", validation.corrected)):
+        typer.echo(f"  {label:12s} MAPE {figures.mape:5.1f}%  within +-10% "
+                   f"{100 * figures.within_10:5.1f}%  Kendall tau {figures.kendall_tau:.3f}")
+    typer.echo(f"  FLOPs alone  Kendall tau {validation.flops_tau:.3f}  "
+               f"({validation.candidates} candidates measured end to end)")
+
+
+def _measure(space, space_path: str, runtime: str, name: str, out: Path, threads: int,
+             batch_size: int, validate_count: int) -> HardwareProfile:
+    from autocompress.hw.profiler import measure_table, partial_path
+    from autocompress.hw.signatures import BitsRule, space_signatures
+    from autocompress.hw.validate import validate
+
+    start = time.perf_counter()
+    rule = BitsRule.of_runtime(runtime)
+    signatures = space_signatures(space, rule)
+    previous = _existing(out, runtime, threads, batch_size)
+    known = previous.entries if previous is not None else {}
+    settings = {"runtime": runtime, "threads": threads, "batch_size": batch_size,
+                "space": space.model_dump(mode="json")}
+    entries = measure_table(runtime, signatures, out, settings, known)
+    profile = HardwareProfile(
+        schema_version=SCHEMA_VERSION,
+        device=Device.on_this_host(name, "measured", runtime, threads, batch_size),
+        space=space_path, native_weight_bits=list(rule.weight),
+        native_activation_bits=list(rule.activation), activation_bits_follow_weights=rule.follow,
+        native_sparsity=["channel"], entries=entries,
+        profiling_seconds=time.perf_counter() - start)
+    if validate_count:
+        validation, correction = validate(space, profile, validate_count)
+        profile = profile.model_copy(update={"validation": validation, "correction": correction})
+    save_profile(profile, out)
+    partial_path(out).unlink(missing_ok=True)
+    return profile
+
+
+def profile_command(
+    space: Annotated[Path, typer.Argument(help="search space YAML the table is made for")],
+    runtime: Annotated[str, typer.Option(
+        help=f"{', '.join(RUNTIMES)} (measured here) or {MODELLED} (modelled accelerator)")],
+    device: Annotated[str | None, typer.Option(help="device name (default: cpu-RUNTIME)")] = None,
+    out: Annotated[Path | None, typer.Option(help="default: hw_profiles/DEVICE.json")] = None,
+    validate: Annotated[int, typer.Option(
+        help="random candidates measured end to end to validate the table (0: skip)")] = 30,
+    threads: Annotated[int, typer.Option(min=1, help="threads the runtime may use")] = 1,
+    batch_size: Annotated[int, typer.Option(min=1, help="images per timed batch")] = 32,
+    export_bundle: Annotated[Path | None, typer.Option(
+        help="write a bundle for a remote device here instead of measuring")] = None,
+    import_csv: Annotated[Path | None, typer.Option(
+        "--import", help="build the profile from a bundle runner's CSV")] = None,
+) -> None:
+    """Measure a device's latency lookup table for SPACE and validate it end to end."""
+    from autocompress.space import load_space
+
+    search_space = load_space(space)
+    if runtime not in (*RUNTIMES, MODELLED):
+        raise UserInputError(f"--runtime: must be one of {', '.join((*RUNTIMES, MODELLED))}, "
+                             f"got {runtime!r}")
+    if validate and validate < MIN_VALIDATE:
+        raise UserInputError(f"--validate: needs 0 or at least {MIN_VALIDATE} candidates "
+                             f"(30 or more for figures worth quoting), got {validate}")
+    name = device or _default_name(runtime)
+    out = out or Path("hw_profiles") / f"{name}.json"
+    if export_bundle is not None:
+        from autocompress.hw.bundle import export_bundle as write_bundle
+
+        manifest = write_bundle(search_space, runtime, export_bundle, batch_size, threads, validate)
+        typer.echo(f"wrote {manifest.parent}: copy it to the device, run 'python runner.py' "
+                   f"there, then 'autocompress profile {space} --runtime {runtime} "
+                   f"--import latency.csv --device NAME'")
+        return
+    if import_csv is not None:
+        from autocompress.hw.bundle import import_csv as read_csv
+
+        profile = read_csv(search_space, str(space), import_csv, name)
+        save_profile(profile, out)
+    elif runtime == MODELLED:
+        from autocompress.hw.accelerator import modelled_profile
+
+        profile = modelled_profile(search_space, str(space), name, batch_size)
+        save_profile(profile, out)
+    else:
+        profile = _measure(search_space, str(space), runtime, name, out, threads, batch_size,
+                           validate)
+    typer.echo(f"wrote {out}: {len(profile.entries)} entries, {profile.device.kind} "
+               f"{profile.device.runtime}, batch {profile.device.batch_size}, "
+               f"{profile.device.threads} thread(s)")
+    _print_validation(profile)
