@@ -1,0 +1,45 @@
+"""The exported model's ONNX files: float, and int8 (ONNX Runtime static QDQ) where quantized.
+
+Both go through the hardware profiles' own export and int8 path (``hw.onnx_export``), so
+the int8 file runs the same kernels the ``onnxruntime-int8`` profile measured. Layers
+whose weights are at 8 bits or fewer run as int8 (below 8 bits, int8 is the narrowest
+kernel the CPU has); float layers stay float.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from autocompress.hw.onnx_export import QUANTIZED_OPS, quantize_onnx_int8
+from autocompress.hw.runtimes import int8_layers, module_path
+from autocompress.hw.signatures import BitsRule
+
+CALIBRATION_IMAGES = 256
+
+
+def write_int8(model: nn.Module, float_path: Path, path: Path, calibration: torch.Tensor) -> Path | None:
+    """The int8 file of ``model`` (exported at ``float_path``); None if no layer is quantized."""
+    quantized = int8_layers(model, BitsRule.of_runtime("onnxruntime-int8"))
+    if not quantized:
+        return None
+    nodes = [n for n in onnx.load(str(float_path)).graph.node if n.op_type in QUANTIZED_OPS]
+    exclude = [n.name for n in nodes if module_path(n.name) not in quantized]
+    return quantize_onnx_int8(float_path, path, calibration[:CALIBRATION_IMAGES].numpy(), nodes_to_exclude=exclude)
+
+
+def onnx_predict(session: ort.InferenceSession, x: torch.Tensor) -> torch.Tensor:
+    """Class predictions of an ONNX model with a fixed batch size (the last batch padded)."""
+    feed = session.get_inputs()[0]
+    batch = feed.shape[0]
+    array = x.numpy().astype(np.float32)
+    padding = (-len(array)) % batch
+    if padding:
+        array = np.concatenate([array, np.zeros((padding, *array.shape[1:]), np.float32)])
+    logits = [session.run(None, {feed.name: array[i : i + batch]})[0] for i in range(0, len(array), batch)]
+    return torch.from_numpy(np.concatenate(logits)[: len(x)].argmax(1))
