@@ -79,3 +79,9 @@ register("search", search_command)
 from autocompress.hw.cli import profile_command  # noqa: E402
 
 register("profile", profile_command)
+from autocompress.export.command import export_command  # noqa: E402
+from autocompress.report.command import compare_command, report_command  # noqa: E402
+
+register("report", report_command)
+register("export", export_command)
+register("compare", compare_command)

@@ -1,0 +1,32 @@
+"""``autocompress export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def export_command(
+    run: Annotated[str, typer.Argument(help="run folder, or a run name under results/")],
+    trial: Annotated[int, typer.Option(help="trial number (see the report's front table)")],
+    out: Annotated[Path | None, typer.Option(help="output folder (default: <run>/export/trial_<N>)")] = None,
+) -> None:
+    """Write a trial's model to ship: weights at their bit-widths, candidate, float and int8 ONNX."""
+    from autocompress.export.exporter import export_trial
+    from autocompress.report.run import Run
+
+    result = export_trial(Run.load(run), trial, out)
+    typer.echo(f"exported trial {trial} to {result.directory}")
+    for name, size in result.files.items():
+        typer.echo(f"  {name:<16} {size:>10,} bytes")
+    typer.echo(f"weights at their bit-widths: weights.bin {result.weights_bytes:,} bytes; the search reported "
+               f"{result.reported_bytes:,.0f} ({result.size_ratio:.4f}x); candidate.json and space.yaml "
+               "describe the structure, the ONNX files are runtime formats")
+    typer.echo(f"held-out accuracy: search {result.search_accuracy:.4f}; "
+               + ", ".join(f"{name} {value:.4f}" for name, value in result.accuracy.items()))
+    typer.echo(f"predictions: exported vs search-time model agree on {result.agreement_with_search:.2%}; "
+               f"model.onnx vs torch on {result.onnx_agreement_with_torch:.2%}")
+    typer.echo(f"latency on {result.runtime}: measured {result.measured_ms:.3f} ms "
+               f"(IQR {result.measured_spread_ms:.3f}), predicted {result.predicted_ms:.3f} ms")
