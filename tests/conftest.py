@@ -1,6 +1,6 @@
 """Shared fixtures: the default space, its digits splits and its trained base network.
 
-The base network is trained once per test session (about 1.5 minutes on 2 cores).
+The base network is trained once per test session (about a minute on one core).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ DEFAULT_SPACE = REPO / "search_spaces" / "mobilenet_digits.yaml"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _two_threads():
-    torch.set_num_threads(2)
+def _one_thread():
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

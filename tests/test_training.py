@@ -1,0 +1,60 @@
+"""Training, inheritance and distillation on the digits data (CPU, seconds to a minute each)."""
+
+from __future__ import annotations
+
+import copy
+
+from autocompress.candidate import StageArch, uniform_candidate
+from autocompress.compress.quantize import calibrate_activations
+from autocompress.models.inherit import inherit_weights
+from autocompress.models.mobilenet import MobileNet, largest_arch
+from autocompress.pipeline import build_compressed, evaluate_candidate
+from autocompress.train import accuracy, finetune
+
+
+def _accuracy_without_finetune(space, splits, base, **policy):
+    model = build_compressed(space, uniform_candidate(space, largest_arch(space), **policy), base)
+    calibrate_activations(model, [splits.train_x[:256]])
+    return accuracy(model, splits.val_x, splits.val_y)
+
+
+def test_base_reaches_95_percent_in_under_two_minutes(trained_base):
+    _, info = trained_base
+    assert info["accuracy"] >= 0.95
+    assert info["train_seconds"] < 120
+
+
+def test_uniform_8bit_loses_at_most_one_point_without_finetune(default_space, digits_splits, trained_base):
+    base, info = trained_base
+    acc8 = _accuracy_without_finetune(default_space, digits_splits, base, weight_bits=8, activation_bits=8)
+    assert acc8 >= info["accuracy"] - 0.01
+
+
+def test_2bit_loses_clearly_more_and_distillation_recovers(default_space, digits_splits, trained_base):
+    base, info = trained_base
+    candidate = uniform_candidate(default_space, largest_arch(default_space), weight_bits=2, activation_bits=8)
+    _, result = evaluate_candidate(default_space, candidate, base, digits_splits, seed=0, epochs=1)
+    assert result.accuracy_before < info["accuracy"] - 0.10
+    assert result.accuracy > result.accuracy_before + 0.20
+
+
+def test_inherited_subnet_beats_random_weights_after_same_finetune(default_space, digits_splits, trained_base):
+    base, _ = trained_base
+    arch = [StageArch(1, 3, 3, False) for _ in default_space.network.stages]
+    inherited = inherit_weights(MobileNet(default_space, arch), base)
+    scratch = MobileNet(default_space, arch)
+    results = {}
+    for name, model in (("inherited", inherited), ("random", scratch)):
+        finetune(model, base, digits_splits, default_space.training, epochs=1, seed=0)
+        results[name] = accuracy(model, digits_splits.val_x, digits_splits.val_y)
+    assert results["inherited"] > results["random"] + 0.05, results
+
+
+def test_a_trial_is_reproducible_from_its_seed(default_space, digits_splits, trained_base):
+    base, _ = trained_base
+    arch = [StageArch(1, 3, 4, True) for _ in default_space.network.stages]
+    candidate = uniform_candidate(default_space, arch, weight_bits=4, activation_bits=8, sparsity=0.25)
+    runs = [evaluate_candidate(default_space, candidate, copy.deepcopy(base), digits_splits, seed=7, epochs=1)
+            for _ in range(2)]
+    assert runs[0][1].accuracy == runs[1][1].accuracy
+    assert runs[0][1].size_bytes == runs[1][1].size_bytes
