@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 
 from autocompress.candidate import Candidate, random_candidate, uniform_candidate
@@ -66,7 +67,6 @@ def _candidates(space) -> list[tuple[str, Candidate]]:
 
 def build_run(run_dir: Path) -> Path:
     """Write a finished run of the tiny space into ``run_dir``; returns it."""
-    torch.set_num_threads(1)
     space = load_space(SPACE)
     splits = load_splits(space.data)
     base = train(MobileNet(space, largest_arch(space)), splits, space.training.base_epochs, space.training)
@@ -116,3 +116,14 @@ def in_progress_copy(run_dir: Path, target: Path) -> Path:
     trials.to_csv(target / "trials.csv", index=False)
     (target / "report.html").unlink(missing_ok=True)
     return target
+
+
+_BUILT: dict[str, Path] = {}
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> Path:
+    """The tiny run, built once per session however many test modules import this fixture."""
+    if "run" not in _BUILT:
+        _BUILT["run"] = build_run(tmp_path_factory.mktemp("runs") / "tiny")
+    return _BUILT["run"]

@@ -1,0 +1,107 @@
+"""Reports of a run: Pareto front, hypervolume, report.html, PNGs, summary.md, compare."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from autocompress.cli import app
+from autocompress.report import write_report
+from autocompress.report.compare import compare_runs, plot, write_html
+from autocompress.report.pareto import front, hypervolume, hypervolume_history, pareto_mask
+from autocompress.report.run import Run
+from tests.report_run import finished_run, in_progress_copy  # noqa: F401
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_hypervolume_2d_hand_computed():
+    # Staircase (1,3), (2,2), (3,1) under reference (4,4): columns of height 1, 2 and 3.
+    points = np.array([[1, 3], [2, 2], [3, 1]], dtype=float)
+    assert hypervolume(points, np.array([4.0, 4.0])) == pytest.approx(6.0)
+    # A dominated point and one outside the reference box add nothing.
+    extra = np.vstack([points, [[3, 3], [5, 0]]])
+    assert hypervolume(extra, np.array([4.0, 4.0])) == pytest.approx(6.0)
+
+
+def test_hypervolume_3d_hand_computed():
+    # Boxes [0,3]x[0,3]x[2,3] (9) and [2,3]x[2,3]x[0,3] (3) overlap in a unit cube: 11.
+    points = np.array([[0, 0, 2], [2, 2, 0]], dtype=float)
+    assert hypervolume(points, np.ones(3) * 3) == pytest.approx(11.0)
+    assert hypervolume(np.array([[1, 2, 3]], dtype=float), np.ones(3) * 4) == pytest.approx(6.0)
+    assert hypervolume(np.empty((0, 3)), np.ones(3)) == 0.0
+
+
+def test_hypervolume_history_never_falls():
+    rng = np.random.default_rng(0)
+    history = hypervolume_history(rng.uniform(0, 1, size=(40, 2)))
+    assert np.all(np.diff(history) >= -1e-12)
+    assert history[-1] > 0
+
+
+def test_pareto_front_maximises_accuracy_and_minimises_latency():
+    table = pd.DataFrame({"number": [0, 1, 2, 3], "accuracy": [0.9, 0.8, 0.95, 0.7],
+                          "latency_ms": [2.0, 1.0, 3.0, 1.5]})
+    assert list(front(table, ["accuracy", "latency_ms"])["number"]) == [1, 0, 2]
+    assert pareto_mask(np.array([[1.0, 1.0], [1.0, 1.0]])).all()
+
+
+def test_report_of_a_finished_run(finished_run):  # noqa: F811
+    page = write_report(finished_run)
+    text = page.read_text()
+    assert "Pareto front" in text and "uniform baselines" in text
+    # Self-contained: no external script or stylesheet (plotly.js's own source mentions URLs
+    # of map tiles, which plots of this kind never load).
+    assert not re.search(r"<script[^>]*\ssrc=", text) and not re.search(r"<link[^>]*\shref=", text)
+    for name in ("pareto.png", "size.png", "hypervolume.png", "policy.png"):
+        assert (finished_run / name).read_bytes()[:8] == PNG_MAGIC
+    summary = (finished_run / "summary.md").read_text()
+    run = Run.load(finished_run)
+    members = front(run.feasible, run.objectives)
+    assert len(members) >= 2
+    for number in members["number"]:
+        assert f"\n| {number} |" in summary
+    assert "<b>in progress</b>" not in text
+
+
+def test_report_of_a_run_in_progress(finished_run, tmp_path):  # noqa: F811
+    running = in_progress_copy(finished_run, tmp_path / "running")
+    page = write_report(running)
+    assert "<b>in progress</b>: 3 trial(s) running" in page.read_text()
+    assert "- trials RUNNING: 3" in (running / "summary.md").read_text()
+
+
+def test_report_of_a_run_with_no_trials_yet(finished_run, tmp_path):  # noqa: F811
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    shutil.copy(finished_run / "config.json", fresh / "config.json")
+    assert "front of 0" in write_report(fresh).read_text()
+
+
+def test_report_command_and_its_user_errors(finished_run, tmp_path):  # noqa: F811
+    runner = CliRunner()
+    assert runner.invoke(app, ["report", str(finished_run)]).exit_code == 0
+    missing = runner.invoke(app, ["report", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "not a run folder" in missing.output
+
+
+def test_compare_two_runs(finished_run, tmp_path):  # noqa: F811
+    other = in_progress_copy(finished_run, tmp_path / "other")
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "run": "other"}))
+    comparison = compare_runs(Run.load(finished_run), Run.load(other))
+    assert comparison.names == ("tiny", "other")
+    assert {"stem", "expand", "head", "classifier"} <= set(comparison.policies["layer role"])
+    assert comparison.hypervolumes[0] >= comparison.hypervolumes[1]  # the other run has fewer trials
+    png = plot(comparison, tmp_path / "compare.png")
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    assert "data:image/png;base64," in write_html(comparison, png, tmp_path / "compare.html").read_text()
+    result = CliRunner().invoke(app, ["compare", str(finished_run), str(other), "--out", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    assert "layer role" in result.output and (tmp_path / "c" / "compare.html").is_file()
