@@ -8,8 +8,7 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
-  .venv/bin/python -m pip install -q "torch==${TORCH_VERSION:-2.13.0}" \
-    --extra-index-url https://download.pytorch.org/whl/cpu 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -m pip install -q "torch==${TORCH_VERSION:-2.13.0}" 2>&1 | grep -v "^WARNING: Location" || true
 fi
 .venv/bin/python -m pip install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import torch, optuna, ray, onnxruntime; print('autocompress environment ready: torch', torch.__version__)"
