@@ -6,9 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -m pip install -q --upgrade pip
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
-  .venv/bin/python -m pip install -q "torch==${TORCH_VERSION:-2.13.0}" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
 fi
-.venv/bin/python -m pip install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -c "import torch, optuna, ray, onnxruntime; print('autocompress environment ready: torch', torch.__version__)"
+.venv/bin/python -m pip install -q -e ".[dev]"
+.venv/bin/python -c "import autocompress, torch, optuna, ray, onnxruntime; print('environment ready: torch', torch.__version__)"
