@@ -23,7 +23,7 @@ from autocompress.data import load_splits
 from autocompress.errors import UserInputError
 from autocompress.export.onnx_files import onnx_predict, write_int8
 from autocompress.export.weights import read_weights, write_weights
-from autocompress.hw.bundle_runner import open_session, session_runner, summarise, time_calls
+from autocompress.hw.bundle_runner import clock_name, open_session, session_runner, summarise, time_calls
 from autocompress.hw.onnx_export import export_onnx
 from autocompress.hw.runtimes import RUNTIMES, WARMUP_E2E, prepare
 from autocompress.models.mobilenet import input_shape
@@ -46,6 +46,7 @@ class Export:
     agreement_with_search: float
     onnx_agreement_with_torch: float
     runtime: str
+    clock: str
     predicted_ms: float
     measured_ms: float
     measured_spread_ms: float
@@ -81,7 +82,8 @@ def _write_structure(run: Run, candidate: Candidate, directory: Path) -> None:
 
 def _latency(runtime: str, model: nn.Module, files: dict[str, Path], shape: tuple[int, ...],
              threads: int) -> tuple[str, float, float]:
-    """Median and spread (ms per batch) of the exported files on the profile's runtime.
+    """Median and spread (ms per batch) of the exported files on the profile's runtime,
+    timed as the profiler times (same clock, threads and batch size).
 
     A modelled device cannot be measured here: its latency is reported on onnxruntime.
     """
@@ -91,8 +93,8 @@ def _latency(runtime: str, model: nn.Module, files: dict[str, Path], shape: tupl
     else:
         path = files.get("model.int8.onnx") if runtime == "onnxruntime-int8" else None
         call = session_runner(open_session(path or files["model.onnx"], threads), list(shape))
-    time_calls(call, WARMUP_E2E)
-    median, spread, _ = summarise(time_calls(call, TIMED_CALLS))
+    time_calls(call, WARMUP_E2E, threads)
+    median, spread, _ = summarise(time_calls(call, TIMED_CALLS, threads))
     return runtime, median, spread
 
 
@@ -128,7 +130,8 @@ def export_trial(run: Run, number: int, directory: Path | None = None) -> Export
         reported_bytes=reported_bytes, search_accuracy=search_accuracy, accuracy=accuracy,
         agreement_with_search=float((exported == predict(searched, splits.val_x)).float().mean()),
         onnx_agreement_with_torch=float((onnx_runs["model.onnx"] == frozen).float().mean()),
-        runtime=runtime, predicted_ms=predicted_ms, measured_ms=measured, measured_spread_ms=spread,
+        runtime=runtime, clock=clock_name(threads), predicted_ms=predicted_ms, measured_ms=measured,
+        measured_spread_ms=spread,
     )
     (directory / "export.json").write_text(json.dumps(asdict(result), indent=1) + "\n")
     return result
