@@ -67,7 +67,10 @@ def _scatter(analysis: Analysis) -> go.Figure:
                                "line": {"width": 0.5, "color": "#444"}},
                        customdata=_customdata(search), hovertemplate=_HOVER)
     members = analysis.front.sort_values("latency_ms")
-    figure.add_scatter(x=members["latency_ms"], y=members["accuracy"], mode="lines+markers", name="Pareto front",
+    count = len(analysis.run.objectives)
+    figure.add_scatter(x=members["latency_ms"], y=members["accuracy"],
+                       mode="lines+markers" if count == 2 else "markers",
+                       name="Pareto front" if count == 2 else f"Pareto front ({count} objectives)",
                        line={"shape": "hv", "color": FRONT_COLOUR},
                        marker={"size": 12, "symbol": "circle-open", "color": FRONT_COLOUR},
                        customdata=_customdata(members), hovertemplate=_HOVER)
@@ -144,7 +147,7 @@ def _table(table: pd.DataFrame, sortable: bool = False, policy_column: str | Non
 def _pairs(data: dict[str, Any]) -> str:
     if not data:
         return '<p class="note">not available</p>'
-    return _table(pd.DataFrame({"setting": list(data), "value": [_cell(v) for v in data.values()]}))
+    return _table(pd.DataFrame({"setting": list(data), "value": list(data.values())}))
 
 
 def render(analysis: Analysis) -> str:

@@ -27,7 +27,8 @@ def _scatter(analysis: Analysis, column: str, path: Path) -> Path:
     ax.scatter(search[column], search["accuracy"], s=18, c="#1f77b4", alpha=0.6, label="trials")
     if column in run.objectives and len(analysis.front):
         members = analysis.front.sort_values(column)
-        ax.step(members[column], members["accuracy"], where="post", color=FRONT_COLOUR, lw=1.2)
+        if len(run.objectives) == 2:
+            ax.step(members[column], members["accuracy"], where="post", color=FRONT_COLOUR, lw=1.2)
         ax.scatter(members[column], members["accuracy"], s=40, facecolors="none", edgecolors=FRONT_COLOUR,
                    label="Pareto front")
     for row in analysis.baselines.itertuples():
