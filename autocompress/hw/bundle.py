@@ -100,7 +100,8 @@ def import_csv(space: SearchSpace, space_path: str, path: Path, name: str, seed:
         nets = sorted((int(r["key"][len(NET_PREFIX):]), float(r["median_ms"]))
                       for r in rows if r["key"].startswith(NET_PREFIX))
         device = Device(name=name, kind="measured", runtime=first["runtime"],
-                        threads=int(first["threads"]), batch_size=int(first["batch_size"]),
+                        threads=int(first["threads"]), clock=first["clock"],
+                        batch_size=int(first["batch_size"]),
                         host_cpu=first["host_cpu"], host_threads=int(first["host_threads"]),
                         date=utc_now())
     except (ValueError, KeyError) as error:

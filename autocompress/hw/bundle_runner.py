@@ -3,8 +3,8 @@
 Copied into every bundle as ``runner.py``; on the target device run
 ``python runner.py [--threads T] [--out latency.csv]`` in the bundle folder. It times every
 ONNX model listed in ``manifest.json`` (the op kernels and the validation networks) and
-writes one CSV row per model: key, median_ms, spread_ms, samples, plus the settings and
-host it ran on. autocompress's own profiler uses the same session and timing functions.
+writes one CSV row per model: key, median_ms, spread_ms, samples, plus the settings, clock
+and host it ran on. autocompress's own profiler uses the same session and timing functions.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-CSV_FIELDS = ("key", "median_ms", "spread_ms", "samples", "runtime", "threads", "batch_size",
-              "host_cpu", "host_threads")
+CSV_FIELDS = ("key", "median_ms", "spread_ms", "samples", "runtime", "threads", "clock",
+              "batch_size", "host_cpu", "host_threads")
 
 
 def open_session(path: Path, threads: int) -> ort.InferenceSession:
@@ -36,13 +36,25 @@ def open_session(path: Path, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def time_calls(run: Callable[[], object], repeats: int) -> list[float]:
-    """Wall time of ``repeats`` single calls of ``run``, in ms."""
+def clock_name(threads: int) -> str:
+    """The clock latencies are read from.
+
+    With one thread the work runs on the calling thread, and its CPU time is what the call
+    costs on an idle core: unlike wall time it leaves out the time other processes hold the
+    core, which on a shared machine otherwise inflates long calls far more than short ones.
+    With several threads only wall time measures latency.
+    """
+    return "thread-cpu" if threads == 1 else "wall"
+
+
+def time_calls(run: Callable[[], object], repeats: int, threads: int) -> list[float]:
+    """Time of ``repeats`` single calls of ``run`` in ms, on ``clock_name(threads)``."""
+    clock = time.thread_time if clock_name(threads) == "thread-cpu" else time.perf_counter
     samples = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         run()
-        samples.append((time.perf_counter() - start) * 1000.0)
+        samples.append((clock() - start) * 1000.0)
     return samples
 
 
@@ -80,10 +92,11 @@ def main() -> None:
     rows = []
     for index, item in enumerate(manifest["models"]):
         run = session_runner(open_session(folder / item["file"], threads), item["shape"])
-        time_calls(run, manifest["warmup"])
-        median, spread, count = summarise(time_calls(run, manifest["repeats"]))
+        time_calls(run, manifest["warmup"], threads)
+        median, spread, count = summarise(time_calls(run, manifest["repeats"], threads))
         rows.append({"key": item["key"], "median_ms": median, "spread_ms": spread,
                      "samples": count, "runtime": manifest["runtime"], "threads": threads,
+                     "clock": clock_name(threads),
                      "batch_size": manifest["batch_size"], "host_cpu": host_cpu(),
                      "host_threads": os.cpu_count() or 1})
         print(f"\r{index + 1}/{len(manifest['models'])} timed", end="", flush=True)

@@ -10,7 +10,7 @@ import typer
 
 from autocompress.errors import UserInputError
 from autocompress.hw.profile import SCHEMA_VERSION, Device, HardwareProfile, save_profile
-from autocompress.hw.runtimes import RUNTIMES
+from autocompress.hw.runtimes import RUNTIMES, runtime_settings
 
 MODELLED = "bitfusion-model"
 MIN_VALIDATE = 5
@@ -59,7 +59,8 @@ def _measure(space, space_path: str, runtime: str, name: str, out: Path, threads
     entries = measure_table(runtime, signatures, out, settings, known)
     profile = HardwareProfile(
         schema_version=SCHEMA_VERSION,
-        device=Device.on_this_host(name, "measured", runtime, threads, batch_size),
+        device=Device.on_this_host(name, "measured", runtime, threads, batch_size).model_copy(
+            update={"settings": runtime_settings(runtime)}),
         space=space_path, native_weight_bits=list(rule.weight),
         native_activation_bits=list(rule.activation), activation_bits_follow_weights=rule.follow,
         native_sparsity=["channel"], entries=entries,

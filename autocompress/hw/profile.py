@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from autocompress.errors import UserInputError
-from autocompress.hw.bundle_runner import host_cpu
+from autocompress.hw.bundle_runner import clock_name, host_cpu
 
 SCHEMA_VERSION = 1
 
@@ -35,18 +35,22 @@ class Device(_Strict):
     kind: Literal["measured", "modelled"]
     runtime: str
     threads: int = Field(ge=1)
+    clock: Literal["thread-cpu", "wall"] = Field(
+        description="thread-cpu: CPU time of the calling thread (one thread), else wall time")
     batch_size: int = Field(ge=1)
     host_cpu: str
     host_threads: int = Field(ge=1)
     date: str
+    settings: dict[str, str] = Field(default_factory=dict,
+                                     description="runtime versions and settings (allocator, opset)")
 
     @classmethod
     def on_this_host(cls, name: str, kind: str, runtime: str, threads: int,
                      batch_size: int) -> Device:
         """A device record stamped with this machine's CPU model, thread count and date."""
         return cls(name=name, kind=kind, runtime=runtime, threads=threads,
-                   batch_size=batch_size, host_cpu=host_cpu(), host_threads=os.cpu_count() or 1,
-                   date=utc_now())
+                   clock=clock_name(threads), batch_size=batch_size, host_cpu=host_cpu(),
+                   host_threads=os.cpu_count() or 1, date=utc_now())
 
 
 class Entry(_Strict):

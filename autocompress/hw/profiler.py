@@ -63,8 +63,8 @@ def measure_op(runtime: str, signature: OpSignature, batch_size: int, threads: i
     module = op_module(signature).eval()
     run = prepare(runtime, module, (batch_size, *signature.shape), threads,
                   int8=None if signature.quantized else set())
-    time_calls(run, WARMUP)
-    median, spread, count = summarise(time_calls(run, repeats))
+    time_calls(run, WARMUP, threads)
+    median, spread, count = summarise(time_calls(run, repeats, threads))
     return Entry(median_ms=median, spread_ms=spread, samples=count)
 
 

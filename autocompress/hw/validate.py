@@ -61,10 +61,10 @@ def measure_candidates(space: SearchSpace, candidates: list[Candidate], runtime:
         runs.append(prepare(runtime, model, shape, threads, int8=int8_layers(model, rule)))
     samples: list[list[float]] = [[] for _ in runs]
     for run in runs:
-        time_calls(run, WARMUP_E2E)
+        time_calls(run, WARMUP_E2E, threads)
     for _ in tqdm(range(ROUNDS), desc=f"timing on {runtime}", unit="round"):
         for run, collected in zip(runs, samples, strict=True):
-            collected.extend(time_calls(run, CALLS_PER_ROUND))
+            collected.extend(time_calls(run, CALLS_PER_ROUND, threads))
     return [summarise(s)[0] for s in samples]
 
 
