@@ -47,6 +47,7 @@ class Export:
     onnx_agreement_with_torch: float
     runtime: str
     clock: str
+    device: str
     predicted_ms: float
     measured_ms: float
     measured_spread_ms: float
@@ -130,7 +131,9 @@ def export_trial(run: Run, number: int, directory: Path | None = None) -> Export
         reported_bytes=reported_bytes, search_accuracy=search_accuracy, accuracy=accuracy,
         agreement_with_search=float((exported == predict(searched, splits.val_x)).float().mean()),
         onnx_agreement_with_torch=float((onnx_runs["model.onnx"] == frozen).float().mean()),
-        runtime=runtime, clock=clock_name(threads), predicted_ms=predicted_ms, measured_ms=measured,
+        runtime=runtime, clock=clock_name(threads),
+        device=f"{device.get('name', '?')} ({device.get('kind', '?')}, {device.get('runtime', '?')})",
+        predicted_ms=predicted_ms, measured_ms=measured,
         measured_spread_ms=spread,
     )
     (directory / "export.json").write_text(json.dumps(asdict(result), indent=1) + "\n")

@@ -1,0 +1,42 @@
+"""Report and export of a run written by the real search (Ray, 2 workers, tiny space)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from autocompress.cli import app
+from autocompress.export.exporter import export_trial
+from autocompress.report import write_report
+from autocompress.report.run import Run
+
+SPACE = Path(__file__).parent / "spaces" / "search_tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def searched_run(tmp_path_factory) -> Path:
+    results = tmp_path_factory.mktemp("results")
+    profile = results / "bitfusion.json"
+    runner = CliRunner()
+    made = runner.invoke(app, ["profile", str(SPACE), "--runtime", "bitfusion-model", "--out", str(profile)])
+    assert made.exit_code == 0, made.output
+    searched = runner.invoke(app, ["search", str(SPACE), "--profile", str(profile), "--trials", "3",
+                                   "--workers", "2", "--sampler", "random", "--finetune-epochs", "0",
+                                   "--run", "real", "--results-dir", str(results)])
+    assert searched.exit_code == 0, searched.output
+    return results / "real"
+
+
+def test_report_and_export_of_a_real_search(searched_run, tmp_path):
+    run = Run.load(searched_run)
+    assert len(run.complete) == 3 + 5  # search trials and the five uniform baselines
+    text = write_report(searched_run).read_text()
+    assert "Pareto front" in text and "bitfusion" in text
+    number = int(run.complete[run.complete["kind"] == "search"]["number"].iloc[0])
+    result = export_trial(run, number, tmp_path / "export")
+    assert abs(result.size_ratio - 1) <= 0.05
+    assert result.agreement_with_search >= 0.99
+    assert result.onnx_agreement_with_torch >= 0.99
+    assert result.runtime == "onnxruntime"  # a modelled device is timed on onnxruntime here
