@@ -94,6 +94,15 @@ def _hypervolume(analysis: Analysis) -> go.Figure:
     return figure
 
 
+def _cell_labels(analysis: Analysis, knob: str, trials: list[int]) -> list[list[str]]:
+    """Heat-map cell texts: the value, with c/u (channel/unstructured) after a sparsity."""
+    values = knob_matrix(analysis.policies, knob, trials)
+    kinds = knob_matrix(analysis.policies, "sparsity_kind", trials)
+    return [["" if value != value else f"{value:g}" + (kind[0] if knob == "sparsity" and value > 0 else "")
+             for value, kind in zip(row, kind_row, strict=True)]
+            for row, kind_row in zip(values.to_numpy(dtype=float), kinds.to_numpy(), strict=True)]
+
+
 def _policy(analysis: Analysis) -> go.Figure:
     trials = [int(n) for n in analysis.front["number"]]
     labels = [f"#{row.number} ({row.accuracy:.3f}, {row.latency_ms:.2f} ms)" for row in analysis.front.itertuples()]
@@ -106,10 +115,10 @@ def _policy(analysis: Analysis) -> go.Figure:
         colour = np.log2(values) if knob.endswith("_bits") else values
         figure.add_heatmap(z=colour.tolist(), x=[short_layer(c) for c in matrix.columns], y=labels, row=index, col=1,
                            colorscale="Viridis", showscale=False, name=KNOBS[knob],
-                           text=[[("" if v != v else f"{v:g}") for v in row] for row in values],
-                           texttemplate="%{text}",
+                           text=_cell_labels(analysis, knob, trials), texttemplate="%{text}",
                            hovertemplate=f"%{{y}}<br>%{{x}}<br>{KNOBS[knob]} %{{text}}<extra></extra>")
-    figure.update_layout(title="per-layer policy of the front (blank: layer absent; bit colours on a log scale)",
+    figure.update_layout(title="per-layer policy of the front (blank: layer absent; bit colours on a log scale; "
+                         "sparsity c: channel, u: unstructured)",
                          height=300 + 90 * len(KNOBS) * max(1, len(trials)) ** 0.7, template="plotly_white")
     return figure
 
