@@ -23,7 +23,7 @@ from autocompress.hw.signatures import BIAS, BN_RELU, NONE, OpSignature
 from autocompress.models.blocks import ConvBNAct, SqueezeExcite
 
 WARMUP = 5
-REPEATS = 25
+REPEATS = 40
 
 
 class _Add(nn.Module):
