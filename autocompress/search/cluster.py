@@ -15,6 +15,8 @@ from pathlib import Path
 
 import ray
 
+from autocompress.errors import UserInputError
+
 log = logging.getLogger(__name__)
 
 
@@ -71,7 +73,12 @@ def start(address: str | None, workers: int, record: Path) -> bool:
         return False
     quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
     if address:
-        ray.init(address=address, **quiet)
+        try:
+            ray.init(address=address, **quiet)
+        except (ConnectionError, RuntimeError) as error:
+            raise UserInputError(f"--address {address}: cannot join the Ray cluster ({str(error).splitlines()[0]}); "
+                                 "a cluster started by 'ray start' uses token authentication: export "
+                                 "RAY_AUTH_MODE=token with its token in ~/.ray/auth_token or RAY_AUTH_TOKEN") from None
         return True
     ray.init(address="local", num_cpus=max(workers, os.cpu_count() or 1), include_dashboard=False, **quiet)
     return True

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -71,7 +72,9 @@ class SearchDriver:
         self.study = optuna.create_study(study_name=config.run, storage=folder.storage_url,
                                          directions=config.directions(), load_if_exists=True)
         if not self.study.metric_names:
-            self.study.set_metric_names(list(config.objectives))
+            with warnings.catch_warnings():  # experimental since Optuna 3.2, still there in 5
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self.study.set_metric_names(list(config.objectives))
         existing = self.study.get_trials(deepcopy=False)
         self.study.sampler = make_sampler(config.sampler, config.seed + len(existing), config.trials)
         self.rows = {t.number: trial_row(t) for t in existing if t.state != optuna.trial.TrialState.WAITING}
@@ -83,6 +86,8 @@ class SearchDriver:
         self.in_flight: dict[ray.ObjectRef, tuple[optuna.Trial, object]] = {}
         self.evaluation_s = 0.0
         self.tables_written = 0.0
+        self.front_size = self._front()
+        self.bar = tqdm(disable=True)
 
     # -- setup ------------------------------------------------------------------------------
     def _enqueue_baselines(self, existing: list[optuna.trial.FrozenTrial]) -> int:
@@ -123,12 +128,13 @@ class SearchDriver:
         return sum(all(row[k] == v for k, v in match.items()) for row in self.rows.values())
 
     def _front(self) -> int:
-        return len(front_rows(list(self.rows.values()), self.config.objectives))
+        return len(front_rows(list(self.rows.values()), self.config.objectives, self.config.constraints))
 
     def _write_tables(self, force: bool = False) -> None:
         if force or time.monotonic() - self.tables_written >= TABLE_INTERVAL_S:
-            self.folder.write_tables(list(self.rows.values()), self.config.objectives)
+            self.folder.write_tables(list(self.rows.values()), self.config.objectives, self.config.constraints)
             self.tables_written = time.monotonic()
+            self.front_size = self._front()
 
     # -- the loop -------------------------------------------------------------------------------
     def _wants_search_trial(self, deadline: float | None) -> bool:
@@ -165,7 +171,8 @@ class SearchDriver:
                                         finetune_s=0.0), source=number)
             return
         actor = self.idle.pop()
-        self.in_flight[actor.evaluate.remote(candidate.to_json())] = (trial, actor)
+        baseline = trial.user_attrs.get("kind") == "baseline"
+        self.in_flight[actor.evaluate.remote(candidate.to_json(), not baseline)] = (trial, actor)
 
     def _finish(self, trial: optuna.Trial, outcome: Outcome, source: int | None = None) -> None:
         """Store the outcome: model file first, then attributes, then the final state."""
@@ -196,9 +203,17 @@ class SearchDriver:
         log.info("trial %d %s: %s", number, outcome.state,
                  outcome.error or {k: self.rows[number][k] for k in self.config.objectives})
         self._write_tables()
+        self.bar.update()
 
-    def _collect(self, timeout: float) -> int:
-        """Finish the trials whose results arrived within ``timeout``; returns how many."""
+    def _show_progress(self, deadline: float | None) -> None:
+        postfix = {"failed": self._count(state="FAIL"), "rejected": self._count(state="REJECTED"),
+                   "front": self.front_size}
+        if deadline is not None:
+            postfix["budget_left_s"] = max(0, int(deadline - time.monotonic()))
+        self.bar.set_postfix(postfix, refresh=False)
+
+    def _collect(self, timeout: float) -> None:
+        """Finish the trials whose results arrived within ``timeout``."""
         ready, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=timeout)
         for ref in ready:
             trial, actor = self.in_flight.pop(ref)
@@ -210,7 +225,6 @@ class SearchDriver:
                                   finished_at=now())
                 self.idle.append(self._spawn())
             self._finish(trial, outcome)
-        return len(ready)
 
     def run(self, address: str | None) -> Summary:
         config = self.config
@@ -219,7 +233,7 @@ class SearchDriver:
         started = self._start_workers(address)
         total = len(BASELINES) + config.trials if config.trials else None
         done = self._count(state="COMPLETE") + self._count(state="FAIL") + self._count(state="REJECTED")
-        bar = tqdm(total=total, initial=done, unit="trial", desc=config.run, dynamic_ncols=True)
+        self.bar = tqdm(total=total, initial=done, unit="trial", desc=config.run, dynamic_ncols=True)
         previous = signal.signal(signal.SIGTERM, _raise_interrupted)
         interrupted = False
         try:
@@ -228,12 +242,8 @@ class SearchDriver:
                     self._dispatch(self._next_trial())
                 if not self.in_flight:
                     break
-                bar.update(self._collect(timeout=1.0))
-                postfix = {"failed": self._count(state="FAIL"), "rejected": self._count(state="REJECTED"),
-                           "front": self._front()}
-                if deadline is not None:
-                    postfix["budget_left_s"] = max(0, int(deadline - time.monotonic()))
-                bar.set_postfix(postfix, refresh=False)
+                self._collect(timeout=1.0)
+                self._show_progress(deadline)
         except (KeyboardInterrupt, _Interrupted):
             interrupted = True
             log.warning("interrupted: %d trials in flight stay RUNNING and re-run on --resume", len(self.in_flight))
@@ -241,8 +251,9 @@ class SearchDriver:
                 ray.kill(actor)
         finally:
             signal.signal(signal.SIGTERM, previous)
-            bar.close()
             self._write_tables(force=True)
+            self._show_progress(deadline)
+            self.bar.close()
             cluster.stop(started, self.folder.ray_processes)
         return Summary(config.run, self.folder.path, self._count(state="COMPLETE"), self._count(state="FAIL"),
                        self._count(state="REJECTED"), self._front(), time.monotonic() - start, self.evaluation_s,

@@ -13,6 +13,7 @@ from pathlib import Path
 from autocompress.errors import UserInputError
 from autocompress.search.pareto import pareto_mask
 from autocompress.search.record import COLUMNS
+from autocompress.search.settings import Constraints
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -30,11 +31,16 @@ def _csv_text(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def front_rows(rows: list[dict], objectives: list[str]) -> list[dict]:
-    """COMPLETE rows on the Pareto front; one row per candidate (the first one tried)."""
+def front_rows(rows: list[dict], objectives: list[str], constraints: Constraints) -> list[dict]:
+    """Feasible COMPLETE rows on the Pareto front; one row per candidate (the first tried).
+
+    A reference baseline is measured even if it breaks a constraint; then it is not feasible.
+    """
     first_of: dict[str, dict] = {}
     for row in sorted(rows, key=lambda r: r["number"]):
-        if row["state"] == "COMPLETE":
+        feasible = all(v <= 0 for v in constraints.violations(float(row["latency_ms"] or 0),
+                                                               float(row["size_kb"] or 0)).values())
+        if row["state"] == "COMPLETE" and feasible:
             first_of.setdefault(row["candidate_hash"], row)
     unique = list(first_of.values())
     if not unique:
@@ -79,8 +85,8 @@ class RunFolder:
             handle.flush()
             yield
 
-    def write_tables(self, rows: list[dict], objectives: list[str]) -> None:
+    def write_tables(self, rows: list[dict], objectives: list[str], constraints: Constraints) -> None:
         """Rewrite trials.csv and pareto.csv from all rows (sorted by trial number)."""
         ordered = sorted(rows, key=lambda r: r["number"])
         write_atomic(self.trials_csv, _csv_text(ordered))
-        write_atomic(self.pareto_csv, _csv_text(front_rows(ordered, objectives)))
+        write_atomic(self.pareto_csv, _csv_text(front_rows(ordered, objectives, constraints)))

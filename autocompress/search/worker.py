@@ -34,22 +34,25 @@ class TrialEvaluator:
         self.base.load_state_dict(base_state)
         self.base.eval()
 
-    def evaluate(self, candidate_json: str) -> Outcome:
-        """Predict latency and size, reject if a constraint breaks, else train and measure."""
+    def evaluate(self, candidate_json: str, enforce_constraints: bool = True) -> Outcome:
+        """Predict latency and size, reject if a constraint breaks, else train and measure.
+
+        Reference baselines pass ``enforce_constraints=False``: they are measured anyway.
+        """
         started, clock = now(), time.perf_counter()
         try:
-            outcome = self._evaluate(Candidate.from_json(candidate_json))
+            outcome = self._evaluate(Candidate.from_json(candidate_json), enforce_constraints)
         except Exception as error:  # noqa: BLE001 - any failure of a trial is recorded, not fatal
             outcome = Outcome("FAIL", error=f"{type(error).__name__}: {error}")
         outcome.started_at, outcome.finished_at = started, now()
         outcome.duration_s = time.perf_counter() - clock
         return outcome
 
-    def _evaluate(self, candidate: Candidate) -> Outcome:
+    def _evaluate(self, candidate: Candidate, enforce_constraints: bool) -> Outcome:
         latency = predict(candidate, self.profile, self.space)
         size_kb = model_size_bytes(build_compressed(self.space, candidate)) / 1024
         broken = {k: v for k, v in self.constraints.violations(latency, size_kb).items() if v > 0}
-        if broken:
+        if broken and enforce_constraints:
             reason = ", ".join(f"{key} exceeded by {value:.4g}" for key, value in broken.items())
             return Outcome("REJECTED", latency_ms=latency, size_kb=size_kb, error=f"rejected before training: {reason}")
         model, result = evaluate_candidate(self.space, candidate, self.base, self.splits, self.seed, self.epochs)

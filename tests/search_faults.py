@@ -1,0 +1,27 @@
+"""Fault injection for the search tests, installed in Ray workers at start-up.
+
+``install`` wraps ``pipeline.evaluate_candidate`` so that candidates whose second stage is
+one block of expand ratio 3 raise, as a diverging fine-tune would. The reference
+baselines (the base architecture: two blocks, expand ratio 4) never match.
+"""
+
+from __future__ import annotations
+
+from autocompress import pipeline
+
+_real_evaluate = pipeline.evaluate_candidate
+
+
+def fails(candidate) -> bool:
+    stage = candidate.stages[1]
+    return stage.depth == 1 and stage.expand_ratio == 3
+
+
+def _evaluate(space, candidate, *args, **kwargs):
+    if fails(candidate):
+        raise FloatingPointError("training loss is nan (injected by the test)")
+    return _real_evaluate(space, candidate, *args, **kwargs)
+
+
+def install() -> None:
+    pipeline.evaluate_candidate = _evaluate

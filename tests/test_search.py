@@ -1,0 +1,214 @@
+"""Real searches through Ray on a tiny space: a 2-worker run with a failing trial and a
+latency constraint, a driver killed with SIGKILL and resumed, a run joined to a Ray head.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import ray
+import torch
+from typer.testing import CliRunner
+
+from autocompress.candidate import Candidate, uniform_candidate
+from autocompress.cli import app
+from autocompress.hw.predict import predict
+from autocompress.hw.profile import load_profile
+from autocompress.models.mobilenet import largest_arch
+from autocompress.pipeline import build_compressed
+from autocompress.search.params import BASELINES as BASELINES_POLICY
+from autocompress.space import load_space
+from tests.search_faults import fails
+
+HERE = Path(__file__).parent
+REPO = HERE.parent
+SPACE = HERE / "spaces" / "search_tiny.yaml"
+CLI = str(Path(sys.executable).parent / "autocompress")
+BASELINES = 5
+
+
+def _rows(folder: Path, name: str = "trials.csv") -> list[dict]:
+    with open(folder / name) as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def profile(tmp_path_factory) -> Path:
+    """The modelled bit-serial accelerator's profile of the tiny space (bits change latency)."""
+    path = tmp_path_factory.mktemp("profiles") / "bitfusion.json"
+    made = CliRunner().invoke(app, ["profile", str(SPACE), "--runtime", "bitfusion-model", "--out", str(path)])
+    assert made.exit_code == 0, made.output
+    return path
+
+
+@pytest.fixture(scope="module")
+def max_latency_ms(profile) -> float:
+    """A limit that the float base network breaks and its uniform 4-bit version meets."""
+    space = load_space(SPACE)
+    float_ms, four_bit_ms = (predict(uniform_candidate(space, largest_arch(space), **BASELINES_POLICY[label]),
+                                     load_profile(profile), space) for label in ("float", "uniform-4bit"))
+    assert four_bit_ms < float_ms
+    return (float_ms + four_bit_ms) / 2
+
+
+def _search_args(results: Path, profile: Path, run: str, trials: int, *extra: str) -> list[str]:
+    return ["search", str(SPACE), "--profile", str(profile), "--trials", str(trials), "--workers", "2",
+            "--run", run, "--results-dir", str(results), *extra]
+
+
+@pytest.fixture(scope="module")
+def faulty_run(tmp_path_factory, profile, max_latency_ms) -> Path:
+    """12 search trials on 2 Ray workers where some candidates raise, under a latency limit."""
+    results = tmp_path_factory.mktemp("results")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"worker_process_setup_hook": "tests.search_faults.install",
+                          "env_vars": {"PYTHONPATH": str(REPO)}})
+    try:
+        outcome = CliRunner().invoke(app, _search_args(results, profile, "faulty", 12, "--finetune-epochs", "0",
+                                                       "--max-latency-ms", str(max_latency_ms)))
+    finally:
+        ray.shutdown()
+    assert outcome.exit_code == 0, outcome.output
+    return results / "faulty"
+
+
+def test_every_trial_is_recorded_once_with_its_state(faulty_run):
+    rows = _rows(faulty_run)
+    assert [int(r["number"]) for r in rows] == list(range(BASELINES + 12))
+    assert [r["label"] for r in rows if r["kind"] == "baseline"] == [
+        "float", "uniform-8bit", "uniform-4bit", "channel-50", "rank-0.5"]
+    assert sum(r["kind"] == "search" for r in rows) == 12
+    assert {r["state"] for r in rows} <= {"COMPLETE", "FAIL", "REJECTED"}
+    study = optuna.load_study(study_name="faulty", storage=f"sqlite:///{faulty_run / 'study.db'}")
+    assert len(study.trials) == BASELINES + 12
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+
+
+def test_a_trial_that_raises_is_recorded_and_the_search_goes_on(faulty_run):
+    rows = _rows(faulty_run)
+    failed = [r for r in rows if r["state"] == "FAIL"]
+    assert failed, "the seed should sample at least one failing candidate"
+    for row in failed:
+        assert "FloatingPointError: training loss is nan" in row["error"]
+        assert fails(Candidate.from_json(row["candidate"]))
+    assert any(r["state"] == "COMPLETE" and r["kind"] == "search" for r in rows)
+
+
+def test_constraints_reject_before_training_and_hold_on_the_front(faulty_run, max_latency_ms):
+    rows = _rows(faulty_run)
+    rejected = [r for r in rows if r["state"] == "REJECTED"]
+    assert rejected
+    for row in rejected:
+        assert float(row["latency_ms"]) > max_latency_ms and row["accuracy"] == "" and float(row["finetune_s"]) == 0
+    front = _rows(faulty_run, "pareto.csv")
+    assert front
+    assert all(r["state"] == "COMPLETE" and float(r["latency_ms"]) <= max_latency_ms for r in front)
+    study = optuna.load_study(study_name="faulty", storage=f"sqlite:///{faulty_run / 'study.db'}")
+    for trial in study.best_trials:
+        assert trial.user_attrs["constraint:max_latency_ms"] <= 0
+
+
+def test_run_folder_holds_config_inputs_and_loadable_models(faulty_run, max_latency_ms):
+    config = json.loads((faulty_run / "config.json").read_text())
+    assert {"run", "space_path", "space", "profile_path", "profile_device", "objectives", "constraints", "sampler",
+            "trials", "time_budget_s", "workers", "seed", "base_path", "created"} <= set(config)
+    assert config["constraints"] == {"max_latency_ms": max_latency_ms, "max_size_kb": None}
+    assert (faulty_run / "space.yaml").is_file() and (faulty_run / "profile.json").is_file()
+    assert "trial 0 COMPLETE" in (faulty_run / "search.log").read_text()
+    space = load_space(faulty_run / "space.yaml")
+    rows = _rows(faulty_run)
+    for row in rows:
+        assert (faulty_run / "models" / f"trial_{row['number']}.pt").is_file() == (row["state"] == "COMPLETE")
+    search = next(r for r in rows if r["kind"] == "search" and r["state"] == "COMPLETE")
+    for row in (rows[0], search):
+        saved = torch.load(faulty_run / "models" / f"trial_{row['number']}.pt", weights_only=True)
+        assert saved["candidate"] == row["candidate"]
+        build_compressed(space, Candidate.from_json(saved["candidate"])).load_state_dict(saved["state_dict"])
+
+
+def _live(pids: list[int]) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive
+
+
+def test_driver_killed_mid_run_resumes_without_losing_or_repeating_a_trial(tmp_path, profile):
+    folder = tmp_path / "killed"
+    driver = subprocess.Popen([CLI, *_search_args(tmp_path, profile, "killed", 14)], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline:
+        done = [r for r in _rows(folder) if r["state"] == "COMPLETE"] if (folder / "trials.csv").exists() else []
+        if len(done) >= 8:
+            break
+        assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
+        time.sleep(0.2)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    storage = f"sqlite:///{folder / 'study.db'}"
+    before = {t.number: t for t in optuna.load_study(study_name="killed", storage=storage).trials}
+    finished_before = {n: t.user_attrs["finished_at"] for n, t in before.items() if t.state.is_finished()}
+    assert len(finished_before) >= 8
+    assert any(t.state == optuna.trial.TrialState.RUNNING for t in before.values())
+    leftovers = [int(pid) for pid in json.loads((folder / "ray_processes.json").read_text())]
+
+    resumed = subprocess.run([CLI, "search", "--run", "killed", "--resume", "--results-dir", str(tmp_path)],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert not _live(leftovers)
+    after = optuna.load_study(study_name="killed", storage=storage).trials
+    assert len(after) == BASELINES + 14
+    assert all(t.state.is_finished() for t in after)
+    for number, finished_at in finished_before.items():
+        assert after[number].user_attrs["finished_at"] == finished_at  # not run again
+    rows = _rows(folder)
+    assert [int(r["number"]) for r in rows] == list(range(BASELINES + 14))
+    assert sum(r["kind"] == "search" for r in rows) == 14
+    assert sum(r["kind"] == "baseline" for r in rows) == BASELINES
+    assert all((folder / "models" / f"trial_{r['number']}.pt").is_file() for r in rows if r["state"] == "COMPLETE")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_search_joins_a_ray_head_started_separately(tmp_path, profile):
+    port = _free_port()
+    # a head started by 'ray start' requires token authentication from drivers that join it
+    env = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, "RAY_AUTH_MODE": "token"}
+    # --block keeps the head's processes tied to this one process, so stopping it stops
+    # exactly this cluster (``ray stop`` would stop every Ray cluster of the user)
+    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+                             "--port", str(port), "--num-cpus", "2",
+                             "--include-dashboard=false"], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(8)
+        assert head.poll() is None
+        joined = subprocess.run([CLI, *_search_args(tmp_path, profile, "joined", 4, "--finetune-epochs", "0",
+                                                    "--address", f"127.0.0.1:{port}")],
+                                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+        assert joined.returncode == 0, joined.stderr[-2000:]
+    finally:
+        head.terminate()
+        head.wait(timeout=60)
+    rows = _rows(tmp_path / "joined")
+    assert len(rows) == BASELINES + 4 and all(r["state"] == "COMPLETE" for r in rows)

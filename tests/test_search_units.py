@@ -1,0 +1,81 @@
+"""Search pieces without Ray: parameters <-> candidates, baselines, settings, fronts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from autocompress.candidate import uniform_candidate
+from autocompress.errors import UserInputError
+from autocompress.models.mobilenet import MobileNet, largest_arch
+from autocompress.search.params import BASELINES, baseline_params, search_params, suggest_candidate
+from autocompress.search.rundir import front_rows
+from autocompress.search.settings import Constraints, parse_duration
+from autocompress.space import load_space
+
+TINY = Path(__file__).parent / "spaces" / "search_tiny.yaml"
+
+
+@pytest.fixture(scope="module", params=["tiny", "default"])
+def space(request, default_space):
+    return load_space(TINY) if request.param == "tiny" else default_space
+
+
+@pytest.mark.parametrize("label", list(BASELINES))
+def test_baseline_params_decode_to_the_uniform_candidate(space, label):
+    params = baseline_params(space, label)
+    decoded = suggest_candidate(space, lambda name, choices: params[name])
+    assert decoded.hash == uniform_candidate(space, largest_arch(space), **BASELINES[label]).hash
+
+
+def test_baseline_outside_the_choices_is_skipped(default_space):
+    layer = default_space.choices.layer.model_copy(update={"weight_bits": [8, 32]})
+    choices = default_space.choices.model_copy(update={"layer": layer})
+    narrow = default_space.model_copy(update={"choices": choices})
+    assert baseline_params(narrow, "uniform-4bit") is None
+    assert baseline_params(narrow, "uniform-8bit") is not None
+
+
+def test_sampled_candidates_build_and_share_one_static_parameter_set(space):
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=1))
+    names = set(search_params(space))
+    for _ in range(10):
+        trial = study.ask()
+        candidate = suggest_candidate(space, trial.suggest_categorical)
+        assert set(trial.params) == names
+        MobileNet(space, list(candidate.stages))
+        study.tell(trial, [0.5, 1.0])
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("8h", 28800), ("1h30m", 5400), ("90m", 5400), ("45s", 45),
+                                               ("600", 600), ("0.5h", 1800)])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "8x", "h"])
+def test_parse_duration_rejects_nonsense(text):
+    with pytest.raises(UserInputError, match="--time-budget"):
+        parse_duration(text)
+
+
+def _row(number, accuracy, latency, size=1.0, state="COMPLETE", hash_=None):
+    return {"number": number, "state": state, "accuracy": accuracy, "latency_ms": latency, "size_kb": size,
+            "candidate_hash": hash_ or f"h{number}"}
+
+
+def test_front_keeps_non_dominated_feasible_rows_once_per_candidate():
+    rows = [_row(0, 0.9, 2.0), _row(1, 0.8, 1.0), _row(2, 0.7, 1.5), _row(3, 0.95, 3.0),
+            _row(4, 0.8, 1.0, hash_="h1"), _row(5, 0.99, 0.1, state="FAIL"), _row(6, 0.99, 0.2, state="REJECTED")]
+    objectives = ["accuracy", "latency_ms"]
+    assert [r["number"] for r in front_rows(rows, objectives, Constraints())] == [0, 1, 3]
+    constrained = front_rows(rows, objectives, Constraints(max_latency_ms=2.5))
+    assert [r["number"] for r in constrained] == [0, 1]
+
+
+def test_constraint_violations_are_optuna_style():
+    limits = Constraints(max_latency_ms=2.0, max_size_kb=None)
+    assert limits.violations(1.5, 100.0) == {"max_latency_ms": -0.5}
+    assert Constraints().violations(1.0, 1.0) == {}
