@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from autocompress.errors import UserInputError
-from autocompress.hw.profile import SCHEMA_VERSION, Device, HardwareProfile, save_profile
-from autocompress.hw.runtimes import RUNTIMES, runtime_settings
+from autocompress.hw.profile import HardwareProfile, save_profile
+from autocompress.hw.runtimes import RUNTIMES
 
 MODELLED = "bitfusion-model"
 MIN_VALIDATE = 5
@@ -18,18 +17,6 @@ MIN_VALIDATE = 5
 
 def _default_name(runtime: str) -> str:
     return "bitfusion" if runtime == MODELLED else f"cpu-{runtime}"
-
-
-def _existing(out: Path, runtime: str, threads: int, batch_size: int) -> HardwareProfile | None:
-    """A profile already at ``out`` measured with the same settings (its entries are kept)."""
-    from autocompress.hw.profile import load_profile
-
-    if not out.is_file():
-        return None
-    profile = load_profile(out)
-    device = profile.device
-    same = (device.runtime, device.threads, device.batch_size) == (runtime, threads, batch_size)
-    return profile if same else None
 
 
 def _print_validation(profile: HardwareProfile) -> None:
@@ -41,36 +28,6 @@ def _print_validation(profile: HardwareProfile) -> None:
                    f"{100 * figures.within_10:5.1f}%  Kendall tau {figures.kendall_tau:.3f}")
     typer.echo(f"  FLOPs alone  Kendall tau {validation.flops_tau:.3f}  "
                f"({validation.candidates} candidates measured end to end)")
-
-
-def _measure(space, space_path: str, runtime: str, name: str, out: Path, threads: int,
-             batch_size: int, validate_count: int) -> HardwareProfile:
-    from autocompress.hw.profiler import measure_table, partial_path
-    from autocompress.hw.signatures import BitsRule, space_signatures
-    from autocompress.hw.validate import validate
-
-    start = time.perf_counter()
-    rule = BitsRule.of_runtime(runtime)
-    signatures = space_signatures(space, rule)
-    previous = _existing(out, runtime, threads, batch_size)
-    known = previous.entries if previous is not None else {}
-    settings = {"runtime": runtime, "threads": threads, "batch_size": batch_size,
-                "space": space.model_dump(mode="json")}
-    entries = measure_table(runtime, signatures, out, settings, known)
-    profile = HardwareProfile(
-        schema_version=SCHEMA_VERSION,
-        device=Device.on_this_host(name, "measured", runtime, threads, batch_size).model_copy(
-            update={"settings": runtime_settings(runtime)}),
-        space=space_path, native_weight_bits=list(rule.weight),
-        native_activation_bits=list(rule.activation), activation_bits_follow_weights=rule.follow,
-        native_sparsity=["channel"], entries=entries,
-        profiling_seconds=time.perf_counter() - start)
-    if validate_count:
-        validation, correction = validate(space, profile, validate_count)
-        profile = profile.model_copy(update={"validation": validation, "correction": correction})
-    save_profile(profile, out)
-    partial_path(out).unlink(missing_ok=True)
-    return profile
 
 
 def profile_command(
@@ -119,8 +76,10 @@ def profile_command(
         profile = modelled_profile(search_space, str(space), name, batch_size)
         save_profile(profile, out)
     else:
-        profile = _measure(search_space, str(space), runtime, name, out, threads, batch_size,
-                           validate)
+        from autocompress.hw.profiler import measure_profile
+
+        profile = measure_profile(search_space, str(space), runtime, name, out, threads,
+                                  batch_size, validate)
     typer.echo(f"wrote {out}: {len(profile.entries)} entries, {profile.device.kind} "
                f"{profile.device.runtime}, batch {profile.device.batch_size}, "
                f"{profile.device.threads} thread(s)")

@@ -9,6 +9,7 @@ after every op, written atomically, so an interrupted run resumes where it stopp
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,11 +17,22 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from autocompress.errors import UserInputError
 from autocompress.hw.bundle_runner import summarise, time_calls
-from autocompress.hw.profile import Entry, write_json_atomic
-from autocompress.hw.runtimes import prepare
-from autocompress.hw.signatures import BIAS, BN_RELU, NONE, OpSignature
+from autocompress.hw.profile import (
+    SCHEMA_VERSION,
+    Device,
+    Entry,
+    HardwareProfile,
+    load_profile,
+    save_profile,
+    write_json_atomic,
+)
+from autocompress.hw.runtimes import prepare, runtime_settings
+from autocompress.hw.signatures import BIAS, BN_RELU, NONE, BitsRule, OpSignature, space_signatures
+from autocompress.hw.validate import validate
 from autocompress.models.blocks import ConvBNAct, SqueezeExcite
+from autocompress.space import SearchSpace
 
 WARMUP = 5
 REPEATS = 40
@@ -97,3 +109,48 @@ def measure_table(runtime: str, signatures: Iterable[OpSignature], out: Path, se
             "entries": {k: e.model_dump() for k, e in entries.items()},
         })
     return entries
+
+
+def _existing(out: Path, runtime: str, threads: int, batch_size: int) -> HardwareProfile | None:
+    """A readable profile already at ``out`` measured with the same settings (its entries
+    are kept); an unreadable or outdated one is replaced."""
+    if not out.is_file():
+        return None
+    try:
+        profile = load_profile(out)
+    except UserInputError:
+        return None
+    device = profile.device
+    same = (device.runtime, device.threads, device.batch_size) == (runtime, threads, batch_size)
+    return profile if same else None
+
+
+def measure_profile(space: SearchSpace, space_path: str, runtime: str, name: str, out: Path,
+                    threads: int, batch_size: int, validate_count: int) -> HardwareProfile:
+    """Measure every signature of ``space`` on ``runtime``, validate, and save to ``out``.
+
+    Entries of a profile already at ``out`` with the same settings are kept, so re-running
+    the command after a space grows measures only what is new.
+    """
+    start = time.perf_counter()
+    rule = BitsRule.of_runtime(runtime)
+    signatures = space_signatures(space, rule)
+    previous = _existing(out, runtime, threads, batch_size)
+    known = previous.entries if previous is not None else {}
+    settings = {"runtime": runtime, "threads": threads, "batch_size": batch_size,
+                "space": space.model_dump(mode="json")}
+    entries = measure_table(runtime, signatures, out, settings, known)
+    profile = HardwareProfile(
+        schema_version=SCHEMA_VERSION,
+        device=Device.on_this_host(name, "measured", runtime, threads, batch_size).model_copy(
+            update={"settings": runtime_settings(runtime)}),
+        space=space_path, native_weight_bits=list(rule.weight),
+        native_activation_bits=list(rule.activation), activation_bits_follow_weights=rule.follow,
+        native_sparsity=["channel"], entries=entries,
+        profiling_seconds=time.perf_counter() - start)
+    if validate_count:
+        validation, correction = validate(space, profile, validate_count)
+        profile = profile.model_copy(update={"validation": validation, "correction": correction})
+    save_profile(profile, out)
+    partial_path(out).unlink(missing_ok=True)
+    return profile

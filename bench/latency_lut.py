@@ -1,0 +1,79 @@
+"""How well latency lookup tables predict measured end-to-end latency, per runtime.
+
+For each runtime it profiles the default space from scratch (every op signature timed),
+then measures random candidates end to end and compares: share within +-10%, MAPE and
+Kendall's tau of the raw LUT sum and of the cross-validated correction, plus the tau of
+FLOPs (MACs) alone. Writes bench/results/latency_lut.json; with --ship, also copies each
+profile to hw_profiles/cpu-RUNTIME.json.
+
+    .venv/bin/python bench/latency_lut.py [--runtimes torch-fp32 onnxruntime-int8] [--validate 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from autocompress.hw.profiler import measure_profile
+from autocompress.hw.runtimes import RUNTIMES
+from autocompress.space import load_space
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACE = "search_spaces/mobilenet_digits.yaml"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES)
+    parser.add_argument("--validate", type=int, default=40, help="candidates measured end to end")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--ship", action="store_true", help="copy the profiles to hw_profiles/")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latency_lut.json")
+    args = parser.parse_args()
+    space = load_space(ROOT / SPACE)
+    results = {}
+    for runtime in args.runtimes:
+        name = f"cpu-{runtime}"
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"{name}.json"
+            start = time.perf_counter()
+            profile = measure_profile(space, SPACE, runtime, name, path, threads=1,
+                                      batch_size=args.batch_size, validate_count=args.validate)
+            wall = time.perf_counter() - start
+            if args.ship:
+                shutil.copy(path, ROOT / "hw_profiles" / path.name)
+        validation = profile.validation
+        results[runtime] = {
+            "entries": len(profile.entries),
+            "batch_size": profile.device.batch_size,
+            "threads": profile.device.threads,
+            "clock": profile.device.clock,
+            "candidates": validation.candidates,
+            "raw": validation.raw.model_dump(),
+            "corrected": validation.corrected.model_dump(),
+            "flops_tau": validation.flops_tau,
+            "table_seconds": profile.profiling_seconds,
+            "validation_seconds": validation.seconds,
+            "profiling_wall_seconds": wall,
+        }
+        row = results[runtime]
+        print(f"{runtime:17s} {row['entries']:5d} entries in {row['table_seconds']:6.1f} s "
+              f"(+{row['validation_seconds']:.0f} s validating {row['candidates']} nets)")
+        for label in ("raw", "corrected"):
+            fig = row[label]
+            print(f"  {label:9s} within +-10% {100 * fig['within_10']:5.1f}%  MAPE "
+                  f"{fig['mape']:5.1f}%  tau {fig['kendall_tau']:.3f}")
+        print(f"  FLOPs     tau {row['flops_tau']:.3f}")
+    report = {"space": SPACE, "host_cpu": profile.device.host_cpu,
+              "host_threads": profile.device.host_threads, "runtimes": results}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Profiles: loading errors are one clear line; a missing entry names itself and the fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from autocompress.candidate import uniform_candidate
+from autocompress.errors import MissingSignaturesError, UserInputError
+from autocompress.hw.accelerator import RULE, modelled_profile
+from autocompress.hw.predict import predict
+from autocompress.hw.profile import load_profile, save_profile
+from autocompress.hw.signatures import candidate_signatures
+from autocompress.models.mobilenet import largest_arch
+from autocompress.space import load_space
+
+TINY = Path(__file__).parent / "spaces" / "tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_space(TINY)
+
+
+@pytest.fixture()
+def saved(tiny, tmp_path):
+    path = tmp_path / "acc.json"
+    save_profile(modelled_profile(tiny, str(TINY), "acc", 32), path)
+    return path
+
+
+def _rewrite(path: Path, change) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def test_round_trip_and_flags(saved):
+    profile = load_profile(saved)
+    assert profile.device.name == "acc" and not profile.measured
+    assert profile.native_weight_bits == [2, 4, 8, 16]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.update(schema_version=99), "schema_version is 99"),
+    (lambda d: d.pop("entries"), "entries: Field required"),
+    (lambda d: d["device"].pop("name"), "device.name: Field required"),
+    (lambda d: d["device"].update(kind="guessed"), "device.kind"),
+])
+def test_invalid_profiles_get_one_line(saved, change, message):
+    _rewrite(saved, change)
+    with pytest.raises(UserInputError) as error:
+        load_profile(saved)
+    text = str(error.value)
+    assert "\n" not in text and str(saved) in text and message in text
+
+
+def test_malformed_and_missing_files(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema_version": 1, ')
+    with pytest.raises(UserInputError, match=r"bad.json: not valid JSON"):
+        load_profile(bad)
+    with pytest.raises(UserInputError, match=r"nowhere.json: hardware profile not found"):
+        load_profile(tmp_path / "nowhere.json")
+
+
+def test_missing_entries_are_listed_with_the_command(tiny, saved):
+    profile = load_profile(saved)
+    candidate = uniform_candidate(tiny, largest_arch(tiny), weight_bits=4, activation_bits=8)
+    assert predict(candidate, profile, tiny) > 0
+    dropped = candidate_signatures(tiny, candidate, RULE)[1:3]
+    for signature in dropped:
+        del profile.entries[signature.key]
+    with pytest.raises(MissingSignaturesError) as error:
+        predict(candidate, profile, tiny)
+    text = str(error.value)
+    assert "\n" not in text and "2 op signature(s)" in text
+    assert all(s.key in text for s in dropped)
+    assert (f"autocompress profile {TINY} --runtime bitfusion-model --device acc "
+            "--threads 1 --batch-size 32 --out hw_profiles/acc.json") in text
