@@ -6,12 +6,14 @@ import json
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import pytest
 import torch
 from typer.testing import CliRunner
 
 from autocompress.cli import app
 from autocompress.compress.freeze import freeze
+from autocompress.compress.quantize import quantize_weight_int
 from autocompress.data import load_splits
 from autocompress.errors import UserInputError
 from autocompress.export.exporter import export_trial, search_model
@@ -107,3 +109,20 @@ def test_export_command_prints_sizes_accuracy_and_latency(finished_run, tmp_path
 def test_export_of_an_unfinished_trial_is_a_user_error(finished_run):  # noqa: F811
     with pytest.raises(UserInputError, match="not a finished trial"):
         export_trial(Run.load(finished_run), 999)
+
+
+def test_int8_file_holds_the_same_int8_codes_as_weights_bin(finished_run, tmp_path):  # noqa: F811
+    """For a uniform 8-bit model, ONNX Runtime's int8 weights are weights.bin's codes: the
+    frozen weights are code x scale with the largest code 127, so its symmetric per-channel
+    quantization finds the same scales (batch-norm folding only rescales channels)."""
+    run = Run.load(finished_run)
+    number = int(run.complete.loc[run.complete["label"] == "uniform-8bit", "number"].iloc[0])
+    result = export_trial(run, number, tmp_path)
+    _, model, _, _, _ = search_model(run, number)
+    ours = np.concatenate([quantize_weight_int(m.weight.detach(), 8)[0].abs().flatten().numpy()
+                           for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))])
+    graph = onnx.load(f"{result.directory}/model.int8.onnx").graph
+    weights = [onnx.numpy_helper.to_array(t) for t in graph.initializer
+               if t.data_type == onnx.TensorProto.INT8 and len(t.dims) >= 2]
+    theirs = np.concatenate([np.abs(w.astype(np.int64)).ravel() for w in weights])
+    np.testing.assert_array_equal(np.sort(theirs), np.sort(ours.astype(np.int64)))
