@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from autocompress.candidate import Candidate
 from autocompress.errors import UserInputError
 from autocompress.space import SearchSpace, parse_space
 
@@ -110,8 +109,3 @@ class Run:
             table = table[table[column] <= bound]
         return table
 
-    def candidate(self, number: int) -> Candidate:
-        row = self.trials[self.trials["number"] == number]
-        if row.empty:
-            raise UserInputError(f"{self.path}: no trial {number} in trials.csv")
-        return Candidate.from_json(row["candidate"].iloc[0])
