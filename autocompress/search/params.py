@@ -77,7 +77,7 @@ def _canonical(policy: LayerPolicy) -> LayerPolicy:
 BASELINES: dict[str, dict[str, Any]] = {
     "float": {},
     "uniform-8bit": {"weight_bits": 8, "activation_bits": 8},
-    "uniform-4bit": {"weight_bits": 4, "activation_bits": 4},
+    "uniform-4bit": {"weight_bits": 4, "activation_bits": 8},
     "channel-50": {"sparsity": 0.5, "sparsity_kind": "channel"},
     "rank-0.5": {"rank_ratio": 0.5},
 }

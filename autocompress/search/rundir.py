@@ -10,8 +10,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from autocompress.errors import UserInputError
-from autocompress.search.pareto import pareto_mask
+from autocompress.report.pareto import pareto_mask
 from autocompress.search.record import COLUMNS
 from autocompress.search.settings import Constraints
 
@@ -45,7 +47,9 @@ def front_rows(rows: list[dict], objectives: list[str], constraints: Constraints
     unique = list(first_of.values())
     if not unique:
         return []
-    mask = pareto_mask([[float(row[name]) for name in objectives] for row in unique], objectives)
+    points = np.array([[-float(row[name]) if name == "accuracy" else float(row[name]) for name in objectives]
+                       for row in unique])
+    mask = pareto_mask(points)
     return [row for row, keep in zip(unique, mask, strict=True) if keep]
 
 

@@ -1,0 +1,91 @@
+"""Search quality at an equal trial budget: NSGA-II and TPE against random search.
+
+For each sampler and seed, runs ``autocompress search`` on the default space with the
+same number of trials, then computes the hypervolume of the run's accuracy/latency front
+(against one reference point shared by all runs: error 1, 1.1 x the largest latency
+seen) and which of the five uniform baselines the front of *search* trials dominates.
+Fine-tuning is off by default (``--finetune-epochs 0``: accuracy right after compression,
+calibration included) so that 9 runs fit in minutes on 2 cores; the samplers see the same
+objective either way. Prints a table and writes bench/results/search_quality.json.
+
+    .venv/bin/python bench/search_quality.py --profile hw_profiles/bitfusion.json --trials 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import ray
+from search_runs import ROOT, run_search
+
+from autocompress.report.pareto import hypervolume, minimisation_points, pareto_mask, reference_scale
+
+OBJECTIVES = ["accuracy", "latency_ms"]
+SAMPLERS = ("nsga2", "tpe", "random")
+SEEDS = (0, 1, 2)
+
+
+def _complete(rows: list[dict]) -> pd.DataFrame:
+    table = pd.DataFrame([r for r in rows if r["state"] == "COMPLETE"])
+    return table.astype({"accuracy": float, "latency_ms": float})
+
+
+def dominated_baselines(table: pd.DataFrame, scale: dict[str, float]) -> list[str]:
+    """Labels of the baselines that some search trial Pareto-dominates."""
+    search = minimisation_points(table[table["kind"] == "search"], OBJECTIVES, scale)
+    labels = []
+    for _, row in table[table["kind"] == "baseline"].iterrows():
+        point = minimisation_points(row.to_frame().T, OBJECTIVES, scale)[0]
+        if np.any(np.all(search <= point, axis=1) & np.any(search < point, axis=1)):
+            labels.append(row["label"])
+    return labels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", type=Path, default=ROOT / "hw_profiles" / "bitfusion.json")
+    parser.add_argument("--trials", type=int, default=60, help="search trials per run (plus 5 baselines)")
+    parser.add_argument("--finetune-epochs", type=int, default=0)
+    args = parser.parse_args()
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # one Ray for all runs
+    tables = {}
+    for sampler in SAMPLERS:
+        for seed in SEEDS:
+            wall, rows = run_search(f"bench-quality-{sampler}-{seed}", args.profile, trials=args.trials, workers=2,
+                                    sampler=sampler, seed=seed, finetune_epochs=args.finetune_epochs)
+            tables[sampler, seed] = (_complete(rows), wall)
+    ray.shutdown()
+    scale = reference_scale([table for table, _ in tables.values()], OBJECTIVES)
+    reference = np.ones(len(OBJECTIVES))
+    runs = []
+    for (sampler, seed), (table, wall) in tables.items():
+        points = minimisation_points(table, OBJECTIVES, scale)
+        dominated = dominated_baselines(table, scale)
+        runs.append({"sampler": sampler, "seed": seed, "wall_s": round(wall, 1), "complete": len(table),
+                     "hypervolume": round(hypervolume(points[pareto_mask(points)], reference), 4),
+                     "baselines_dominated": dominated,
+                     "baselines_not_dominated": sorted(set(table.loc[table["kind"] == "baseline", "label"])
+                                                       - set(dominated))})
+    medians = {s: statistics.median(r["hypervolume"] for r in runs if r["sampler"] == s) for s in SAMPLERS}
+    result = {"space": "search_spaces/mobilenet_digits.yaml", "profile": str(args.profile), "trials": args.trials,
+              "finetune_epochs": args.finetune_epochs, "reference_scale": scale, "runs": runs,
+              "median_hypervolume": medians,
+              "bars": {"nsga2 median HV > random": medians["nsga2"] > medians["random"],
+                       "tpe median HV > random": medians["tpe"] > medians["random"]}}
+    print(f"{'sampler':>8} {'seed':>4} {'HV':>7} {'wall s':>7}  baselines dominated")
+    for run in runs:
+        print(f"{run['sampler']:>8} {run['seed']:>4} {run['hypervolume']:>7.4f} {run['wall_s']:>7}  "
+              f"{len(run['baselines_dominated'])}/5 (not: {', '.join(run['baselines_not_dominated']) or '-'})")
+    print("median hypervolume: " + ", ".join(f"{s} {v:.4f}" for s, v in medians.items()))
+    out = ROOT / "bench" / "results" / "search_quality.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
