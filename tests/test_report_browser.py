@@ -44,3 +44,20 @@ def test_report_renders_the_front_without_console_errors(finished_run, tmp_path)
     legend = re.findall(r'class="legendtext"[^>]*>([^<]+)<', scatter)
     assert {"trials", "Pareto front", "uniform baselines"} <= set(legend)
     assert dom.count('class="main-svg"') >= 3 * 2  # scatter, hypervolume, heat maps all drawn
+
+
+def test_front_table_sorts_on_a_header_click(finished_run, tmp_path):  # noqa: F811
+    text = write_report(finished_run).read_text()
+    # The front comes sorted by latency, so also by accuracy: two clicks make it descending.
+    header = "document.querySelectorAll('table.sortable th')[2]"  # accuracy
+    click = f"<script>{header}.click(); {header}.click();</script>"
+    page = tmp_path / "clicked.html"
+    page.write_text(text.replace("</body>", click + "</body>"))
+    dom, messages = render(page, tmp_path / "profile")
+    assert messages == []
+    table = dom[dom.index('<table class="sortable">'):]
+    table = table[: table.index("</table>")]
+    rows = re.findall(r"<tr><td>(\d+)</td><td>[^<]*</td><td>([0-9.]+)</td>", table)
+    accuracies = [float(accuracy) for _, accuracy in rows]
+    assert len(accuracies) >= 2 and accuracies == sorted(accuracies, reverse=True)
+    assert 'data-order="desc"' in table
