@@ -38,14 +38,13 @@ def _hypervolume(run: Run) -> pd.DataFrame:
 
 
 def _dominated_by(row: pd.Series, members: pd.DataFrame, objectives: list[str]) -> str:
-    """Trial numbers of the front's search trials that dominate baseline ``row``."""
-    search = members[members["kind"] != "baseline"]
-    if search.empty:
+    """Trial numbers of the front's members that dominate baseline ``row``."""
+    if members.empty:
         return ""
-    points = minimisation_points(search, objectives)
+    points = minimisation_points(members, objectives)
     point = minimisation_points(row.to_frame().T, objectives)[0]
     better = (points <= point).all(axis=1) & (points < point).any(axis=1)
-    return ", ".join(str(int(n)) for n in search["number"][better])
+    return ", ".join(str(int(n)) for n in members["number"][better])
 
 
 def _baselines(run: Run, members: pd.DataFrame) -> pd.DataFrame:
