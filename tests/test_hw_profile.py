@@ -68,7 +68,7 @@ def test_malformed_and_missing_files(tmp_path):
 
 def test_missing_entries_are_listed_with_the_command(tiny, saved):
     profile = load_profile(saved)
-    candidate = uniform_candidate(tiny, largest_arch(tiny), weight_bits=4, activation_bits=8)
+    candidate = uniform_candidate(tiny, largest_arch(tiny), weight_bits=2, activation_bits=8)
     assert predict(candidate, profile, tiny) > 0
     dropped = candidate_signatures(tiny, candidate, RULE)[1:3]
     for signature in dropped:

@@ -35,13 +35,14 @@ def test_profile_command_measures_validates_and_resumes(tiny, tmp_path):
     settings = {"runtime": "torch-fp32", "threads": 1, "batch_size": 8,
                 "space": tiny.model_dump(mode="json")}
     partial_path(out).write_text(json.dumps({"settings": settings, "entries": {
-        first.key: {"median_ms": 123.0, "spread_ms": 1.0, "samples": 3}}}))
+        first.key: {"median_ms": 123.0, "min_ms": 120.0, "spread_ms": 1.0,
+                    "samples": 3}}}))
     result = CliRunner().invoke(app, ["profile", str(TINY), "--runtime", "torch-fp32",
                                       "--batch-size", "8", "--validate", "6", "--out", str(out)])
     assert result.exit_code == 0, result.output
     profile = load_profile(out)
     assert not partial_path(out).exists()
-    assert profile.entries[first.key].median_ms == 123.0
+    assert profile.entries[first.key].median_ms == 123.0 and profile.latency(first.key) == 120.0
     assert len(profile.entries) == len(space_signatures(tiny, BitsRule()))
     assert profile.device.batch_size == 8 and profile.device.clock == "thread-cpu"
     assert profile.validation.candidates == 6 and profile.correction is not None

@@ -60,7 +60,8 @@ def modelled_ms(signature: OpSignature, batch_size: int) -> float:
 def modelled_profile(space: SearchSpace, space_path: str, name: str, batch_size: int
                      ) -> HardwareProfile:
     """A complete table for ``space`` on the modelled accelerator."""
-    entries = {s.key: Entry(median_ms=modelled_ms(s, batch_size), spread_ms=0.0, samples=1)
+    entries = {s.key: Entry(median_ms=modelled_ms(s, batch_size),
+                             min_ms=modelled_ms(s, batch_size), spread_ms=0.0, samples=1)
                for s in space_signatures(space, RULE)}
     device = Device.on_this_host(name, "modelled", RUNTIME, 1, batch_size)
     constants = {"formula": "max(B*MACs*ceil2(w)/2*ceil2(a)/2/bricks, "
@@ -71,4 +72,4 @@ def modelled_profile(space: SearchSpace, space_path: str, name: str, batch_size:
                            native_weight_bits=list(NATIVE_BITS),
                            native_activation_bits=list(NATIVE_BITS),
                            activation_bits_follow_weights=False, native_sparsity=["channel"],
-                           model=constants, entries=entries)
+                           model=constants, entries=entries, statistic="median")

@@ -88,16 +88,16 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
     return rows
 
 
-def import_csv(space: SearchSpace, space_path: str, path: Path, name: str, seed: int = 0
-               ) -> HardwareProfile:
+def import_csv(space: SearchSpace, space_path: str, path: Path, name: str,
+               statistic: str = "min", seed: int = 0) -> HardwareProfile:
     """The profile measured by a bundle's runner: LUT entries and validation figures."""
     rows = _read_rows(path)
     first = rows[0]
     try:
-        entries = {r["key"]: Entry(median_ms=float(r["median_ms"]), spread_ms=float(r["spread_ms"]),
-                                   samples=int(r["samples"]))
+        entries = {r["key"]: Entry(median_ms=float(r["median_ms"]), min_ms=float(r["min_ms"]),
+                                   spread_ms=float(r["spread_ms"]), samples=int(r["samples"]))
                    for r in rows if not r["key"].startswith(NET_PREFIX)}
-        nets = sorted((int(r["key"][len(NET_PREFIX):]), float(r["median_ms"]))
+        nets = sorted((int(r["key"][len(NET_PREFIX):]), float(r[f"{statistic}_ms"]))
                       for r in rows if r["key"].startswith(NET_PREFIX))
         device = Device(name=name, kind="measured", runtime=first["runtime"],
                         threads=int(first["threads"]), clock=first["clock"],
@@ -113,7 +113,7 @@ def import_csv(space: SearchSpace, space_path: str, path: Path, name: str, seed:
                               native_weight_bits=list(rule.weight),
                               native_activation_bits=list(rule.activation),
                               activation_bits_follow_weights=rule.follow,
-                              native_sparsity=["channel"], entries=entries)
+                              native_sparsity=["channel"], entries=entries, statistic=statistic)
     if len(nets) < 2:
         return profile
     candidates = validation_candidates(space, len(nets), seed)

@@ -3,7 +3,7 @@
 Copied into every bundle as ``runner.py``; on the target device run
 ``python runner.py [--threads T] [--out latency.csv]`` in the bundle folder. It times every
 ONNX model listed in ``manifest.json`` (the op kernels and the validation networks) and
-writes one CSV row per model: key, median_ms, spread_ms, samples, plus the settings, clock
+writes one CSV row per model: key, median_ms, min_ms, spread_ms, samples, plus the settings, clock
 and host it ran on. autocompress's own profiler uses the same session and timing functions.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-CSV_FIELDS = ("key", "median_ms", "spread_ms", "samples", "runtime", "threads", "clock",
+CSV_FIELDS = ("key", "median_ms", "min_ms", "spread_ms", "samples", "runtime", "threads", "clock",
               "batch_size", "host_cpu", "host_threads")
 
 
@@ -58,12 +58,11 @@ def time_calls(run: Callable[[], object], repeats: int, threads: int) -> list[fl
     return samples
 
 
-def summarise(samples_ms: list[float]) -> tuple[float, float, int]:
-    """Median, interquartile range and count of timed runs."""
-    if len(samples_ms) < 2:
-        return samples_ms[0], 0.0, len(samples_ms)
-    quartiles = statistics.quantiles(samples_ms, n=4)
-    return statistics.median(samples_ms), quartiles[2] - quartiles[0], len(samples_ms)
+def summarise(samples_ms: list[float]) -> dict[str, float]:
+    """Median, minimum, interquartile range and count of timed runs."""
+    quartiles = statistics.quantiles(samples_ms, n=4) if len(samples_ms) > 1 else [0.0] * 3
+    return {"median_ms": statistics.median(samples_ms), "min_ms": min(samples_ms),
+            "spread_ms": quartiles[2] - quartiles[0], "samples": len(samples_ms)}
 
 
 def session_runner(session: ort.InferenceSession, shape: list[int]) -> Callable[[], object]:
@@ -93,9 +92,8 @@ def main() -> None:
     for index, item in enumerate(manifest["models"]):
         run = session_runner(open_session(folder / item["file"], threads), item["shape"])
         time_calls(run, manifest["warmup"], threads)
-        median, spread, count = summarise(time_calls(run, manifest["repeats"], threads))
-        rows.append({"key": item["key"], "median_ms": median, "spread_ms": spread,
-                     "samples": count, "runtime": manifest["runtime"], "threads": threads,
+        rows.append({"key": item["key"], **summarise(time_calls(run, manifest["repeats"], threads)),
+                     "runtime": manifest["runtime"], "threads": threads,
                      "clock": clock_name(threads),
                      "batch_size": manifest["batch_size"], "host_cpu": host_cpu(),
                      "host_threads": os.cpu_count() or 1})

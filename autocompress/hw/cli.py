@@ -44,6 +44,8 @@ def profile_command(
         help="write a bundle for a remote device here instead of measuring")] = None,
     import_csv: Annotated[Path | None, typer.Option(
         "--import", help="build the profile from a bundle runner's CSV")] = None,
+    statistic: Annotated[str, typer.Option(
+        help="latency figure used: min (reproducible on a busy machine) or median")] = "min",
 ) -> None:
     """Measure a device's latency lookup table for SPACE and validate it end to end."""
     from autocompress.space import load_space
@@ -55,6 +57,8 @@ def profile_command(
     if validate and validate < MIN_VALIDATE:
         raise UserInputError(f"--validate: needs 0 or at least {MIN_VALIDATE} candidates "
                              f"(30 or more for figures worth quoting), got {validate}")
+    if statistic not in ("min", "median"):
+        raise UserInputError(f"--statistic: must be min or median, got {statistic!r}")
     name = device or _default_name(runtime)
     out = out or Path("hw_profiles") / f"{name}.json"
     if export_bundle is not None:
@@ -68,7 +72,7 @@ def profile_command(
     if import_csv is not None:
         from autocompress.hw.bundle import import_csv as read_csv
 
-        profile = read_csv(search_space, str(space), import_csv, name)
+        profile = read_csv(search_space, str(space), import_csv, name, statistic)
         save_profile(profile, out)
     elif runtime == MODELLED:
         from autocompress.hw.accelerator import modelled_profile
@@ -79,7 +83,7 @@ def profile_command(
         from autocompress.hw.profiler import measure_profile
 
         profile = measure_profile(search_space, str(space), runtime, name, out, threads,
-                                  batch_size, validate)
+                                  batch_size, validate, statistic)
     typer.echo(f"wrote {out}: {len(profile.entries)} entries, {profile.device.kind} "
                f"{profile.device.runtime}, batch {profile.device.batch_size}, "
                f"{profile.device.threads} thread(s)")

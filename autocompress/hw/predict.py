@@ -25,7 +25,7 @@ def profile_command(profile: HardwareProfile, space: SearchSpace) -> str:
 
 def lut_sum(signatures: Sequence[OpSignature], profile: HardwareProfile,
             space: SearchSpace) -> float:
-    """Sum of the table's medians over ``signatures`` (ms per batch)."""
+    """Sum of the table's latencies over ``signatures`` (ms per batch)."""
     absent = list(missing(signatures, profile.entries))
     if absent:
         shown = ", ".join(s.key for s in absent[:SHOWN_MISSING])
@@ -33,15 +33,23 @@ def lut_sum(signatures: Sequence[OpSignature], profile: HardwareProfile,
         raise MissingSignaturesError(
             f"profile '{profile.device.name}' has no entry for {len(absent)} op signature(s): "
             f"{shown}{more}; measure them with: {profile_command(profile, space)}")
-    return sum(profile.entries[s.key].median_ms for s in signatures)
+    return sum(profile.latency(s.key) for s in signatures)
 
 
-def corrected(raw_ms: float, op_count: int, profile: HardwareProfile) -> float:
+def precision_transitions(signatures: Sequence[OpSignature]) -> int:
+    """Switches between float and int8 kernels along the network (each one is a
+    quantize or dequantize node that isolated ops do not pay in the same way)."""
+    kernels = [s.quantized for s in signatures if s.op in ("conv", "linear")]
+    return sum(a != b for a, b in zip(kernels, kernels[1:], strict=False))
+
+
+def corrected(raw_ms: float, op_count: int, transitions: int, profile: HardwareProfile) -> float:
     """Apply the profile's fitted correction (if any) to a LUT sum."""
     fit = profile.correction
     if fit is None:
         return raw_ms
-    return max(0.0, fit.intercept + fit.per_lut_ms * raw_ms + fit.per_op * op_count)
+    return max(0.0, fit.intercept + fit.per_lut_ms * raw_ms + fit.per_op * op_count
+               + fit.per_transition * transitions)
 
 
 def predict(candidate: Candidate, profile: HardwareProfile, space: SearchSpace) -> float:
@@ -52,4 +60,5 @@ def predict(candidate: Candidate, profile: HardwareProfile, space: SearchSpace) 
     profiles them.
     """
     signatures = candidate_signatures(space, candidate, BitsRule.of(profile))
-    return corrected(lut_sum(signatures, profile, space), len(signatures), profile)
+    return corrected(lut_sum(signatures, profile, space), len(signatures),
+                     precision_transitions(signatures), profile)

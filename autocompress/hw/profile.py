@@ -54,15 +54,17 @@ class Device(_Strict):
 
 
 class Entry(_Strict):
-    """Latency of one op signature: median over ``samples`` timed runs, spread = IQR."""
+    """Latency of one op signature: median and minimum of ``samples`` timed runs, spread = IQR."""
 
     median_ms: float = Field(ge=0.0)
+    min_ms: float = Field(ge=0.0)
     spread_ms: float = Field(ge=0.0)
     samples: int = Field(ge=1)
 
 
 class Correction(_Strict):
-    """Linear correction of the LUT sum: ms = intercept + per_lut_ms * sum + per_op * count.
+    """Linear correction of the LUT sum:
+    ms = intercept + per_lut_ms * sum + per_op * ops + per_transition * float<->int8 switches.
 
     It absorbs what a sum of isolated op timings misses: each isolated op pays the
     runtime's per-call overhead once, a whole network pays it once in total, and caches
@@ -72,6 +74,7 @@ class Correction(_Strict):
     intercept: float
     per_lut_ms: float
     per_op: float
+    per_transition: float
 
 
 class Figures(_Strict):
@@ -106,6 +109,9 @@ class HardwareProfile(_Strict):
     model: dict[str, float | str] = Field(default_factory=dict,
                                           description="formula and constants of a modelled device")
     entries: dict[str, Entry]
+    statistic: Literal["median", "min"] = Field(description=(
+        "which figure of an entry (and of a measured network) latency means: 'min' is the "
+        "reproducible one on a machine shared with other work, 'median' the typical one"))
     correction: Correction | None = None
     validation: Validation | None = None
     profiling_seconds: float = 0.0
@@ -113,6 +119,11 @@ class HardwareProfile(_Strict):
     @property
     def measured(self) -> bool:
         return self.device.kind == "measured"
+
+    def latency(self, key: str) -> float:
+        """The table's latency for a signature key, by the profile's statistic (ms)."""
+        entry = self.entries[key]
+        return entry.min_ms if self.statistic == "min" else entry.median_ms
 
 
 def load_profile(path: str | Path) -> HardwareProfile:

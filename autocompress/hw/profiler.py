@@ -71,13 +71,12 @@ def op_module(signature: OpSignature) -> nn.Module:
 
 def measure_op(runtime: str, signature: OpSignature, batch_size: int, threads: int,
                repeats: int = REPEATS) -> Entry:
-    """Median, IQR and sample count of one op signature on ``runtime``."""
+    """Median, minimum, IQR and sample count of one op signature on ``runtime``."""
     module = op_module(signature).eval()
     run = prepare(runtime, module, (batch_size, *signature.shape), threads,
                   int8=None if signature.quantized else set())
     time_calls(run, WARMUP, threads)
-    median, spread, count = summarise(time_calls(run, repeats, threads))
-    return Entry(median_ms=median, spread_ms=spread, samples=count)
+    return Entry(**summarise(time_calls(run, repeats, threads)))
 
 
 def partial_path(out: Path) -> Path:
@@ -126,7 +125,8 @@ def _existing(out: Path, runtime: str, threads: int, batch_size: int) -> Hardwar
 
 
 def measure_profile(space: SearchSpace, space_path: str, runtime: str, name: str, out: Path,
-                    threads: int, batch_size: int, validate_count: int) -> HardwareProfile:
+                    threads: int, batch_size: int, validate_count: int,
+                    statistic: str = "min") -> HardwareProfile:
     """Measure every signature of ``space`` on ``runtime``, validate, and save to ``out``.
 
     Entries of a profile already at ``out`` with the same settings are kept, so re-running
@@ -146,7 +146,7 @@ def measure_profile(space: SearchSpace, space_path: str, runtime: str, name: str
             update={"settings": runtime_settings(runtime)}),
         space=space_path, native_weight_bits=list(rule.weight),
         native_activation_bits=list(rule.activation), activation_bits_follow_weights=rule.follow,
-        native_sparsity=["channel"], entries=entries,
+        native_sparsity=["channel"], entries=entries, statistic=statistic,
         profiling_seconds=time.perf_counter() - start)
     if validate_count:
         validation, correction = validate(space, profile, validate_count)

@@ -34,11 +34,12 @@ FOLDS = 5
 
 @dataclass(frozen=True)
 class Sample:
-    """One validation candidate: its LUT sum, op count, MACs and measured latency."""
+    """One validation candidate: LUT sum, op count, precision switches, MACs, measured ms."""
 
     candidate: Candidate
     lut_ms: float
     ops: int
+    transitions: int
     macs: int
     measured_ms: float
 
@@ -51,8 +52,9 @@ def figures(predicted: np.ndarray, measured: np.ndarray) -> Figures:
 
 
 def measure_candidates(space: SearchSpace, candidates: list[Candidate], runtime: str,
-                       batch_size: int, threads: int) -> list[float]:
-    """Median end-to-end latency (ms per batch) of each candidate, timed interleaved."""
+                       batch_size: int, threads: int, statistic: str) -> list[float]:
+    """End-to-end latency (ms per batch, by ``statistic``) of each candidate, timed
+    interleaved."""
     rule = BitsRule.of_runtime(runtime)
     shape = input_shape(space, batch_size)
     runs = []
@@ -65,7 +67,7 @@ def measure_candidates(space: SearchSpace, candidates: list[Candidate], runtime:
     for _ in tqdm(range(ROUNDS), desc=f"timing on {runtime}", unit="round"):
         for run, collected in zip(runs, samples, strict=True):
             collected.extend(time_calls(run, CALLS_PER_ROUND, threads))
-    return [summarise(s)[0] for s in samples]
+    return [summarise(s)[f"{statistic}_ms"] for s in samples]
 
 
 def validation_candidates(space: SearchSpace, count: int, seed: int = 0) -> list[Candidate]:
@@ -77,21 +79,21 @@ def validation_candidates(space: SearchSpace, count: int, seed: int = 0) -> list
 def score(space: SearchSpace, profile: HardwareProfile, candidates: list[Candidate],
           measured: list[float], seconds: float, seed: int = 0) -> tuple[Validation, Correction]:
     """Figures of the LUT against measured end-to-end latencies, and the fitted correction."""
-    from autocompress.hw.predict import lut_sum
+    from autocompress.hw.predict import lut_sum, precision_transitions
 
     rule = BitsRule.of(profile)
     samples = []
     for candidate, ms in zip(candidates, measured, strict=True):
         signatures = candidate_signatures(space, candidate, rule)
         samples.append(Sample(candidate, lut_sum(signatures, profile, space), len(signatures),
-                              network_macs(signatures), ms))
-    features = np.array([[s.lut_ms, s.ops] for s in samples])
+                              precision_transitions(signatures), network_macs(signatures), ms))
+    features = np.array([[s.lut_ms, s.ops, s.transitions] for s in samples])
     target = np.array(measured)
     folds = KFold(min(FOLDS, len(samples)), shuffle=True, random_state=seed)
     crossed = cross_val_predict(LinearRegression(), features, target, cv=folds)
     fit = LinearRegression().fit(features, target)
     correction = Correction(intercept=float(fit.intercept_), per_lut_ms=float(fit.coef_[0]),
-                            per_op=float(fit.coef_[1]))
+                            per_op=float(fit.coef_[1]), per_transition=float(fit.coef_[2]))
     validation = Validation(
         candidates=len(samples),
         raw=figures(features[:, 0], target),
@@ -109,5 +111,5 @@ def validate(space: SearchSpace, profile: HardwareProfile, count: int, seed: int
     candidates = validation_candidates(space, count, seed)
     device = profile.device
     measured = measure_candidates(space, candidates, device.runtime, device.batch_size,
-                                  device.threads)
+                                  device.threads, profile.statistic)
     return score(space, profile, candidates, measured, time.perf_counter() - start, seed)
