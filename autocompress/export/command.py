@@ -28,6 +28,7 @@ def export_command(
                + ", ".join(f"{name} {value:.4f}" for name, value in result.accuracy.items()))
     typer.echo(f"predictions: exported vs search-time model agree on {result.agreement_with_search:.2%}; "
                f"model.onnx vs torch on {result.onnx_agreement_with_torch:.2%}")
-    typer.echo(f"latency: measured {result.measured_ms:.3f} ms (IQR {result.measured_spread_ms:.3f}) on "
-               f"{result.runtime} here ({result.clock} clock); the search predicted {result.predicted_ms:.3f} ms "
+    typer.echo(f"latency: measured {result.measured_ms:.3f} ms ({result.statistic} of the calls, IQR "
+               f"{result.measured_spread_ms:.3f}) on {result.runtime} here ({result.clock} clock); "
+               f"the search predicted {result.predicted_ms:.3f} ms "
                f"for {result.device}")

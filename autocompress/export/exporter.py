@@ -47,6 +47,7 @@ class Export:
     onnx_agreement_with_torch: float
     runtime: str
     clock: str
+    statistic: str
     device: str
     predicted_ms: float
     measured_ms: float
@@ -81,10 +82,11 @@ def _write_structure(run: Run, candidate: Candidate, directory: Path) -> None:
         (directory / "space.yaml").write_text(yaml.safe_dump(run.config["space"], sort_keys=False))
 
 
-def _latency(runtime: str, model: nn.Module, files: dict[str, Path], shape: tuple[int, ...],
+def _latency(runtime: str, statistic: str, model: nn.Module, files: dict[str, Path], shape: tuple[int, ...],
              threads: int) -> tuple[str, float, float]:
-    """Median and spread (ms per batch) of the exported files on the profile's runtime,
-    timed as the profiler times (same clock, threads and batch size).
+    """Latency (ms per batch, the profile's ``statistic`` of the timed calls) and spread of the
+    exported files on the profile's runtime, timed as the profiler times (same clock, threads
+    and batch size).
 
     A modelled device cannot be measured here: its latency is reported on onnxruntime.
     """
@@ -95,8 +97,8 @@ def _latency(runtime: str, model: nn.Module, files: dict[str, Path], shape: tupl
         path = files.get("model.int8.onnx") if runtime == "onnxruntime-int8" else None
         call = session_runner(open_session(path or files["model.onnx"], threads), list(shape))
     time_calls(call, WARMUP_E2E, threads)
-    median, spread, _ = summarise(time_calls(call, TIMED_CALLS, threads))
-    return runtime, median, spread
+    stats = summarise(time_calls(call, TIMED_CALLS, threads))
+    return runtime, stats[f"{statistic}_ms"], stats["spread_ms"]
 
 
 def export_trial(run: Run, number: int, directory: Path | None = None) -> Export:
@@ -124,14 +126,16 @@ def export_trial(run: Run, number: int, directory: Path | None = None) -> Export
     onnx_runs = {name: onnx_predict(open_session(path, threads), splits.val_x) for name, path in paths.items()}
     accuracy = {"weights.bin (torch)": float((exported == labels).float().mean()),
                 **{name: float((p == labels).float().mean()) for name, p in onnx_runs.items()}}
-    runtime, measured, spread = _latency(str(device.get("runtime", "torch-fp32")), model, paths, shape, threads)
+    statistic = str(run.profile.get("statistic", "median"))
+    runtime, measured, spread = _latency(str(device.get("runtime", "torch-fp32")), statistic, model, paths, shape,
+                                         threads)
     files = {p.name: p.stat().st_size for p in sorted(directory.iterdir()) if p.name != "export.json"}
     result = Export(
         directory=str(directory), trial=number, files=files, weights_bytes=weights_bytes,
         reported_bytes=reported_bytes, search_accuracy=search_accuracy, accuracy=accuracy,
         agreement_with_search=float((exported == predict(searched, splits.val_x)).float().mean()),
         onnx_agreement_with_torch=float((onnx_runs["model.onnx"] == frozen).float().mean()),
-        runtime=runtime, clock=clock_name(threads),
+        runtime=runtime, clock=clock_name(threads), statistic=statistic,
         device=f"{device.get('name', '?')} ({device.get('kind', '?')}, {device.get('runtime', '?')})",
         predicted_ms=predicted_ms, measured_ms=measured,
         measured_spread_ms=spread,

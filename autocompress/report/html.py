@@ -62,7 +62,7 @@ def _scatter(analysis: Analysis) -> go.Figure:
     done = analysis.run.complete
     search = done[done["kind"] != "baseline"]
     figure = go.Figure()
-    figure.add_scatter(x=search["latency_ms"], y=search["accuracy"], mode="markers", name="trials",
+    figure.add_scatter(x=search["latency_ms"], y=search["accuracy"], mode="markers", name="trials (darker: later)",
                        marker={"color": search["number"], "colorscale": "Blues", "size": 8, "showscale": False,
                                "line": {"width": 0.5, "color": "#444"}},
                        customdata=_customdata(search), hovertemplate=_HOVER)
