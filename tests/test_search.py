@@ -204,7 +204,7 @@ def test_search_joins_a_ray_head_started_separately(tmp_path, profile):
         time.sleep(8)
         assert head.poll() is None
         joined = subprocess.run([CLI, *_search_args(tmp_path, profile, "joined", 4, "--finetune-epochs", "0",
-                                                    "--address", f"127.0.0.1:{port}")],
+                                                    "--objective", "size", "--address", f"127.0.0.1:{port}")],
                                 cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
         assert joined.returncode == 0, joined.stderr[-2000:]
     finally:
@@ -212,3 +212,5 @@ def test_search_joins_a_ray_head_started_separately(tmp_path, profile):
         head.wait(timeout=60)
     rows = _rows(tmp_path / "joined")
     assert len(rows) == BASELINES + 4 and all(r["state"] == "COMPLETE" for r in rows)
+    study = optuna.load_study(study_name="joined", storage=f"sqlite:///{tmp_path / 'joined' / 'study.db'}")
+    assert study.metric_names == ["accuracy", "latency_ms", "size_kb"]

@@ -77,7 +77,8 @@ class SearchDriver:
                 self.study.set_metric_names(list(config.objectives))
         existing = self.study.get_trials(deepcopy=False)
         self.study.sampler = make_sampler(config.sampler, config.seed + len(existing), config.trials)
-        self.rows = {t.number: trial_row(t) for t in existing if t.state != optuna.trial.TrialState.WAITING}
+        self.rows = {t.number: trial_row(t.number, t.user_attrs, t.state == optuna.trial.TrialState.RUNNING)
+                     for t in existing if t.state != optuna.trial.TrialState.WAITING}
         self.cache = {t.user_attrs["candidate_hash"]: (t.number, Outcome(**_outcome_attrs(t.user_attrs)))
                       for t in existing if t.user_attrs.get("state") in ("COMPLETE", "REJECTED")
                       and t.state == optuna.trial.TrialState.COMPLETE}
@@ -113,11 +114,11 @@ class SearchDriver:
         base, _ = load_base(self.space, Path(self.config.base_path))
         shared = (ray.put(load_splits(self.space.data)), ray.put(base.state_dict()))
         actor = ray.remote(num_cpus=1, max_restarts=0)(TrialEvaluator)
-        epochs = self.config.finetune_epochs
+        settings = (self.config.constraints, self.config.seed, self.config.finetune_epochs, threads)
+        profile_json = self.profile.model_dump_json()
 
         def spawn():
-            return actor.remote(self.space, self.profile, *shared, self.config.constraints, self.config.seed,
-                                epochs, threads)
+            return actor.remote(self.space, profile_json, *shared, *settings)
 
         self._spawn = spawn
         self.idle = [spawn() for _ in range(self.config.workers)]
@@ -146,11 +147,11 @@ class SearchDriver:
         if self.stale:
             frozen = self.stale.popleft()
             log.info("trial %d was running when the previous driver stopped: running it again", frozen.number)
-            return optuna.Trial(self.study, frozen._trial_id)
-        trial = self.study.ask()
-        if self.waiting and trial.user_attrs.get("kind") == "baseline":
-            self.waiting -= 1
+            trial = optuna.Trial(self.study, frozen._trial_id)
         else:
+            trial = self.study.ask()  # queued baselines come first
+            self.waiting -= trial.user_attrs.get("kind") == "baseline"
+        if "kind" not in trial.user_attrs:
             trial.set_user_attr("kind", "search")
             trial.set_user_attr("label", "")
         return trial
@@ -162,16 +163,20 @@ class SearchDriver:
             trial.set_user_attr("candidate_hash", candidate.hash)
         started = now()
         trial.set_user_attr("started_at", started)
-        self.rows[trial.number] = {**trial_row(self.study._storage.get_trial(trial._trial_id))}
+        self.rows[trial.number] = trial_row(trial.number, trial.user_attrs, running=True)
+        baseline = trial.user_attrs["kind"] == "baseline"
         if candidate.hash in self.cache:
             number, outcome = self.cache[candidate.hash]
             log.info("trial %d: candidate %s already evaluated in trial %d", trial.number, candidate.hash, number)
             trial.set_user_attr("cached_from", number)
-            self._finish(trial, replace(outcome, started_at=started, finished_at=now(), duration_s=0.0,
-                                        finetune_s=0.0), source=number)
+            outcome = replace(outcome, started_at=started, finished_at=now(), duration_s=0.0)
+            reason = self.config.constraints.rejection(outcome.latency_ms, outcome.size_kb)
+            if outcome.state == "COMPLETE" and reason and not baseline:  # the source was a baseline
+                outcome = Outcome("REJECTED", outcome.latency_ms, outcome.size_kb, error=reason,
+                                  started_at=outcome.started_at, finished_at=outcome.finished_at)
+            self._finish(trial, outcome, source=number)
             return
         actor = self.idle.pop()
-        baseline = trial.user_attrs.get("kind") == "baseline"
         self.in_flight[actor.evaluate.remote(candidate.to_json(), not baseline)] = (trial, actor)
 
     def _finish(self, trial: optuna.Trial, outcome: Outcome, source: int | None = None) -> None:
@@ -191,12 +196,13 @@ class SearchDriver:
             trial.set_user_attr(key, value)
         if outcome.state != "FAIL":
             for key, value in self.config.constraints.violations(outcome.latency_ms, outcome.size_kb).items():
-                if key not in self.study._storage.get_trial(trial._trial_id).constraints:
+                with warnings.catch_warnings():  # set before a crash: Optuna keeps the (same) first value
+                    warnings.simplefilter("ignore")
                     trial.set_constraint(key, value)
                 trial.set_user_attr(f"constraint:{key}", value)
         values = outcome.values(self.config.objectives) if outcome.state != "FAIL" else None
         self.study.tell(trial, values, state=OPTUNA_STATE[outcome.state])
-        self.rows[number] = trial_row(self.study._storage.get_trial(trial._trial_id))
+        self.rows[number] = trial_row(number, trial.user_attrs, running=False)
         if outcome.state in ("COMPLETE", "REJECTED") and source is None:
             self.cache.setdefault(self.rows[number]["candidate_hash"], (number, replace(outcome, state_dict=None)))
         self.evaluation_s += outcome.duration_s

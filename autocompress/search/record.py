@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
-import optuna
-
 COLUMNS = ["number", "kind", "label", "state", "accuracy", "accuracy_before", "latency_ms", "size_kb",
            "candidate_hash", "candidate", "error", "started_at", "finished_at", "duration_s", "finetune_s"]
 
@@ -52,13 +50,14 @@ class Outcome:
         return [float(measured[name]) for name in objectives]
 
 
-def trial_row(trial: optuna.trial.FrozenTrial) -> dict:
-    """The ``trials.csv`` row of a trial (in flight if its outcome is not stored yet)."""
-    attrs = trial.user_attrs
+def trial_row(number: int, attrs: dict, running: bool) -> dict:
+    """The ``trials.csv`` row of trial ``number`` from its user attributes.
+
+    Baselines get their kind when queued; a trial without one is a search trial whose
+    driver died before labelling it.
+    """
     row = {column: attrs.get(column, "") for column in COLUMNS}
-    row["number"] = trial.number
-    if trial.state == optuna.trial.TrialState.RUNNING or "state" not in attrs:
+    row |= {"number": number, "kind": attrs.get("kind", "search")}
+    if running or "state" not in attrs:
         row["state"] = "RUNNING"
-        row["started_at"] = attrs.get("started_at") or trial.datetime_start.astimezone(
-            timezone.utc).isoformat(timespec="seconds")
     return {k: ("" if v is None else v) for k, v in row.items()}

@@ -38,6 +38,13 @@ class Constraints(BaseModel):
                   "max_size_kb": (self.max_size_kb, size_kb)}
         return {key: value - limit for key, (limit, value) in limits.items() if limit is not None}
 
+    def rejection(self, latency_ms: float, size_kb: float) -> str | None:
+        """Why a candidate with these predictions is rejected before training (None: it is not)."""
+        broken = {k: v for k, v in self.violations(latency_ms, size_kb).items() if v > 0}
+        if not broken:
+            return None
+        return "rejected before training: " + ", ".join(f"{k} exceeded by {v:.4g}" for k, v in broken.items())
+
 
 class SearchConfig(BaseModel):
     """Everything that defines a run; written once, read back on ``--resume``."""

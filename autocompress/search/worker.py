@@ -25,10 +25,13 @@ from autocompress.space import SearchSpace
 class TrialEvaluator:
     """Turns candidate JSON into an ``Outcome``; never raises for a bad candidate."""
 
-    def __init__(self, space: SearchSpace, profile: HardwareProfile, splits: Splits, base_state: dict,
+    def __init__(self, space: SearchSpace, profile_json: str, splits: Splits, base_state: dict,
                  constraints: Constraints, seed: int, finetune_epochs: int | None, threads: int) -> None:
         torch.set_num_threads(threads)
-        self.space, self.profile, self.splits = space, profile, splits
+        # the profile travels as JSON and is validated here: a worker whose autocompress
+        # differs from the driver's fails with a clear message, not a half-built object
+        self.profile = HardwareProfile.model_validate_json(profile_json)
+        self.space, self.splits = space, splits
         self.constraints, self.seed, self.epochs = constraints, seed, finetune_epochs
         self.base = MobileNet(space, largest_arch(space))
         self.base.load_state_dict(base_state)
@@ -51,10 +54,9 @@ class TrialEvaluator:
     def _evaluate(self, candidate: Candidate, enforce_constraints: bool) -> Outcome:
         latency = predict(candidate, self.profile, self.space)
         size_kb = model_size_bytes(build_compressed(self.space, candidate)) / 1024
-        broken = {k: v for k, v in self.constraints.violations(latency, size_kb).items() if v > 0}
-        if broken and enforce_constraints:
-            reason = ", ".join(f"{key} exceeded by {value:.4g}" for key, value in broken.items())
-            return Outcome("REJECTED", latency_ms=latency, size_kb=size_kb, error=f"rejected before training: {reason}")
+        reason = self.constraints.rejection(latency, size_kb)
+        if reason and enforce_constraints:
+            return Outcome("REJECTED", latency_ms=latency, size_kb=size_kb, error=reason)
         model, result = evaluate_candidate(self.space, candidate, self.base, self.splits, self.seed, self.epochs)
         return Outcome("COMPLETE", latency_ms=latency, size_kb=result.size_bytes / 1024, accuracy=result.accuracy,
                        accuracy_before=result.accuracy_before, finetune_s=result.finetune_seconds,
