@@ -4,7 +4,7 @@ For each runtime it profiles the default space from scratch (every op signature 
 then measures random candidates end to end and compares: share within +-10%, MAPE and
 Kendall's tau of the raw LUT sum and of the cross-validated correction, plus the tau of
 FLOPs (MACs) alone. Writes bench/results/latency_lut.json; with --ship, also copies each
-profile to hw_profiles/cpu-RUNTIME.json.
+profile to hw_profiles/cpu-RUNTIME.json. Runtimes not run keep their earlier results.
 
     .venv/bin/python bench/latency_lut.py [--runtimes torch-fp32 onnxruntime-int8] [--validate 40]
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 
 from autocompress.hw.profiler import measure_profile
 from autocompress.hw.runtimes import RUNTIMES
+from autocompress.hw.validate import CALLS_PER_ROUND, ROUNDS
 from autocompress.space import load_space
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +54,8 @@ def main() -> None:
             "threads": profile.device.threads,
             "clock": profile.device.clock,
             "candidates": validation.candidates,
+            "timed_calls_per_candidate": ROUNDS * CALLS_PER_ROUND,
+            "statistic": profile.statistic,
             "raw": validation.raw.model_dump(),
             "corrected": validation.corrected.model_dump(),
             "flops_tau": validation.flops_tau,
@@ -68,8 +71,10 @@ def main() -> None:
             print(f"  {label:9s} within +-10% {100 * fig['within_10']:5.1f}%  MAPE "
                   f"{fig['mape']:5.1f}%  tau {fig['kendall_tau']:.3f}")
         print(f"  FLOPs     tau {row['flops_tau']:.3f}")
+    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
     report = {"space": SPACE, "host_cpu": profile.device.host_cpu,
-              "host_threads": profile.device.host_threads, "runtimes": results}
+              "host_threads": profile.device.host_threads,
+              "runtimes": {**previous.get("runtimes", {}), **results}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {args.out}")

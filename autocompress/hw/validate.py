@@ -27,7 +27,7 @@ from autocompress.models.mobilenet import input_shape
 from autocompress.pipeline import build_compressed
 from autocompress.space import SearchSpace
 
-ROUNDS = 15
+ROUNDS = 30
 CALLS_PER_ROUND = 3
 FOLDS = 5
 
