@@ -129,7 +129,8 @@ def export_trial(run: Run, number: int, directory: Path | None = None) -> Export
     statistic = str(run.profile.get("statistic", "median"))
     runtime, measured, spread = _latency(str(device.get("runtime", "torch-fp32")), statistic, model, paths, shape,
                                          threads)
-    files = {p.name: p.stat().st_size for p in sorted(directory.iterdir()) if p.name != "export.json"}
+    written = ["weights.bin", "candidate.json", "space.yaml", *paths]
+    files = {name: (directory / name).stat().st_size for name in written}
     result = Export(
         directory=str(directory), trial=number, files=files, weights_bytes=weights_bytes,
         reported_bytes=reported_bytes, search_accuracy=search_accuracy, accuracy=accuracy,
@@ -137,8 +138,7 @@ def export_trial(run: Run, number: int, directory: Path | None = None) -> Export
         onnx_agreement_with_torch=float((onnx_runs["model.onnx"] == frozen).float().mean()),
         runtime=runtime, clock=clock_name(threads), statistic=statistic,
         device=f"{device.get('name', '?')} ({device.get('kind', '?')}, {device.get('runtime', '?')})",
-        predicted_ms=predicted_ms, measured_ms=measured,
-        measured_spread_ms=spread,
+        predicted_ms=predicted_ms, measured_ms=measured, measured_spread_ms=spread,
     )
     (directory / "export.json").write_text(json.dumps(asdict(result), indent=1) + "\n")
     return result
