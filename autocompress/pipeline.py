@@ -15,7 +15,7 @@ from autocompress.data import Splits
 from autocompress.models.inherit import inherit_weights
 from autocompress.models.mobilenet import MobileNet
 from autocompress.space import SearchSpace
-from autocompress.train import accuracy, finetune
+from autocompress.train import accuracy, finetune, recalibrate_batchnorm
 
 
 def build_compressed(space: SearchSpace, candidate: Candidate, base: MobileNet | None = None) -> nn.Module:
@@ -42,8 +42,9 @@ def evaluate_candidate(
     seed: int = 0,
     epochs: int | None = None,
 ) -> tuple[nn.Module, Evaluation]:
-    """Build, calibrate, measure, fine-tune with distillation from ``base``, measure again."""
+    """Build, recalibrate, measure, fine-tune with distillation from ``base``, measure again."""
     model = build_compressed(space, candidate, base)
+    recalibrate_batchnorm(model, splits.train_x)
     calibrate_activations(model, [splits.train_x[:256]])
     before = accuracy(model, splits.val_x, splits.val_y)
     start = time.perf_counter()

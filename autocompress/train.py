@@ -33,6 +33,27 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return float((predict(model, x) == y).float().mean())
 
 
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> None:
+    """Re-estimate batch-norm statistics on ``x`` (once-for-all's BN recalibration).
+
+    Inherited, pruned or factorised layers shift the activations a batch norm sees; its
+    stored statistics then no longer fit, and fresh ones recover much of the accuracy
+    before any fine-tune.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+    model.train()
+    for start in range(0, len(x), batch_size):
+        model(x[start : start + batch_size])
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
+    model.eval()
+
+
 def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Random shifts of up to 1/8 of the image, the classic digits augmentation."""
     limit = max(1, x.shape[-1] // 8)
@@ -98,4 +119,6 @@ def finetune(
 
     _run_epochs(student, splits, settings.finetune_epochs if epochs is None else epochs, settings, generator, loss_fn,
                 settings.finetune_lr)
+    # A short fine-tune is too few steps for the running statistics to catch up.
+    recalibrate_batchnorm(student, splits.train_x)
     return student
