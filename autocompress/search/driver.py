@@ -111,7 +111,7 @@ class SearchDriver:
         if started and not address:
             cluster.record_local_processes(self.folder.ray_processes)
         threads = 1 if address else max(1, (os.cpu_count() or 1) // self.config.workers)
-        base, _ = load_base(self.space, Path(self.config.base_path))
+        base, _ = load_base(self.space, self.folder.base)
         shared = (ray.put(load_splits(self.space.data)), ray.put(base.state_dict()))
         actor = ray.remote(num_cpus=1, max_restarts=0)(TrialEvaluator)
         settings = (self.config.constraints, self.config.seed, self.config.finetune_epochs, threads)
@@ -133,9 +133,9 @@ class SearchDriver:
 
     def _write_tables(self, force: bool = False) -> None:
         if force or time.monotonic() - self.tables_written >= TABLE_INTERVAL_S:
-            self.folder.write_tables(list(self.rows.values()), self.config.objectives, self.config.constraints)
+            self.front_size = self.folder.write_tables(list(self.rows.values()), self.config.objectives,
+                                                       self.config.constraints)
             self.tables_written = time.monotonic()
-            self.front_size = self._front()
 
     # -- the loop -------------------------------------------------------------------------------
     def _wants_search_trial(self, deadline: float | None) -> bool:

@@ -89,8 +89,10 @@ class RunFolder:
             handle.flush()
             yield
 
-    def write_tables(self, rows: list[dict], objectives: list[str], constraints: Constraints) -> None:
-        """Rewrite trials.csv and pareto.csv from all rows (sorted by trial number)."""
+    def write_tables(self, rows: list[dict], objectives: list[str], constraints: Constraints) -> int:
+        """Rewrite trials.csv and pareto.csv from all rows; returns the size of the front."""
         ordered = sorted(rows, key=lambda r: r["number"])
+        front = front_rows(ordered, objectives, constraints)
         write_atomic(self.trials_csv, _csv_text(ordered))
-        write_atomic(self.pareto_csv, _csv_text(front_rows(ordered, objectives, constraints)))
+        write_atomic(self.pareto_csv, _csv_text(front))
+        return len(front)
