@@ -37,10 +37,10 @@ ONNX_RUNTIMES = ("onnxruntime", "onnxruntime-int8")
 NET_PREFIX = "net/"
 
 
-def _write(runtime: str, model, shape: tuple[int, ...], target: Path, int8: set[str] | None
-           ) -> None:
+def _write(runtime: str, model, shape: tuple[int, ...], target: Path, int8: set[str] | None,
+           isolated: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        shutil.move(write_onnx(runtime, model, shape, Path(tmp), int8), target)
+        shutil.move(write_onnx(runtime, model, shape, Path(tmp), int8, isolated), target)
 
 
 def export_bundle(space: SearchSpace, runtime: str, folder: Path, batch_size: int, threads: int,
@@ -57,14 +57,14 @@ def export_bundle(space: SearchSpace, runtime: str, folder: Path, batch_size: in
         shape = (batch_size, *signature.shape)
         file = f"ops/{index:05d}.onnx"
         _write(runtime, op_module(signature).eval(), shape, folder / file,
-               None if signature.quantized else set())
+               None if signature.quantized else set(), isolated=True)
         models.append({"key": signature.key, "file": file, "shape": list(shape)})
     shape = input_shape(space, batch_size)
     candidates = validation_candidates(space, validate_count, seed)
     for index, candidate in enumerate(tqdm(candidates, desc="bundle networks")):
         model = build_compressed(space, candidate)
         file = f"nets/{index:03d}.onnx"
-        _write(runtime, model, shape, folder / file, int8_layers(model, rule))
+        _write(runtime, model, shape, folder / file, int8_layers(model, rule), isolated=False)
         models.append({"key": f"{NET_PREFIX}{index}", "file": file, "shape": list(shape)})
     shutil.copy(bundle_runner.__file__, folder / "runner.py")
     manifest = folder / "manifest.json"

@@ -74,7 +74,7 @@ def measure_op(runtime: str, signature: OpSignature, batch_size: int, threads: i
     """Median, minimum, IQR and sample count of one op signature on ``runtime``."""
     module = op_module(signature).eval()
     run = prepare(runtime, module, (batch_size, *signature.shape), threads,
-                  int8=None if signature.quantized else set())
+                  int8=None if signature.quantized else set(), isolated=True)
     time_calls(run, WARMUP, threads)
     return Entry(**summarise(time_calls(run, repeats, threads)))
 

@@ -23,7 +23,13 @@ from torch import nn
 from autocompress.compress.freeze import freeze
 from autocompress.compress.quantize import activation_bits_of, weight_bits_of
 from autocompress.hw import bundle_runner as runner
-from autocompress.hw.onnx_export import OPSET, QUANTIZED_OPS, export_onnx, quantize_onnx_int8
+from autocompress.hw.onnx_export import (
+    OPSET,
+    QUANTIZED_OPS,
+    add_boundary_qdq,
+    export_onnx,
+    quantize_onnx_int8,
+)
 from autocompress.hw.signatures import BitsRule
 
 RUNTIMES = ("torch-fp32", "onnxruntime", "onnxruntime-int8")
@@ -86,15 +92,18 @@ def _float_nodes(onnx_path: Path, quantized: set[str]) -> list[str]:
 
 
 def write_onnx(runtime: str, model: nn.Module, shape: tuple[int, ...], folder: Path,
-               int8: set[str] | None = None) -> Path:
+               int8: set[str] | None = None, isolated: bool = False) -> Path:
     """``model`` as the ONNX file ``runtime`` runs (float, or int8 QDQ), in ``folder``.
 
     ``int8`` lists the layer paths to quantize (``onnxruntime-int8`` only); ``None`` means
-    every conv/linear, an empty set none.
+    every conv/linear, an empty set none. An ``isolated`` float op of the int8 runtime is
+    wrapped in the quantize/dequantize pairs it sits between inside an int8 network.
     """
     path = export_onnx(model, shape, folder / "float.onnx")
-    if runtime != "onnxruntime-int8" or int8 == set():
+    if runtime != "onnxruntime-int8":
         return path
+    if int8 == set():
+        return add_boundary_qdq(path, folder / "boundary.onnx") if isolated else path
     exclude = _float_nodes(path, int8) if int8 is not None else []
     calibration = np.random.default_rng(1).standard_normal((shape[0] * 2, *shape[1:]))
     return quantize_onnx_int8(path, folder / "int8.onnx", calibration.astype(np.float32),
@@ -102,7 +111,7 @@ def write_onnx(runtime: str, model: nn.Module, shape: tuple[int, ...], folder: P
 
 
 def prepare(runtime: str, model: nn.Module, shape: tuple[int, ...], threads: int,
-            int8: set[str] | None = None) -> Callable[[], object]:
+            int8: set[str] | None = None, isolated: bool = False) -> Callable[[], object]:
     """A callable running one batch of ``shape`` through ``model`` on ``runtime``."""
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}")
@@ -119,5 +128,6 @@ def prepare(runtime: str, model: nn.Module, shape: tuple[int, ...], threads: int
 
         return run_torch
     with tempfile.TemporaryDirectory() as tmp:
-        session = runner.open_session(write_onnx(runtime, model, shape, Path(tmp), int8), threads)
+        path = write_onnx(runtime, model, shape, Path(tmp), int8, isolated)
+        session = runner.open_session(path, threads)
     return runner.session_runner(session, list(shape))
