@@ -11,12 +11,15 @@ twice, and the number of search trials is exactly the number asked.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+import threading
 import time
 import warnings
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -57,12 +60,31 @@ class Summary:
     interrupted: bool
 
 
-class _Interrupted(Exception):
-    """SIGTERM, handled like Ctrl-C."""
+class _StopRequest:
+    """Ctrl-C or SIGTERM asks the loop to stop at its next turn (within a second).
 
+    The handler only sets a flag: an exception raised from it would surface inside Ray's
+    C++ ``wait`` as a SystemError. A second Ctrl-C raises KeyboardInterrupt as usual.
+    """
 
-def _raise_interrupted(signum, frame) -> None:
-    raise _Interrupted
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum, frame) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_StopRequest]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {number: signal.signal(number, self) for number in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
 
 
 class SearchDriver:
@@ -240,23 +262,24 @@ class SearchDriver:
         total = len(BASELINES) + config.trials if config.trials else None
         done = self._count(state="COMPLETE") + self._count(state="FAIL") + self._count(state="REJECTED")
         self.bar = tqdm(total=total, initial=done, unit="trial", desc=config.run, dynamic_ncols=True)
-        previous = signal.signal(signal.SIGTERM, _raise_interrupted)
-        interrupted = False
+        stop = _StopRequest()
         try:
-            while True:
-                while self.idle and (self.stale or self.waiting or self._wants_search_trial(deadline)):
-                    self._dispatch(self._next_trial())
-                if not self.in_flight:
-                    break
-                self._collect(timeout=1.0)
-                self._show_progress(deadline)
-        except (KeyboardInterrupt, _Interrupted):
-            interrupted = True
-            log.warning("interrupted: %d trials in flight stay RUNNING and re-run on --resume", len(self.in_flight))
-            for _, actor in self.in_flight.values():
-                ray.kill(actor)
+            with stop.installed():
+                while not stop.requested:
+                    while self.idle and (self.stale or self.waiting or self._wants_search_trial(deadline)):
+                        self._dispatch(self._next_trial())
+                    if not self.in_flight:
+                        break
+                    self._collect(timeout=1.0)
+                    self._show_progress(deadline)
+        except KeyboardInterrupt:
+            stop.requested = True
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            interrupted = stop.requested
+            if interrupted:
+                log.warning("stopped: %d trials in flight stay RUNNING and re-run on --resume", len(self.in_flight))
+                for _, actor in self.in_flight.values():
+                    ray.kill(actor)
             self._write_tables(force=True)
             self._show_progress(deadline)
             self.bar.close()
