@@ -73,6 +73,8 @@ def search_command(
     elif any(name != "size" for name in objective or []):
         raise UserInputError(f"--objective: unknown {objective!r} (allowed: size)")
     folder = RunFolder(results_dir / (run or default_run_name(load_space(space))))
+    if resume and not folder.config.is_file():
+        raise UserInputError(f"{folder.path}: no such run to resume (config.json missing)")
     with folder.lock():
         if resume:
             config, search_space, hw_profile = open_run(folder)

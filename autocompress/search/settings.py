@@ -75,6 +75,4 @@ class SearchConfig(BaseModel):
 
     @classmethod
     def read(cls, path: Path) -> SearchConfig:
-        if not path.is_file():
-            raise UserInputError(f"{path}: no such run to resume (config.json missing)")
         return cls.model_validate_json(path.read_text())
