@@ -14,14 +14,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from autocompress.report.analysis import Analysis, analyse  # noqa: E402
-from autocompress.report.pareto import hypervolume, minimisation_points, reference_scale  # noqa: E402
 from autocompress.report.plots import AXIS_LABELS  # noqa: E402
 from autocompress.report.policy import role_means  # noqa: E402
 from autocompress.report.run import Run  # noqa: E402
 from autocompress.report.summary import markdown_table  # noqa: E402
 
 COLOURS = ("#1f77b4", "#d62728")
-OBJECTIVES = ["accuracy", "latency_ms"]
 POLICY_CAPTION = "Mean policy of each front per layer role (w bits: over quantized layers only):"
 
 
@@ -51,8 +49,7 @@ def _policy_table(runs: tuple[Analysis, Analysis], names: tuple[str, str]) -> pd
 
 def compare_runs(first: Run, second: Run) -> Comparison:
     runs = (analyse(first), analyse(second))
-    scale = reference_scale([first.complete, second.complete], OBJECTIVES)
-    volumes = tuple(hypervolume(minimisation_points(a.front, OBJECTIVES, scale), [1.0, 1.0]) for a in runs)
+    volumes = (runs[0].final_hypervolume, runs[1].final_hypervolume)
     names = _names(runs)
     return Comparison(runs, names, volumes, _policy_table(runs, names))
 
@@ -65,7 +62,8 @@ def plot(comparison: Comparison, path: Path) -> Path:
         members = analysis.front.sort_values("latency_ms")
         ax.step(members["latency_ms"], members["accuracy"], where="post", color=colour, lw=1.4)
         ax.scatter(members["latency_ms"], members["accuracy"], s=30, color=colour, label=f"{name} front")
-    ax.set_xlabel(AXIS_LABELS["latency_ms"] + " on each run's device")
+    ax.set_xscale("log")
+    ax.set_xlabel(AXIS_LABELS["latency_ms"] + " on each run's device (log scale)")
     ax.set_ylabel(AXIS_LABELS["accuracy"])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
@@ -78,7 +76,7 @@ def plot(comparison: Comparison, path: Path) -> Path:
 def headline(comparison: Comparison) -> list[str]:
     """One line per run: front size, hypervolume against a shared reference, device."""
     return [f"{name}: {len(a.front)} front members of {len(a.run.complete)} finished trials, "
-            f"hypervolume {volume:.4f} (shared reference), device {a.run.config.get('profile_device', '?')}"
+            f"hypervolume {volume:.4f} (against its own reference), device {a.run.config.get('profile_device', '?')}"
             for a, name, volume in zip(comparison.runs, comparison.names, comparison.hypervolumes, strict=True)]
 
 
