@@ -6,7 +6,9 @@ same number of trials, then computes the hypervolume of the run's accuracy/laten
 seen) and which of the five uniform baselines the front of *search* trials dominates.
 Fine-tuning is off by default (``--finetune-epochs 0``: accuracy right after compression,
 calibration included) so that 9 runs fit in minutes on 2 cores; the samplers see the same
-objective either way. Prints a table and writes bench/results/search_quality.json.
+objective either way. Runs left by an interrupted benchmark are resumed (the search's
+own ``--resume``), so it can be run again until it completes. Prints a table and writes
+bench/results/search_quality.json.
 
     .venv/bin/python bench/search_quality.py --profile hw_profiles/bitfusion.json --trials 60
 """
@@ -51,13 +53,16 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, default=ROOT / "hw_profiles" / "bitfusion.json")
     parser.add_argument("--trials", type=int, default=60, help="search trials per run (plus 5 baselines)")
     parser.add_argument("--finetune-epochs", type=int, default=0)
+    parser.add_argument("--fresh", action="store_true",
+                        help="start every run anew (default: resume and finish runs an interrupted bench left)")
     args = parser.parse_args()
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # one Ray for all runs
     tables = {}
     for sampler in SAMPLERS:
         for seed in SEEDS:
-            wall, rows = run_search(f"bench-quality-{sampler}-{seed}", args.profile, trials=args.trials, workers=2,
-                                    sampler=sampler, seed=seed, finetune_epochs=args.finetune_epochs)
+            wall, rows = run_search(f"bench-quality-{sampler}-{seed}", args.profile, fresh=args.fresh,
+                                    trials=args.trials, workers=2, sampler=sampler, seed=seed,
+                                    finetune_epochs=args.finetune_epochs)
             tables[sampler, seed] = (_complete(rows), wall)
     ray.shutdown()
     scale = reference_scale([table for table, _ in tables.values()], OBJECTIVES)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 import time
 from pathlib import Path
 
@@ -13,19 +14,21 @@ SPACE = ROOT / "search_spaces" / "mobilenet_digits.yaml"
 RESULTS = ROOT / "results"
 
 
-def run_search(run: str, profile: Path, **options) -> tuple[float, list[dict]]:
-    """Wall seconds of a complete ``autocompress search`` and its trials.csv rows.
+def run_search(run: str, profile: Path, fresh: bool = True, **options) -> tuple[float, list[dict]]:
+    """Wall seconds of an ``autocompress search`` and its trials.csv rows.
 
-    The run folder lives in results/ (so the default space's trained base is reused) and
-    is replaced if a previous benchmark left one of that name.
+    The run folder lives in results/ (so the default space's trained base is reused).
+    ``fresh`` replaces a folder a previous benchmark left; otherwise a run found there is
+    resumed (``--resume``) and finished, so an interrupted benchmark continues where it
+    stopped (its wall time then covers the last invocation only).
     """
     folder = RESULTS / run
-    if folder.exists():
-        for path in sorted(folder.rglob("*"), reverse=True):
-            path.unlink() if path.is_file() else path.rmdir()
-        folder.rmdir()
     start = time.perf_counter()
-    search_command(space=SPACE, profile=profile, run=run, results_dir=RESULTS, **options)
+    if not fresh and (folder / "config.json").is_file():
+        search_command(run=run, resume=True, results_dir=RESULTS)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+        search_command(space=SPACE, profile=profile, run=run, results_dir=RESULTS, **options)
     wall = time.perf_counter() - start
     with open(folder / "trials.csv") as handle:
         return wall, list(csv.DictReader(handle))
