@@ -4,9 +4,10 @@ For each sampler and seed, runs ``autocompress search`` on the default space wit
 same number of trials, then computes the hypervolume of the run's accuracy/latency front
 (against one reference point shared by all runs: error 1, 1.1 x the largest latency
 seen) and which of the five uniform baselines the front of *search* trials dominates.
-Fine-tuning is off by default (``--finetune-epochs 0``: accuracy right after compression,
-calibration included) so that 9 runs fit in minutes on 2 cores; the samplers see the same
-objective either way. Runs left by an interrupted benchmark are resumed (the search's
+Trials fine-tune as the space says (2 epochs): with ``--finetune-epochs 0`` every
+sub-architecture sits at chance accuracy (the base is trained as the largest network
+only), the front is the baselines alone, and the samplers cannot be told apart.
+Runs left by an interrupted benchmark are resumed (the search's
 own ``--resume``), so it can be run again until it completes. Prints a table and writes
 bench/results/search_quality.json.
 
@@ -52,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", type=Path, default=ROOT / "hw_profiles" / "bitfusion.json")
     parser.add_argument("--trials", type=int, default=60, help="search trials per run (plus 5 baselines)")
-    parser.add_argument("--finetune-epochs", type=int, default=0)
+    parser.add_argument("--finetune-epochs", type=int, default=None, help="default: the space's")
     parser.add_argument("--fresh", action="store_true",
                         help="start every run anew (default: resume and finish runs an interrupted bench left)")
     args = parser.parse_args()
