@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from autocompress.errors import UserInputError
+from autocompress.report import write_report
 from autocompress.search.settings import SAMPLERS, Constraints, parse_duration
 
 INTERRUPTED_EXIT = 130
@@ -94,6 +95,7 @@ def search_command(
         finally:
             for name in ("autocompress", "optuna"):
                 logging.getLogger(name).removeHandler(handler)
+    typer.echo(f"report: {write_report(folder.path)}")
     _print_summary(summary, results_dir)
 
 
