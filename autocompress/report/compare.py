@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from autocompress.report.analysis import Analysis, analyse  # noqa: E402
-from autocompress.report.plots import AXIS_LABELS  # noqa: E402
+from autocompress.report.plots import AXIS_LABELS, save_figure  # noqa: E402
 from autocompress.report.policy import role_means  # noqa: E402
 from autocompress.report.run import Run  # noqa: E402
 from autocompress.report.summary import markdown_table  # noqa: E402
@@ -67,10 +67,7 @@ def plot(comparison: Comparison, path: Path) -> Path:
     ax.set_ylabel(AXIS_LABELS["accuracy"])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def headline(comparison: Comparison) -> list[str]:

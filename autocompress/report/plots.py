@@ -19,6 +19,14 @@ FRONT_COLOUR = "#d62728"
 BIT_TICKS = [2, 4, 8, 32]
 
 
+def save_figure(fig, path: Path) -> Path:
+    """Lay out, write and close a figure (pyplot keeps every open figure alive)."""
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def _scatter(analysis: Analysis, column: str, path: Path) -> Path:
     run = analysis.run
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
@@ -40,10 +48,7 @@ def _scatter(analysis: Analysis, column: str, path: Path) -> Path:
     ax.set_title(f"{run.name}: {len(done)} finished trials (diamonds: uniform baselines)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _hypervolume(analysis: Analysis, path: Path) -> Path:
@@ -54,10 +59,7 @@ def _hypervolume(analysis: Analysis, path: Path) -> Path:
     ax.set_ylabel("hypervolume")
     ax.set_title("hypervolume of the front so far (normalised objectives)", fontsize=9)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _policy(analysis: Analysis, path: Path) -> Path:
@@ -81,10 +83,7 @@ def _policy(analysis: Analysis, path: Path) -> Path:
             bar.minorticks_off()
     fig.suptitle("policy of the front's members (rows: trial, accuracy / latency, fastest first); "
                  "blank: layer absent", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_pngs(analysis: Analysis, directory: Path) -> list[Path]:
