@@ -51,6 +51,8 @@ def search_command(
     objective: Annotated[list[str] | None, typer.Option(help="extra objective: size")] = None,
     seed: Annotated[int | None, typer.Option(help="sampler and fine-tune seed (default 0)")] = None,
     finetune_epochs: Annotated[int | None, typer.Option(min=0, help="override the space's finetune_epochs")] = None,
+    native_only: Annotated[bool, typer.Option(
+        help="search only the bit-widths and sparsity kinds the device runs natively (plus float)")] = False,
     results_dir: Annotated[Path, typer.Option(help="where run folders live")] = Path("results"),
 ) -> None:
     """Search the space for the accuracy/latency Pareto front of compressed networks."""
@@ -64,7 +66,8 @@ def search_command(
         if run is None:
             raise UserInputError("--resume needs --run NAME (the folder under results/)")
         _frozen_on_resume(space=space, profile=profile, sampler=sampler, max_latency_ms=max_latency_ms,
-                          max_size_kb=max_size_kb, objective=objective, seed=seed, finetune_epochs=finetune_epochs)
+                          max_size_kb=max_size_kb, objective=objective, seed=seed, finetune_epochs=finetune_epochs,
+                          native_only=native_only or None)
     elif space is None or profile is None:
         raise UserInputError("search needs a SPACE file and --profile (or --run NAME --resume)")
     elif trials is None and budget_s is None:
@@ -87,7 +90,8 @@ def search_command(
                 "run": folder.path.name, "objectives": ["accuracy", "latency_ms"] + (["size_kb"] if objective else []),
                 "constraints": Constraints(max_latency_ms=max_latency_ms, max_size_kb=max_size_kb),
                 "sampler": sampler or "nsga2", "trials": trials, "time_budget_s": budget_s,
-                "workers": workers or 2, "seed": seed or 0, "finetune_epochs": finetune_epochs})
+                "workers": workers or 2, "seed": seed or 0, "finetune_epochs": finetune_epochs,
+                "native_only": native_only})
             config, search_space, hw_profile = open_run(folder)
         handler = _log_to(folder.log)
         try:

@@ -64,6 +64,7 @@ class SearchConfig(BaseModel):
     workers: int = Field(2, ge=1)
     seed: int = 0
     finetune_epochs: int | None = Field(None, ge=0)
+    native_only: bool = False
     base_path: str
     created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
