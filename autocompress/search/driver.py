@@ -259,7 +259,8 @@ class SearchDriver:
         start = time.monotonic()
         deadline = start + config.time_budget_s if config.time_budget_s else None
         started = self._start_workers(address)
-        total = len(BASELINES) + config.trials if config.trials else None
+        baselines = sum(baseline_params(self.space, label) is not None for label in BASELINES)
+        total = baselines + config.trials if config.trials else None
         done = self._count(state="COMPLETE") + self._count(state="FAIL") + self._count(state="REJECTED")
         self.bar = tqdm(total=total, initial=done, unit="trial", desc=config.run, dynamic_ncols=True)
         stop = _StopRequest()
