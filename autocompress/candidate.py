@@ -10,9 +10,14 @@ import hashlib
 import json
 import random
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autocompress.errors import UserInputError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from autocompress.space import SearchSpace
 
 FLOAT_BITS = 32
 
@@ -73,7 +78,7 @@ class Candidate:
         return self.policy.get(name, LayerPolicy())
 
 
-def random_candidate(space, rng: random.Random) -> Candidate:
+def random_candidate(space: SearchSpace, rng: random.Random) -> Candidate:
     """A uniformly random candidate of ``space`` (used for validation and tests)."""
     from autocompress.models.mobilenet import compressible_layers
 
@@ -100,7 +105,7 @@ def random_candidate(space, rng: random.Random) -> Candidate:
     return Candidate(stages, policy)
 
 
-def uniform_candidate(space, stages, **policy: Any) -> Candidate:
+def uniform_candidate(space: SearchSpace, stages: Sequence[StageArch], **policy: Any) -> Candidate:
     """Every compressible layer of ``stages`` gets the same policy (where it applies)."""
     from autocompress.models.mobilenet import compressible_layers
 
