@@ -144,10 +144,6 @@ def quantize_module(module: nn.Module, weight_bits: int, activation_bits: int) -
     raise TypeError(f"cannot quantize {type(module).__name__}: only Conv2d and Linear")
 
 
-def quantized_layers(model: nn.Module) -> dict[str, nn.Module]:
-    return {n: m for n, m in model.named_modules() if isinstance(m, (QuantConv2d, QuantLinear))}
-
-
 def weight_bits_of(module: nn.Module) -> int:
     return getattr(module, "weight_bits", FLOAT_BITS)
 

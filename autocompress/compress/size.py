@@ -14,8 +14,6 @@ from torch import nn
 from autocompress.compress.prune import weight_mask
 from autocompress.compress.quantize import ActivationFakeQuant, weight_bits_of
 
-FLOAT_BYTES = 4
-
 
 def layer_weight_bits(module: nn.Module) -> int:
     """Bits needed for one conv/linear layer's weight tensor, with sparse-index overhead."""
@@ -47,9 +45,3 @@ def model_size_bytes(model: nn.Module) -> int:
             total_bits += 2 * 32
     return (total_bits + 7) // 8
 
-
-def float_size_bytes(model: nn.Module) -> int:
-    """Size if every parameter and batch-norm statistic were float32."""
-    count = sum(p.numel() for p in model.parameters())
-    count += sum(m.running_mean.numel() * 2 for m in model.modules() if isinstance(m, nn.BatchNorm2d))
-    return count * FLOAT_BYTES
