@@ -42,7 +42,7 @@ def _inherit_block(target: InvertedResidual, source: InvertedResidual) -> None:
     target.dw.conv.weight.copy_(_centre_crop(source.dw.conv.weight[index], kernel))
     _copy_bn(target.dw.bn, source.dw.bn, index)
     if isinstance(target.se, SqueezeExcite) and isinstance(source.se, SqueezeExcite):
-        squeeze = _top(filter_importance(source.se.reduce)[:], target.se.reduce.out_channels)
+        squeeze = _top(filter_importance(source.se.reduce), target.se.reduce.out_channels)
         target.se.reduce.weight.copy_(source.se.reduce.weight[squeeze][:, index])
         target.se.reduce.bias.copy_(source.se.reduce.bias[squeeze])
         target.se.expand.weight.copy_(source.se.expand.weight[index][:, squeeze])
