@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch.func import functional_call
 
+from autocompress.candidate import StageArch
 from autocompress.data import Splits
-from autocompress.models.mobilenet import MobileNet, largest_arch
+from autocompress.models.inherit import inherited_state
+from autocompress.models.mobilenet import MobileNet, largest_arch, random_arch, smallest_arch
 from autocompress.space import SearchSpace
-from autocompress.train import accuracy, train
+from autocompress.train import accuracy, distillation_loss, run_epochs, seed_everything
 
 DEFAULT_BASE_DIR = Path("results") / "_base"
 
@@ -28,11 +33,49 @@ def base_path(space: SearchSpace, directory: Path = DEFAULT_BASE_DIR) -> Path:
     return Path(directory) / f"{space.name}-{space_fingerprint(space)}.pt"
 
 
+def subnet_logits(space: SearchSpace, arch: list[StageArch], base: MobileNet, x: torch.Tensor) -> torch.Tensor:
+    """Logits of the subnet ``arch`` running on tensors inherited from ``base``, so that its
+    gradients land on the base's weights. Its batch norms update copies of the base's
+    statistics, which keep describing the largest network."""
+    with torch.device("meta"):
+        subnet = MobileNet(space, arch)
+    state = inherited_state(subnet, base)
+    for name, _ in subnet.named_buffers():
+        state[name] = state[name].clone()
+    return functional_call(subnet, state, (x,))
+
+
+def train_supernet(model: MobileNet, space: SearchSpace, splits: Splits, seed: int = 0) -> MobileNet:
+    """Train the largest network so that its subnets inherit good weights (sandwich rule).
+
+    Each step trains the largest network on the labels and ``subnets_per_step`` subnets
+    (the smallest, then random ones) by distillation from its logits (BigNAS's in-place
+    distillation), every subnet taking its weights from the largest one exactly as a
+    trial's inheritance will. Without it, a search trial's small architecture starts near
+    chance and a short fine-tune cannot make up for it.
+    """
+    settings = space.training
+    generator = seed_everything(seed)
+    rng = random.Random(seed)
+
+    def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        for index in range(settings.subnets_per_step):
+            arch = smallest_arch(space) if index == 0 else random_arch(space, rng)
+            loss = loss + distillation_loss(subnet_logits(space, arch, model, x), logits.detach(), y,
+                                            settings.distill_temperature, settings.distill_alpha)
+        return loss
+
+    run_epochs(model, splits, settings.base_epochs, settings, generator, loss_fn, settings.lr)
+    return model
+
+
 def train_base(space: SearchSpace, splits: Splits, path: Path, seed: int = 0) -> tuple[MobileNet, dict]:
-    """Train the largest network of ``space`` and save it with its accuracy and time."""
+    """Train the largest network of ``space`` as a supernet and save it with its accuracy and time."""
     model = MobileNet(space, largest_arch(space))
     start = time.perf_counter()
-    train(model, splits, space.training.base_epochs, space.training, seed=seed)
+    train_supernet(model, space, splits, seed)
     info = {"accuracy": accuracy(model, splits.val_x, splits.val_y),
             "train_seconds": time.perf_counter() - start, "seed": seed,
             "fingerprint": space_fingerprint(space)}

@@ -80,18 +80,10 @@ class Candidate:
 
 def random_candidate(space: SearchSpace, rng: random.Random) -> Candidate:
     """A uniformly random candidate of ``space`` (used for validation and tests)."""
-    from autocompress.models.mobilenet import compressible_layers
+    from autocompress.models.mobilenet import compressible_layers, random_arch
 
-    block, layer = space.choices.block, space.choices.layer
-    stages = tuple(
-        StageArch(
-            depth=rng.choice(space.stage_depths(i)),
-            kernel_size=rng.choice(block.kernel_size),
-            expand_ratio=rng.choice(block.expand_ratio),
-            squeeze_excite=rng.choice(block.squeeze_excite),
-        )
-        for i in range(len(space.network.stages))
-    )
+    layer = space.choices.layer
+    stages = tuple(random_arch(space, rng))
     policy = {}
     for spec in compressible_layers(space, list(stages)):
         kinds = [k for k in layer.sparsity_kind if spec.channel_prunable or k == "unstructured"]

@@ -100,6 +100,9 @@ class TrainingSettings(_Strict):
     finetune_lr: float = Field(0.01, gt=0.0, le=1.0)
     distill_temperature: float = Field(4.0, gt=0.0)
     distill_alpha: float = Field(0.7, ge=0.0, le=1.0)
+    subnets_per_step: int = Field(2, ge=0, le=8, description=(
+        "subnets trained beside the largest network at each step of the base's training "
+        "(sandwich rule: the smallest, then random ones); 0 trains the largest alone"))
 
 
 class SearchSpace(_Strict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import random
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -61,7 +62,11 @@ def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
 
 
-def _run_epochs(model, splits, epochs, settings, generator, loss_fn, peak_lr: float) -> None:
+def run_epochs(model: nn.Module, splits: Splits, epochs: int, settings: TrainingSettings,
+               generator: torch.Generator, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+               peak_lr: float) -> None:
+    """SGD with a one-cycle schedule over ``model``'s parameters, minimising ``loss_fn(x, y)``
+    on shifted training batches."""
     if epochs <= 0:
         return
     optimizer = torch.optim.SGD(model.parameters(), lr=peak_lr, momentum=0.9, weight_decay=4e-5, nesterov=True)
@@ -84,7 +89,7 @@ def _run_epochs(model, splits, epochs, settings, generator, loss_fn, peak_lr: fl
 def train(model: nn.Module, splits: Splits, epochs: int, settings: TrainingSettings, seed: int = 0) -> nn.Module:
     """Plain cross-entropy training (the base network, or a subnet from scratch)."""
     generator = seed_everything(seed)
-    _run_epochs(model, splits, epochs, settings, generator, lambda x, y: F.cross_entropy(model(x), y), settings.lr)
+    run_epochs(model, splits, epochs, settings, generator, lambda x, y: F.cross_entropy(model(x), y), settings.lr)
     return model
 
 
@@ -117,7 +122,7 @@ def finetune(
             target = teacher(x)
         return distillation_loss(student(x), target, y, settings.distill_temperature, settings.distill_alpha)
 
-    _run_epochs(student, splits, settings.finetune_epochs if epochs is None else epochs, settings, generator, loss_fn,
+    run_epochs(student, splits, settings.finetune_epochs if epochs is None else epochs, settings, generator, loss_fn,
                 settings.finetune_lr)
     # A short fine-tune is too few steps for the running statistics to catch up.
     recalibrate_batchnorm(student, splits.train_x)

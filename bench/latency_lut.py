@@ -27,6 +27,16 @@ ROOT = Path(__file__).resolve().parents[1]
 SPACE = "search_spaces/mobilenet_digits.yaml"
 
 
+def save(out: Path, profile, rows: dict) -> None:
+    """Merge ``rows`` into the results file (after each runtime, so a stopped run keeps them)."""
+    previous = json.loads(out.read_text()) if out.is_file() else {}
+    report = {"space": SPACE, "host_cpu": profile.device.host_cpu,
+              "host_threads": profile.device.host_threads,
+              "runtimes": {**previous.get("runtimes", {}), **rows}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES)
@@ -36,7 +46,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latency_lut.json")
     args = parser.parse_args()
     space = load_space(ROOT / SPACE)
-    results = {}
     for runtime in args.runtimes:
         name = f"cpu-{runtime}"
         with tempfile.TemporaryDirectory() as tmp:
@@ -48,7 +57,7 @@ def main() -> None:
             if args.ship:
                 shutil.copy(path, ROOT / "hw_profiles" / path.name)
         validation = profile.validation
-        results[runtime] = {
+        row = {
             "entries": len(profile.entries),
             "batch_size": profile.device.batch_size,
             "threads": profile.device.threads,
@@ -63,7 +72,6 @@ def main() -> None:
             "validation_seconds": validation.seconds,
             "profiling_wall_seconds": wall,
         }
-        row = results[runtime]
         print(f"{runtime:17s} {row['entries']:5d} entries in {row['table_seconds']:6.1f} s "
               f"(+{row['validation_seconds']:.0f} s validating {row['candidates']} nets)")
         for label in ("raw", "corrected"):
@@ -71,12 +79,7 @@ def main() -> None:
             print(f"  {label:9s} within +-10% {100 * fig['within_10']:5.1f}%  MAPE "
                   f"{fig['mape']:5.1f}%  tau {fig['kendall_tau']:.3f}")
         print(f"  FLOPs     tau {row['flops_tau']:.3f}")
-    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    report = {"space": SPACE, "host_cpu": profile.device.host_cpu,
-              "host_threads": profile.device.host_threads,
-              "runtimes": {**previous.get("runtimes", {}), **results}}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
+        save(args.out, profile, {runtime: row})
     print(f"wrote {args.out}")
 
 

@@ -25,7 +25,7 @@ from autocompress.hw.profile import (
     utc_now,
     write_json_atomic,
 )
-from autocompress.hw.profiler import REPEATS, WARMUP, op_module
+from autocompress.hw.profiler import CALLS_PER_ROUND, CHUNK, ROUNDS, WARMUP, op_module
 from autocompress.hw.runtimes import int8_layers, write_onnx
 from autocompress.hw.signatures import BitsRule, space_signatures
 from autocompress.hw.validate import score, validation_candidates
@@ -69,7 +69,8 @@ def export_bundle(space: SearchSpace, runtime: str, folder: Path, batch_size: in
     shutil.copy(bundle_runner.__file__, folder / "runner.py")
     manifest = folder / "manifest.json"
     write_json_atomic(manifest, {"runtime": runtime, "threads": threads, "batch_size": batch_size,
-                                 "warmup": WARMUP, "repeats": REPEATS, "seed": seed,
+                                 "warmup": WARMUP, "rounds": ROUNDS, "calls": CALLS_PER_ROUND,
+                                 "chunk": CHUNK, "seed": seed,
                                  "space": space.name, "models": models})
     return manifest
 

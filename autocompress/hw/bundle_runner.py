@@ -2,9 +2,10 @@
 
 Copied into every bundle as ``runner.py``; on the target device run
 ``python runner.py [--threads T] [--out latency.csv]`` in the bundle folder. It times every
-ONNX model listed in ``manifest.json`` (the op kernels and the validation networks) and
-writes one CSV row per model: key, median_ms, min_ms, spread_ms, samples, plus the settings, clock
-and host it ran on. autocompress's own profiler uses the same session and timing functions.
+ONNX model listed in ``manifest.json`` (the op kernels and the validation networks), in
+interleaved rounds over chunks of models (``time_interleaved``), and writes one CSV row per
+model: key, median_ms, min_ms, spread_ms, samples, plus the settings, clock and host it ran
+on. autocompress's own profiler uses the same session and timing functions.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,29 @@ def time_calls(run: Callable[[], object], repeats: int, threads: int) -> list[fl
     return samples
 
 
+def time_interleaved(runs: Sequence[Callable[[], object]], rounds: int, calls: int, threads: int,
+                     warmup: int, on_round: Callable[[], object] | None = None) -> list[list[float]]:
+    """Samples (ms) of each callable: after ``warmup`` calls each, ``rounds`` passes over all
+    of them, ``calls`` calls of each per pass; ``on_round`` is called after every pass.
+
+    Why interleaved: on a shared or virtual machine the CPU slows down for seconds at a time
+    (another tenant, frequency changes), and thread CPU time does not hide that. Timing each
+    callable in one burst lets such a spell inflate every sample of the few it meets (seen
+    here: single ops up to 2x, and the table's ranking of networks wrong); spread over
+    rounds, a spell costs every callable a round or two, and the minimum comes from quiet
+    rounds.
+    """
+    for run in runs:
+        time_calls(run, warmup, threads)
+    samples: list[list[float]] = [[] for _ in runs]
+    for _ in range(rounds):
+        for run, collected in zip(runs, samples, strict=True):
+            collected.extend(time_calls(run, calls, threads))
+        if on_round is not None:
+            on_round()
+    return samples
+
+
 def summarise(samples_ms: list[float]) -> dict[str, float]:
     """Median, minimum, interquartile range and count of timed runs."""
     quartiles = statistics.quantiles(samples_ms, n=4) if len(samples_ms) > 1 else [0.0] * 3
@@ -88,16 +112,17 @@ def main() -> None:
     folder = Path(__file__).resolve().parent
     manifest = json.loads((folder / "manifest.json").read_text())
     threads = args.threads or manifest["threads"]
+    models, chunk = manifest["models"], manifest["chunk"]
     rows = []
-    for index, item in enumerate(manifest["models"]):
-        run = session_runner(open_session(folder / item["file"], threads), item["shape"])
-        time_calls(run, manifest["warmup"], threads)
-        rows.append({"key": item["key"], **summarise(time_calls(run, manifest["repeats"], threads)),
-                     "runtime": manifest["runtime"], "threads": threads,
-                     "clock": clock_name(threads),
-                     "batch_size": manifest["batch_size"], "host_cpu": host_cpu(),
-                     "host_threads": os.cpu_count() or 1})
-        print(f"\r{index + 1}/{len(manifest['models'])} timed", end="", flush=True)
+    for begin in range(0, len(models), chunk):
+        items = models[begin:begin + chunk]
+        runs = [session_runner(open_session(folder / item["file"], threads), item["shape"]) for item in items]
+        timed = time_interleaved(runs, manifest["rounds"], manifest["calls"], threads, manifest["warmup"])
+        rows.extend({"key": item["key"], **summarise(samples), "runtime": manifest["runtime"],
+                     "threads": threads, "clock": clock_name(threads), "batch_size": manifest["batch_size"],
+                     "host_cpu": host_cpu(), "host_threads": os.cpu_count() or 1}
+                    for item, samples in zip(items, timed, strict=True))
+        print(f"\r{len(rows)}/{len(models)} timed", end="", flush=True)
     tmp = args.out.with_name(args.out.name + ".tmp")
     with tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)

@@ -95,6 +95,10 @@ class Validation(_Strict):
     corrected: Figures
     flops_tau: float
     seconds: float
+    measured_ms: list[float] = Field(default_factory=list, description="each candidate, end to end")
+    lut_ms: list[float] = Field(default_factory=list, description="each candidate's raw LUT sum")
+    corrected_ms: list[float] = Field(default_factory=list,
+                                      description="each candidate's cross-validated corrected prediction")
 
 
 class HardwareProfile(_Strict):

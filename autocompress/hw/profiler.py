@@ -2,15 +2,17 @@
 
 Each signature becomes a small torch module with exactly that kernel (a conv with its batch
 norm and ReLU, a squeeze-excite gate, ...), prepared on the runtime like a whole network
-would be, warmed up and timed. Finished measurements go to a side file next to the output
-after every op, written atomically, so an interrupted run resumes where it stopped.
+would be, warmed up and timed. Signatures are prepared a chunk at a time and timed in
+interleaved rounds over the chunk (``time_interleaved`` says why). Finished chunks go to a
+side file next to the output, written atomically, so an interrupted run resumes there.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -18,7 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from autocompress.errors import UserInputError
-from autocompress.hw.bundle_runner import summarise, time_calls
+from autocompress.hw.bundle_runner import summarise, time_interleaved
 from autocompress.hw.profile import (
     SCHEMA_VERSION,
     Device,
@@ -35,7 +37,11 @@ from autocompress.models.blocks import ConvBNAct, SqueezeExcite
 from autocompress.space import SearchSpace
 
 WARMUP = 5
-REPEATS = 40
+ROUNDS = 8
+CALLS_PER_ROUND = 5
+CHUNK = 1024
+"""Signatures prepared and timed together (an ONNX Runtime session holds ~1.5 MB); the side
+file is rewritten after each chunk."""
 
 
 class _Add(nn.Module):
@@ -69,14 +75,10 @@ def op_module(signature: OpSignature) -> nn.Module:
     raise ValueError(f"unknown op type in signature {s.key}")
 
 
-def measure_op(runtime: str, signature: OpSignature, batch_size: int, threads: int,
-               repeats: int = REPEATS) -> Entry:
-    """Median, minimum, IQR and sample count of one op signature on ``runtime``."""
-    module = op_module(signature).eval()
-    run = prepare(runtime, module, (batch_size, *signature.shape), threads,
-                  int8=None if signature.quantized else set(), isolated=True)
-    time_calls(run, WARMUP, threads)
-    return Entry(**summarise(time_calls(run, repeats, threads)))
+def prepare_op(runtime: str, signature: OpSignature, batch_size: int, threads: int) -> Callable[[], object]:
+    """A callable running one batch through the kernel of ``signature`` on ``runtime``."""
+    return prepare(runtime, op_module(signature).eval(), (batch_size, *signature.shape), threads,
+                   int8=None if signature.quantized else set(), isolated=True)
 
 
 def partial_path(out: Path) -> Path:
@@ -97,16 +99,27 @@ def load_partial(out: Path, settings: dict) -> dict[str, Entry]:
 
 def measure_table(runtime: str, signatures: Iterable[OpSignature], out: Path, settings: dict,
                   known: dict[str, Entry]) -> dict[str, Entry]:
-    """Measure every signature not in ``known`` (or the side file), saving as it goes."""
+    """Measure every signature not in ``known`` (or the side file), saving after each chunk.
+
+    The progress bar counts one step per op prepared and one per op per timing round.
+    """
     entries = {**known, **load_partial(out, settings)}
     todo = [s for s in signatures if s.key not in entries]
-    for signature in tqdm(todo, desc=f"ops on {runtime}", unit="op"):
-        entries[signature.key] = measure_op(runtime, signature, settings["batch_size"],
-                                            settings["threads"])
-        write_json_atomic(partial_path(out), {
-            "settings": settings,
-            "entries": {k: e.model_dump() for k, e in entries.items()},
-        })
+    threads = settings["threads"]
+    with tqdm(total=len(todo) * (1 + ROUNDS), desc=f"ops on {runtime}", unit="step") as bar:
+        for begin in range(0, len(todo), CHUNK):
+            chunk = todo[begin:begin + CHUNK]
+            runs = []
+            for signature in chunk:
+                runs.append(prepare_op(runtime, signature, settings["batch_size"], threads))
+                bar.update()
+            timed = time_interleaved(runs, ROUNDS, CALLS_PER_ROUND, threads, WARMUP,
+                                     on_round=functools.partial(bar.update, len(chunk)))
+            entries.update((s.key, Entry(**summarise(samples))) for s, samples in zip(chunk, timed, strict=True))
+            write_json_atomic(partial_path(out), {
+                "settings": settings,
+                "entries": {k: e.model_dump() for k, e in entries.items()},
+            })
     return entries
 
 

@@ -28,6 +28,7 @@ from autocompress.hw.onnx_export import (
     QUANTIZED_OPS,
     add_boundary_qdq,
     export_onnx,
+    int8_weights_need_reduce_range,
     quantize_onnx_int8,
 )
 from autocompress.hw.signatures import BitsRule
@@ -60,7 +61,11 @@ def runtime_settings(runtime: str) -> dict[str, str]:
     """Versions and settings a profile records next to its runtime."""
     if runtime == "torch-fp32":
         return {"torch": torch.__version__, "allocator": tune_allocator()}
-    return {"onnxruntime": ort.__version__, "onnx_opset": str(OPSET)}
+    settings = {"onnxruntime": ort.__version__, "onnx_opset": str(OPSET)}
+    if runtime == "onnxruntime-int8":
+        settings["int8_weights"] = ("7-bit (reduce_range: this CPU has no VNNI)"
+                                    if int8_weights_need_reduce_range() else "8-bit")
+    return settings
 
 
 def module_path(node_name: str) -> str:

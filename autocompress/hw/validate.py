@@ -1,7 +1,7 @@
 """Validation of a LUT: predicted vs measured end-to-end latency of random candidates.
 
-The candidates are prepared first and then timed in interleaved rounds, so a burst of
-load from another process spreads over all of them instead of skewing one. The
+The candidates are prepared first and then timed in interleaved rounds, so a slow spell
+of the machine spreads over all of them instead of skewing one. The
 correction (LUT sum and op count -> measured ms) is a linear regression; its reported
 figures are cross-validated, the stored one is fitted on all candidates.
 """
@@ -19,7 +19,7 @@ from sklearn.model_selection import KFold, cross_val_predict
 from tqdm import tqdm
 
 from autocompress.candidate import Candidate, random_candidate
-from autocompress.hw.bundle_runner import summarise, time_calls
+from autocompress.hw.bundle_runner import summarise, time_interleaved
 from autocompress.hw.profile import Correction, Figures, HardwareProfile, Validation
 from autocompress.hw.runtimes import WARMUP_E2E, int8_layers, prepare
 from autocompress.hw.signatures import BitsRule, candidate_signatures, network_macs
@@ -61,12 +61,8 @@ def measure_candidates(space: SearchSpace, candidates: list[Candidate], runtime:
     for candidate in tqdm(candidates, desc=f"building on {runtime}", unit="net"):
         model = build_compressed(space, candidate)
         runs.append(prepare(runtime, model, shape, threads, int8=int8_layers(model, rule)))
-    samples: list[list[float]] = [[] for _ in runs]
-    for run in runs:
-        time_calls(run, WARMUP_E2E, threads)
-    for _ in tqdm(range(ROUNDS), desc=f"timing on {runtime}", unit="round"):
-        for run, collected in zip(runs, samples, strict=True):
-            collected.extend(time_calls(run, CALLS_PER_ROUND, threads))
+    with tqdm(total=ROUNDS, desc=f"timing on {runtime}", unit="round") as bar:
+        samples = time_interleaved(runs, ROUNDS, CALLS_PER_ROUND, threads, WARMUP_E2E, on_round=bar.update)
     return [summarise(s)[f"{statistic}_ms"] for s in samples]
 
 
@@ -100,6 +96,7 @@ def score(space: SearchSpace, profile: HardwareProfile, candidates: list[Candida
         corrected=figures(crossed, target),
         flops_tau=float(kendalltau([s.macs for s in samples], target).statistic),
         seconds=seconds,
+        measured_ms=target.tolist(), lut_ms=features[:, 0].tolist(), corrected_ms=crossed.tolist(),
     )
     return validation, correction
 

@@ -4,9 +4,15 @@ A smaller subnet takes: the first k blocks of each stage, the centre crop of eac
 depthwise kernel, and for a smaller expand ratio the base block's most important hidden
 channels (largest L1 norm of the expand filters), in the same order everywhere they
 appear (expand, depthwise, squeeze-excite, project).
+
+``inherited_state`` builds the subnet's tensors by indexing the base's, so it is
+differentiable: the base's supernet training (``base.train_supernet``) runs subnets
+through it and trains the very weights they will later inherit.
 """
 
 from __future__ import annotations
+
+from itertools import chain
 
 import torch
 from torch import nn
@@ -14,6 +20,8 @@ from torch import nn
 from autocompress.compress.prune import filter_importance
 from autocompress.models.blocks import InvertedResidual, SqueezeExcite
 from autocompress.models.mobilenet import MobileNet
+
+BN_TENSORS = ("weight", "bias", "running_mean", "running_var")
 
 
 def _top(scores: torch.Tensor, count: int) -> torch.Tensor:
@@ -25,39 +33,49 @@ def _centre_crop(weight: torch.Tensor, size: int) -> torch.Tensor:
     return weight[..., start : start + size, start : start + size]
 
 
-@torch.no_grad()
-def _copy_bn(target: nn.BatchNorm2d, source: nn.BatchNorm2d, index: torch.Tensor) -> None:
-    for name in ("weight", "bias", "running_mean", "running_var"):
-        getattr(target, name).copy_(getattr(source, name)[index])
-    target.num_batches_tracked.copy_(source.num_batches_tracked)
+def _whole(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{name}": tensor for name, tensor in chain(module.named_parameters(), module.named_buffers())}
 
 
-@torch.no_grad()
-def _inherit_block(target: InvertedResidual, source: InvertedResidual) -> None:
-    hidden = target.expand.conv.out_channels
-    index = _top(filter_importance(source.expand.conv), hidden)
-    target.expand.conv.weight.copy_(source.expand.conv.weight[index])
-    _copy_bn(target.expand.bn, source.expand.bn, index)
-    kernel = target.dw.conv.kernel_size[0]
-    target.dw.conv.weight.copy_(_centre_crop(source.dw.conv.weight[index], kernel))
-    _copy_bn(target.dw.bn, source.dw.bn, index)
+def _bn(prefix: str, source: nn.BatchNorm2d, index: torch.Tensor) -> dict[str, torch.Tensor]:
+    state = {f"{prefix}.{name}": getattr(source, name)[index] for name in BN_TENSORS}
+    state[f"{prefix}.num_batches_tracked"] = source.num_batches_tracked
+    return state
+
+
+def _block_state(prefix: str, target: InvertedResidual, source: InvertedResidual) -> dict[str, torch.Tensor]:
+    index = _top(filter_importance(source.expand.conv), target.expand.conv.out_channels)
+    state = {
+        f"{prefix}.expand.conv.weight": source.expand.conv.weight[index],
+        **_bn(f"{prefix}.expand.bn", source.expand.bn, index),
+        f"{prefix}.dw.conv.weight": _centre_crop(source.dw.conv.weight[index], target.dw.conv.kernel_size[0]),
+        **_bn(f"{prefix}.dw.bn", source.dw.bn, index),
+        f"{prefix}.project.conv.weight": source.project.conv.weight[:, index],
+        **_whole(f"{prefix}.project.bn", source.project.bn),
+    }
     if isinstance(target.se, SqueezeExcite) and isinstance(source.se, SqueezeExcite):
         squeeze = _top(filter_importance(source.se.reduce), target.se.reduce.out_channels)
-        target.se.reduce.weight.copy_(source.se.reduce.weight[squeeze][:, index])
-        target.se.reduce.bias.copy_(source.se.reduce.bias[squeeze])
-        target.se.expand.weight.copy_(source.se.expand.weight[index][:, squeeze])
-        target.se.expand.bias.copy_(source.se.expand.bias[index])
-    target.project.conv.weight.copy_(source.project.conv.weight[:, index])
-    target.project.bn.load_state_dict(source.project.bn.state_dict())
+        state |= {
+            f"{prefix}.se.reduce.weight": source.se.reduce.weight[squeeze][:, index],
+            f"{prefix}.se.reduce.bias": source.se.reduce.bias[squeeze],
+            f"{prefix}.se.expand.weight": source.se.expand.weight[index][:, squeeze],
+            f"{prefix}.se.expand.bias": source.se.expand.bias[index],
+        }
+    return state
+
+
+def inherited_state(subnet: MobileNet, base: MobileNet) -> dict[str, torch.Tensor]:
+    """Every parameter and buffer of ``subnet`` (any architecture of the base's space, on
+    any device, ``meta`` included), taken from ``base``'s tensors by indexing."""
+    state = _whole("stem", base.stem) | _whole("head", base.head) | _whole("classifier", base.classifier)
+    for s, (sub_stage, base_stage) in enumerate(zip(subnet.stages, base.stages, strict=True)):
+        for b, (sub_block, base_block) in enumerate(zip(sub_stage, base_stage, strict=False)):
+            state |= _block_state(f"stages.{s}.{b}", sub_block, base_block)
+    return state
 
 
 @torch.no_grad()
 def inherit_weights(subnet: MobileNet, base: MobileNet) -> MobileNet:
     """Fill ``subnet`` (any architecture of the base's space) from ``base``; returns it."""
-    subnet.stem.load_state_dict(base.stem.state_dict())
-    for sub_stage, base_stage in zip(subnet.stages, base.stages, strict=True):
-        for sub_block, base_block in zip(sub_stage, base_stage, strict=False):
-            _inherit_block(sub_block, base_block)
-    subnet.head.load_state_dict(base.head.state_dict())
-    subnet.classifier.load_state_dict(base.classifier.state_dict())
+    subnet.load_state_dict(inherited_state(subnet, base))
     return subnet

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -91,15 +94,28 @@ def compressible_layers(space: SearchSpace, arch: list[StageArch]) -> list[Layer
     return layers
 
 
-def largest_arch(space: SearchSpace) -> list[StageArch]:
-    """The base network: every stage at its deepest, widest, largest-kernel setting, SE on."""
+def _arch_picking(space: SearchSpace, pick: Callable[[list], Any]) -> list[StageArch]:
+    """The architecture whose every choice is ``pick(choices)``."""
     block = space.choices.block
     return [
         StageArch(
-            depth=max(space.stage_depths(i)),
-            kernel_size=max(block.kernel_size),
-            expand_ratio=max(block.expand_ratio),
-            squeeze_excite=any(block.squeeze_excite),
+            depth=pick(space.stage_depths(i)),
+            kernel_size=pick(list(block.kernel_size)),
+            expand_ratio=pick(list(block.expand_ratio)),
+            squeeze_excite=pick(list(block.squeeze_excite)),
         )
         for i in range(len(space.network.stages))
     ]
+
+
+def largest_arch(space: SearchSpace) -> list[StageArch]:
+    """The base network: every stage at its deepest, widest, largest-kernel setting, SE on."""
+    return _arch_picking(space, max)
+
+
+def smallest_arch(space: SearchSpace) -> list[StageArch]:
+    return _arch_picking(space, min)
+
+
+def random_arch(space: SearchSpace, rng: random.Random) -> list[StageArch]:
+    return _arch_picking(space, rng.choice)
