@@ -42,6 +42,8 @@ CALLS_PER_ROUND = 5
 CHUNK = 1024
 """Signatures prepared and timed together (an ONNX Runtime session holds ~1.5 MB); the side
 file is rewritten after each chunk."""
+TIMING = (f"{WARMUP} warm-up calls, then {ROUNDS} interleaved rounds of {CALLS_PER_ROUND} calls "
+          f"over chunks of up to {CHUNK} ops")
 
 
 class _Add(nn.Module):
@@ -156,7 +158,7 @@ def measure_profile(space: SearchSpace, space_path: str, runtime: str, name: str
     profile = HardwareProfile(
         schema_version=SCHEMA_VERSION,
         device=Device.on_this_host(name, "measured", runtime, threads, batch_size).model_copy(
-            update={"settings": runtime_settings(runtime)}),
+            update={"settings": runtime_settings(runtime) | {"timing": TIMING}}),
         space=space_path, native_weight_bits=list(rule.weight),
         native_activation_bits=list(rule.activation), activation_bits_follow_weights=rule.follow,
         native_sparsity=["channel"], entries=entries, statistic=statistic,
