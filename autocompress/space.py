@@ -51,6 +51,13 @@ class NetworkSettings(_Strict):
     stages: list[StageSettings] = Field(min_length=1, max_length=8)
 
 
+def _distinct_within(values: list, low: float, high: float, what: str, descending: bool = False) -> list:
+    """``values`` sorted without repeats, if all lie in ``low..high``."""
+    if any(v < low or v > high for v in values):
+        raise ValueError(f"{what} must lie in {low}..{high}")
+    return sorted(set(values), reverse=descending)
+
+
 class BlockChoices(_Strict):
     depth: list[int] = Field(min_length=1)
     kernel_size: list[Literal[3, 5, 7]] = Field(min_length=1)
@@ -60,9 +67,7 @@ class BlockChoices(_Strict):
     @field_validator("depth")
     @classmethod
     def _positive_depths(cls, value: list[int]) -> list[int]:
-        if any(d < 1 or d > 6 for d in value):
-            raise ValueError("depths must lie in 1..6")
-        return sorted(set(value))
+        return _distinct_within(value, 1, 6, "depths")
 
 
 class LayerChoices(_Strict):
@@ -75,16 +80,12 @@ class LayerChoices(_Strict):
     @field_validator("sparsity")
     @classmethod
     def _sparsity_range(cls, value: list[float]) -> list[float]:
-        if any(s < 0.0 or s > 0.75 for s in value):
-            raise ValueError("sparsity values must lie in 0.0..0.75")
-        return sorted(set(value))
+        return _distinct_within(value, 0.0, 0.75, "sparsity values")
 
     @field_validator("rank_ratio")
     @classmethod
     def _rank_range(cls, value: list[float]) -> list[float]:
-        if any(r < 0.25 or r > 1.0 for r in value):
-            raise ValueError("rank_ratio values must lie in 0.25..1.0")
-        return sorted(set(value), reverse=True)
+        return _distinct_within(value, 0.25, 1.0, "rank_ratio values", descending=True)
 
 
 class Choices(_Strict):
