@@ -57,12 +57,13 @@ def train_supernet(model: MobileNet, space: SearchSpace, splits: Splits, seed: i
     settings = space.training
     generator = seed_everything(seed)
     rng = random.Random(seed)
+    smallest = smallest_arch(space)
 
     def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         logits = model(x)
         loss = F.cross_entropy(logits, y)
         for index in range(settings.subnets_per_step):
-            arch = smallest_arch(space) if index == 0 else random_arch(space, rng)
+            arch = smallest if index == 0 else random_arch(space, rng)
             loss = loss + distillation_loss(subnet_logits(space, arch, model, x), logits.detach(), y,
                                             settings.distill_temperature, settings.distill_alpha)
         return loss

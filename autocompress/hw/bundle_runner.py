@@ -113,14 +113,14 @@ def main() -> None:
     manifest = json.loads((folder / "manifest.json").read_text())
     threads = args.threads or manifest["threads"]
     models, chunk = manifest["models"], manifest["chunk"]
+    context = {"runtime": manifest["runtime"], "threads": threads, "clock": clock_name(threads),
+               "batch_size": manifest["batch_size"], "host_cpu": host_cpu(), "host_threads": os.cpu_count() or 1}
     rows = []
     for begin in range(0, len(models), chunk):
         items = models[begin:begin + chunk]
         runs = [session_runner(open_session(folder / item["file"], threads), item["shape"]) for item in items]
         timed = time_interleaved(runs, manifest["rounds"], manifest["calls"], threads, manifest["warmup"])
-        rows.extend({"key": item["key"], **summarise(samples), "runtime": manifest["runtime"],
-                     "threads": threads, "clock": clock_name(threads), "batch_size": manifest["batch_size"],
-                     "host_cpu": host_cpu(), "host_threads": os.cpu_count() or 1}
+        rows.extend({"key": item["key"], **summarise(samples), **context}
                     for item, samples in zip(items, timed, strict=True))
         print(f"\r{len(rows)}/{len(models)} timed", end="", flush=True)
     tmp = args.out.with_name(args.out.name + ".tmp")

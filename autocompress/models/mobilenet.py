@@ -100,9 +100,9 @@ def _arch_picking(space: SearchSpace, pick: Callable[[list], Any]) -> list[Stage
     return [
         StageArch(
             depth=pick(space.stage_depths(i)),
-            kernel_size=pick(list(block.kernel_size)),
-            expand_ratio=pick(list(block.expand_ratio)),
-            squeeze_excite=pick(list(block.squeeze_excite)),
+            kernel_size=pick(block.kernel_size),
+            expand_ratio=pick(block.expand_ratio),
+            squeeze_excite=pick(block.squeeze_excite),
         )
         for i in range(len(space.network.stages))
     ]
