@@ -76,6 +76,9 @@ class LayerChoices(_Strict):
     sparsity_kind: list[SparsityKind] = Field(min_length=1)
     sparsity: list[float] = Field(min_length=1)
     rank_ratio: list[float] = Field(min_length=1)
+    first_last_min_bits: Literal[4, 8] | None = Field(8, description=(
+        "the first layer (stem conv) and the last (classifier) keep weights and activations at this many "
+        "bits or more and are never pruned or factorised, as in HAQ and APQ; null searches them like any layer"))
 
     @field_validator("sparsity")
     @classmethod

@@ -7,7 +7,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from autocompress.candidate import uniform_candidate
+from autocompress.candidate import Candidate, LayerPolicy, uniform_candidate
 from autocompress.errors import UserInputError
 from autocompress.models.mobilenet import MobileNet, largest_arch
 from autocompress.search.params import BASELINES, baseline_params, search_params, suggest_candidate
@@ -27,7 +27,27 @@ def space(request, default_space):
 def test_baseline_params_decode_to_the_uniform_candidate(space, label):
     params = baseline_params(space, label)
     decoded = suggest_candidate(space, lambda name, choices: params[name])
-    assert decoded.hash == uniform_candidate(space, largest_arch(space), **BASELINES[label]).hash
+    expected = dict(uniform_candidate(space, largest_arch(space), **BASELINES[label]).policy)
+    floor = space.choices.layer.first_last_min_bits
+    for end in ("stem.conv", "classifier") if floor is not None else ():  # held at the floor, unpruned, full rank
+        expected[end] = LayerPolicy(weight_bits=max(expected[end].weight_bits, floor),
+                                    activation_bits=max(expected[end].activation_bits, floor))
+    assert decoded.hash == Candidate(decoded.stages, expected).hash
+
+
+def test_first_and_last_layers_are_searched_only_above_their_floor(default_space):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    for _ in range(20):
+        policy = suggest_candidate(default_space, study.ask().suggest_categorical).policy
+        for end in ("stem.conv", "classifier"):
+            assert min(policy[end].weight_bits, policy[end].activation_bits) >= 8
+            assert (policy[end].sparsity, policy[end].rank_ratio) == (0.0, 1.0)
+    assert {"classifier.wbits", "classifier.abits"} <= set(search_params(default_space))
+    assert "classifier.rank" not in search_params(default_space)
+    layer = default_space.choices.layer.model_copy(update={"first_last_min_bits": None})
+    unheld = default_space.model_copy(update={"choices": default_space.choices.model_copy(update={"layer": layer})})
+    assert search_params(unheld)["classifier.rank"] == [1.0, 0.75, 0.5, 0.25]
+    assert 2 in search_params(unheld)["stem.wbits"]
 
 
 def test_baseline_outside_the_choices_is_skipped(default_space):

@@ -63,8 +63,9 @@ def kill_leftovers(record: Path) -> int:
     return killed
 
 
-def start(address: str | None, workers: int, record: Path) -> bool:
-    """Join the cluster at ``address`` or start a local Ray; True if this call started it.
+def start(address: str | None, cpus: int, record: Path) -> bool:
+    """Join the cluster at ``address`` or start a local Ray with at least ``cpus`` CPUs (what
+    the workers reserve; fewer cores than that are shared); True if this call started it.
 
     A Ray already initialised in this process (a notebook, a test) is used as it is.
     """
@@ -80,7 +81,7 @@ def start(address: str | None, workers: int, record: Path) -> bool:
                                  "a cluster started by 'ray start' uses token authentication: export "
                                  "RAY_AUTH_MODE=token with its token in ~/.ray/auth_token or RAY_AUTH_TOKEN") from None
         return True
-    ray.init(address="local", num_cpus=max(workers, os.cpu_count() or 1), include_dashboard=False, **quiet)
+    ray.init(address="local", num_cpus=max(cpus, os.cpu_count() or 1), include_dashboard=False, **quiet)
     return True
 
 

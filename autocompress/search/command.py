@@ -20,7 +20,8 @@ def _frozen_on_resume(**given: object) -> None:
     named = [name for name, value in given.items() if value is not None]
     if named:
         raise UserInputError(f"--{named[0].replace('_', '-')} is frozen in the run's config.json; "
-                             "drop it when resuming (only --trials, --time-budget, --workers, --address may change)")
+                             "drop it when resuming (only --trials, --time-budget, --workers, --threads, "
+                             "--address may change)")
 
 
 def _log_to(path: Path) -> logging.Handler:
@@ -42,6 +43,9 @@ def search_command(
     trials: Annotated[int | None, typer.Option(min=1, help="search trials to run (baselines not counted)")] = None,
     time_budget: Annotated[str | None, typer.Option(help="wall-clock budget of this invocation: 8h, 90m, 600s")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="trials evaluated at once (default 2)")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help=(
+        "torch threads (and Ray CPUs) per worker; default: the machine's cores / workers "
+        "on a local Ray, 1 on a cluster"))] = None,
     sampler: Annotated[str | None, typer.Option(help=f"{' | '.join(SAMPLERS)} (default nsga2)")] = None,
     run: Annotated[str | None, typer.Option(help="run name: results/<run>/ (default <space>-<time>)")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run named by --run")] = False,
@@ -82,7 +86,7 @@ def search_command(
     with folder.lock():
         if resume:
             config, search_space, hw_profile = open_run(folder)
-            changes = {"trials": trials, "time_budget_s": budget_s, "workers": workers}
+            changes = {"trials": trials, "time_budget_s": budget_s, "workers": workers, "threads": threads}
             config = config.model_copy(update={k: v for k, v in changes.items() if v is not None})
             config.write(folder.config)
         else:
@@ -90,7 +94,7 @@ def search_command(
                 "run": folder.path.name, "objectives": ["accuracy", "latency_ms"] + (["size_kb"] if objective else []),
                 "constraints": Constraints(max_latency_ms=max_latency_ms, max_size_kb=max_size_kb),
                 "sampler": sampler or "nsga2", "trials": trials, "time_budget_s": budget_s,
-                "workers": workers or 2, "seed": seed or 0, "finetune_epochs": finetune_epochs,
+                "workers": workers or 2, "threads": threads, "seed": seed or 0, "finetune_epochs": finetune_epochs,
                 "native_only": native_only})
             config, search_space, hw_profile = open_run(folder)
         handler = _log_to(folder.log)

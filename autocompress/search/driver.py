@@ -91,7 +91,7 @@ class SearchDriver:
     def __init__(self, config: SearchConfig, folder: RunFolder, space: SearchSpace,
                  profile: HardwareProfile) -> None:
         self.config, self.folder, self.space, self.profile = config, folder, space, profile
-        self.study = optuna.create_study(study_name=config.run, storage=folder.storage_url,
+        self.study = optuna.create_study(study_name=config.run, storage=folder.open_storage(),
                                          directions=config.directions(), load_if_exists=True)
         if not self.study.metric_names:
             with warnings.catch_warnings():  # experimental since Optuna 3.2, still there in 5
@@ -129,13 +129,13 @@ class SearchDriver:
         return waiting
 
     def _start_workers(self, address: str | None) -> bool:
-        started = cluster.start(address, self.config.workers, self.folder.ray_processes)
+        threads = self.config.threads or (1 if address else max(1, (os.cpu_count() or 1) // self.config.workers))
+        started = cluster.start(address, self.config.workers * threads, self.folder.ray_processes)
         if started and not address:
             cluster.record_local_processes(self.folder.ray_processes)
-        threads = 1 if address else max(1, (os.cpu_count() or 1) // self.config.workers)
         base, _ = load_base(self.space, self.folder.base)
         shared = (ray.put(load_splits(self.space.data)), ray.put(base.state_dict()))
-        actor = ray.remote(num_cpus=1, max_restarts=0)(TrialEvaluator)
+        actor = ray.remote(num_cpus=threads, max_restarts=0)(TrialEvaluator)
         settings = (self.config.constraints, self.config.seed, self.config.finetune_epochs, threads)
         profile_json = self.profile.model_dump_json()
 

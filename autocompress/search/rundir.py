@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import optuna
+from sqlalchemy import event
 
 from autocompress.errors import UserInputError
 from autocompress.report.pareto import pareto_mask
@@ -72,6 +74,28 @@ class RunFolder:
     @property
     def storage_url(self) -> str:
         return f"sqlite:///{self.database.resolve()}"
+
+    def open_storage(self) -> optuna.storages.RDBStorage:
+        """The run's Optuna storage: study.db in SQLite's WAL mode with ``synchronous=NORMAL``.
+
+        Why: a trial takes some 70 small transactions (its parameters, attributes, result),
+        and with SQLite's defaults each waits for the disk; measured here, asking and
+        sampling one trial took 0.35 s of the driver's time, a worker idle all along, and
+        0.12 s in WAL mode. WAL with NORMAL keeps every commit through a crash or ``kill -9``
+        of the driver; only a crash of the machine itself may roll back the last ones,
+        and a trial rolled back to RUNNING is re-run on ``--resume``.
+        """
+        storage = optuna.storages.RDBStorage(self.storage_url)
+
+        @event.listens_for(storage.engine, "connect")
+        def _fast_commits(connection, _record) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        storage.engine.dispose()  # connections opened while creating the tables lack the pragmas
+        return storage
 
     def model_path(self, number: int) -> Path:
         return self.models / f"trial_{number}.pt"

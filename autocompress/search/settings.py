@@ -62,6 +62,7 @@ class SearchConfig(BaseModel):
     trials: int | None = Field(None, ge=1)
     time_budget_s: float | None = Field(None, gt=0)
     workers: int = Field(2, ge=1)
+    threads: int | None = Field(None, ge=1, description="per worker; None: cores / workers (local Ray), 1 (cluster)")
     seed: int = 0
     finetune_epochs: int | None = Field(None, ge=0)
     native_only: bool = False
