@@ -4,14 +4,12 @@ For each sampler and seed, runs ``autocompress search`` on the default space wit
 same number of trials, then computes the hypervolume of the run's accuracy/latency front
 (against one reference point shared by all runs: error 1, 1.1 x the largest latency
 seen) and which of the five uniform baselines the front of *search* trials dominates.
-Trials fine-tune as the space says (2 epochs): with ``--finetune-epochs 0`` every
-sub-architecture sits at chance accuracy (the base is trained as the largest network
-only), the front is the baselines alone, and the samplers cannot be told apart.
+Trials fine-tune as the space says (2 epochs).
 Runs left by an interrupted benchmark are resumed (the search's
 own ``--resume``), so it can be run again until it completes. Prints a table and writes
 bench/results/search_quality.json.
 
-    .venv/bin/python bench/search_quality.py --profile hw_profiles/bitfusion.json --trials 60
+    .venv/bin/python bench/search_quality.py --profile hw_profiles/bitfusion.json --trials 40 --fresh
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -124,7 +125,10 @@ def test_run_folder_holds_config_inputs_and_loadable_models(faulty_run, max_late
             "trials", "time_budget_s", "workers", "seed", "base_path", "created"} <= set(config)
     assert config["constraints"] == {"max_latency_ms": max_latency_ms, "max_size_kb": None}
     assert (faulty_run / "space.yaml").is_file() and (faulty_run / "profile.json").is_file()
-    assert "trial 0 COMPLETE" in (faulty_run / "search.log").read_text()
+    log = (faulty_run / "search.log").read_text()
+    assert "trial 0 COMPLETE" in log and "2 workers x 1 torch threads" in log
+    with sqlite3.connect(faulty_run / "study.db") as connection:  # fast commits, see RunFolder.open_storage
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     space = load_space(faulty_run / "space.yaml")
     rows = _rows(faulty_run)
     for row in rows:

@@ -133,6 +133,11 @@ class SearchDriver:
         started = cluster.start(address, self.config.workers * threads, self.folder.ray_processes)
         if started and not address:
             cluster.record_local_processes(self.folder.ray_processes)
+        cpus = ray.cluster_resources().get("CPU", 0)
+        log.info("%d workers x %d torch threads (Ray CPUs: %d needed, %g in the cluster)",
+                 self.config.workers, threads, self.config.workers * threads, cpus)
+        if cpus < self.config.workers * threads:
+            log.warning("the cluster has fewer CPUs than the workers reserve: some wait until it grows")
         base, _ = load_base(self.space, self.folder.base)
         shared = (ray.put(load_splits(self.space.data)), ray.put(base.state_dict()))
         actor = ray.remote(num_cpus=threads, max_restarts=0)(TrialEvaluator)
