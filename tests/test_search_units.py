@@ -12,6 +12,7 @@ from autocompress.errors import UserInputError
 from autocompress.models.mobilenet import MobileNet, largest_arch
 from autocompress.search.params import BASELINES, baseline_params, search_params, suggest_candidate
 from autocompress.search.rundir import front_rows
+from autocompress.search.samplers import make_sampler
 from autocompress.search.settings import Constraints, parse_duration
 from autocompress.space import load_space
 
@@ -67,6 +68,22 @@ def test_sampled_candidates_build_and_share_one_static_parameter_set(space):
         assert set(trial.params) == names
         MobileNet(space, list(candidate.stages))
         study.tell(trial, [0.5, 1.0])
+
+
+@pytest.mark.parametrize("name", ["nsga2", "nsga3"])
+def test_genetic_samplers_breed_from_the_baselines(name):
+    """Optuna leaves enqueued trials out of every generation; ours count them in the first."""
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler(name, seed=0, trials=40))
+    study.enqueue_trial({"x": 10, "y": 0}, user_attrs={"kind": "baseline"})  # no other point dominates it
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        x, y = trial.suggest_int("x", 0, 10), trial.suggest_int("y", 0, 10)
+        return x - y, x + y
+
+    study.optimize(objective, n_trials=1 + 2 * 8)
+    parents = study.sampler.get_parent_population(study, 1)
+    assert len(parents) == 8
+    assert 0 in {t.number for t in parents}
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("8h", 28800), ("1h30m", 5400), ("90m", 5400), ("45s", 45),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import optuna
+from optuna.trial import FrozenTrial, TrialState
 
 from autocompress.errors import UserInputError
 from autocompress.search.settings import SAMPLERS
@@ -13,13 +14,40 @@ def population_size(trials: int | None) -> int:
     return 50 if trials is None else max(8, min(50, trials // 5))
 
 
+class _BaselinesInFirstGeneration:
+    """Makes an Optuna genetic sampler count the uniform baselines in its first generation.
+
+    Optuna gives a generation only to the trials the sampler itself samples, so an enqueued
+    trial is never a parent: the baselines, the best-trained points of the run, were lost
+    on NSGA-II. Counted in generation 0, they compete for parenthood like any trial, and
+    crossing two of them (8-bit with 4-bit, 4-bit with channel-pruned) gives the mixed
+    policies on the base architecture that can beat both.
+    """
+
+    def get_population(self, study: optuna.Study, generation: int) -> list[FrozenTrial]:
+        population = super().get_population(study, generation)  # type: ignore[misc]
+        if generation == 0:
+            key = self._get_generation_key()  # type: ignore[attr-defined]
+            population += [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                           if t.user_attrs.get("kind") == "baseline" and key not in t.system_attrs]
+        return population
+
+
+class SeededNSGAIISampler(_BaselinesInFirstGeneration, optuna.samplers.NSGAIISampler):
+    """NSGA-II whose first generation holds the uniform baselines."""
+
+
+class SeededNSGAIIISampler(_BaselinesInFirstGeneration, optuna.samplers.NSGAIIISampler):
+    """NSGA-III whose first generation holds the uniform baselines."""
+
+
 def make_sampler(name: str, seed: int, trials: int | None) -> optuna.samplers.BaseSampler:
     """Sampler ``name`` seeded with ``seed`` (the driver adds the trial count on resume,
     so a resumed run does not replay the proposals it already made)."""
     if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(population_size=population_size(trials), seed=seed)
+        return SeededNSGAIISampler(population_size=population_size(trials), seed=seed)
     if name == "nsga3":
-        return optuna.samplers.NSGAIIISampler(population_size=population_size(trials), seed=seed)
+        return SeededNSGAIIISampler(population_size=population_size(trials), seed=seed)
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
     if name == "random":
