@@ -12,7 +12,7 @@ Runs left by an interrupted benchmark are resumed (the search's
 own ``--resume``), so it can be run again until it completes. Prints a table and writes
 bench/results/search_quality.json.
 
-    .venv/bin/python bench/search_quality.py --profile hw_profiles/bitfusion.json --trials 40 --fresh
+    .venv/bin/python bench/search_quality.py --profile hw_profiles/bitfusion.json --trials 40 --seeds 5 --fresh
 """
 
 from __future__ import annotations
