@@ -58,6 +58,11 @@ def dominated_baselines(table: pd.DataFrame, scale: dict[str, float]) -> list[st
     return labels
 
 
+def median_by_sampler(runs: list[dict], figure: str) -> dict[str, float]:
+    """Median of one per-run figure over each sampler's seeds."""
+    return {s: statistics.median(r[figure] for r in runs if r["sampler"] == s) for s in SAMPLERS}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", type=Path, default=ROOT / "hw_profiles" / "bitfusion.json")
@@ -92,9 +97,8 @@ def main() -> None:
                      "baselines_dominated": dominated,
                      "baselines_not_dominated": sorted(set(table.loc[table["kind"] == "baseline", "label"])
                                                        - set(dominated))})
-    medians = {s: statistics.median(r["hypervolume"] for r in runs if r["sampler"] == s) for s in SAMPLERS}
-    shippable_medians = {s: statistics.median(r["hypervolume_above_accuracy_0.9"] for r in runs
-                                              if r["sampler"] == s) for s in SAMPLERS}
+    medians = median_by_sampler(runs, "hypervolume")
+    shippable_medians = median_by_sampler(runs, "hypervolume_above_accuracy_0.9")
     result = {"space": "search_spaces/mobilenet_digits.yaml", "profile": str(args.profile), "trials": args.trials,
               "finetune_epochs": args.finetune_epochs, "reference_scale": scale, "runs": runs,
               "median_hypervolume": medians,
