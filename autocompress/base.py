@@ -10,12 +10,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.func import functional_call
 
-from autocompress.candidate import StageArch
 from autocompress.data import Splits
-from autocompress.models.inherit import inherited_state
-from autocompress.models.mobilenet import MobileNet, largest_arch, random_arch, smallest_arch
+from autocompress.models.family import family_of
 from autocompress.space import SearchSpace
 from autocompress.train import accuracy, distillation_loss, run_epochs, seed_everything
 
@@ -33,19 +32,20 @@ def base_path(space: SearchSpace, directory: Path = DEFAULT_BASE_DIR) -> Path:
     return Path(directory) / f"{space.name}-{space_fingerprint(space)}.pt"
 
 
-def subnet_logits(space: SearchSpace, arch: list[StageArch], base: MobileNet, x: torch.Tensor) -> torch.Tensor:
+def subnet_logits(space: SearchSpace, arch: list, base: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Logits of the subnet ``arch`` running on tensors inherited from ``base``, so that its
     gradients land on the base's weights. Its batch norms update copies of the base's
     statistics, which keep describing the largest network."""
+    family = family_of(space)
     with torch.device("meta"):
-        subnet = MobileNet(space, arch)
-    state = inherited_state(subnet, base)
+        subnet = family.build(arch)
+    state = family.inherited_state(subnet, base)
     for name, _ in subnet.named_buffers():
         state[name] = state[name].clone()
     return functional_call(subnet, state, (x,))
 
 
-def train_supernet(model: MobileNet, space: SearchSpace, splits: Splits, seed: int = 0) -> MobileNet:
+def train_supernet(model: nn.Module, space: SearchSpace, splits: Splits, seed: int = 0) -> nn.Module:
     """Train the largest network so that its subnets inherit good weights (sandwich rule).
 
     Each step trains the largest network on the labels and ``subnets_per_step`` subnets
@@ -57,13 +57,14 @@ def train_supernet(model: MobileNet, space: SearchSpace, splits: Splits, seed: i
     settings = space.training
     generator = seed_everything(seed)
     rng = random.Random(seed)
-    smallest = smallest_arch(space)
+    family = family_of(space)
+    smallest = family.smallest_arch()
 
     def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         logits = model(x)
         loss = F.cross_entropy(logits, y)
         for index in range(settings.subnets_per_step):
-            arch = smallest if index == 0 else random_arch(space, rng)
+            arch = smallest if index == 0 else family.random_arch(rng)
             loss = loss + distillation_loss(subnet_logits(space, arch, model, x), logits.detach(), y,
                                             settings.distill_temperature, settings.distill_alpha)
         return loss
@@ -72,9 +73,15 @@ def train_supernet(model: MobileNet, space: SearchSpace, splits: Splits, seed: i
     return model
 
 
-def train_base(space: SearchSpace, splits: Splits, path: Path, seed: int = 0) -> tuple[MobileNet, dict]:
+def build_base(space: SearchSpace) -> nn.Module:
+    """The base network of ``space``: its family's largest architecture, fresh weights."""
+    family = family_of(space)
+    return family.build(family.largest_arch())
+
+
+def train_base(space: SearchSpace, splits: Splits, path: Path, seed: int = 0) -> tuple[nn.Module, dict]:
     """Train the largest network of ``space`` as a supernet and save it with its accuracy and time."""
-    model = MobileNet(space, largest_arch(space))
+    model = build_base(space)
     start = time.perf_counter()
     train_supernet(model, space, splits, seed)
     info = {"accuracy": accuracy(model, splits.val_x, splits.val_y),
@@ -87,14 +94,14 @@ def train_base(space: SearchSpace, splits: Splits, path: Path, seed: int = 0) ->
     return model, info
 
 
-def load_base(space: SearchSpace, path: Path) -> tuple[MobileNet, dict]:
+def load_base(space: SearchSpace, path: Path) -> tuple[nn.Module, dict]:
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    model = MobileNet(space, largest_arch(space))
+    model = build_base(space)
     model.load_state_dict(saved["state_dict"])
     return model.eval(), saved["info"]
 
 
-def ensure_base(space: SearchSpace, splits: Splits, directory: Path = DEFAULT_BASE_DIR) -> tuple[MobileNet, dict]:
+def ensure_base(space: SearchSpace, splits: Splits, directory: Path = DEFAULT_BASE_DIR) -> tuple[nn.Module, dict]:
     """The saved base network of ``space``, trained first if there is none."""
     path = base_path(space, directory)
     if path.is_file():

@@ -8,16 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from autocompress.errors import UserInputError
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from autocompress.space import SearchSpace
 
 FLOAT_BITS = 32
 
@@ -76,37 +70,3 @@ class Candidate:
 
     def layer_policy(self, name: str) -> LayerPolicy:
         return self.policy.get(name, LayerPolicy())
-
-
-def random_candidate(space: SearchSpace, rng: random.Random) -> Candidate:
-    """A uniformly random candidate of ``space`` (used for validation and tests)."""
-    from autocompress.models.mobilenet import compressible_layers, random_arch
-
-    layer = space.choices.layer
-    stages = tuple(random_arch(space, rng))
-    policy = {}
-    for spec in compressible_layers(space, list(stages)):
-        kinds = [k for k in layer.sparsity_kind if spec.channel_prunable or k == "unstructured"]
-        policy[spec.name] = LayerPolicy(
-            weight_bits=rng.choice(layer.weight_bits),
-            activation_bits=rng.choice(layer.activation_bits),
-            sparsity=rng.choice(layer.sparsity) if kinds else 0.0,
-            sparsity_kind=rng.choice(kinds) if kinds else "unstructured",
-            rank_ratio=rng.choice(layer.rank_ratio) if spec.factorisable else 1.0,
-        )
-    return Candidate(stages, policy)
-
-
-def uniform_candidate(space: SearchSpace, stages: Sequence[StageArch], **policy: Any) -> Candidate:
-    """Every compressible layer of ``stages`` gets the same policy (where it applies)."""
-    from autocompress.models.mobilenet import compressible_layers
-
-    result = {}
-    for spec in compressible_layers(space, list(stages)):
-        settings = dict(policy)
-        if settings.get("sparsity_kind", "channel") == "channel" and not spec.channel_prunable:
-            settings["sparsity"] = 0.0
-        if not spec.factorisable:
-            settings["rank_ratio"] = 1.0
-        result[spec.name] = LayerPolicy(**settings)
-    return Candidate(tuple(stages), result)

@@ -8,22 +8,12 @@ from dataclasses import dataclass
 from torch import nn
 
 from autocompress.candidate import Candidate
-from autocompress.compress.policy import apply_policy
 from autocompress.compress.quantize import calibrate_activations
 from autocompress.compress.size import model_size_bytes
 from autocompress.data import Splits
-from autocompress.models.inherit import inherit_weights
-from autocompress.models.mobilenet import MobileNet
+from autocompress.models.family import family_of
 from autocompress.space import SearchSpace
 from autocompress.train import accuracy, finetune, recalibrate_batchnorm
-
-
-def build_compressed(space: SearchSpace, candidate: Candidate, base: MobileNet | None = None) -> nn.Module:
-    """The candidate's network, with weights inherited from ``base`` if given, compressed."""
-    model = MobileNet(space, list(candidate.stages))
-    if base is not None:
-        inherit_weights(model, base)
-    return apply_policy(model, candidate.policy)
 
 
 @dataclass(frozen=True)
@@ -37,13 +27,13 @@ class Evaluation:
 def evaluate_candidate(
     space: SearchSpace,
     candidate: Candidate,
-    base: MobileNet,
+    base: nn.Module,
     splits: Splits,
     seed: int = 0,
     epochs: int | None = None,
 ) -> tuple[nn.Module, Evaluation]:
     """Build, recalibrate, measure, fine-tune with distillation from ``base``, measure again."""
-    model = build_compressed(space, candidate, base)
+    model = family_of(space).build_compressed(candidate, base)
     recalibrate_batchnorm(model, splits.train_x)
     calibrate_activations(model, [splits.train_x[:256]])
     before = accuracy(model, splits.val_x, splits.val_y)

@@ -6,14 +6,17 @@ is allowed (``UserInputError``), so the CLI can exit with status 2 before writin
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from autocompress.errors import UserInputError
 
+T = TypeVar("T")
 WeightBits = Literal[2, 3, 4, 5, 6, 7, 8, 32]
 ActivationBits = Literal[4, 8, 32]
 SparsityKind = Literal["channel", "unstructured"]
@@ -46,9 +49,19 @@ class StageSettings(_Strict):
 
 
 class NetworkSettings(_Strict):
+    family: str = Field("mobilenet", description="model family, registered by name (autocompress/models/family.py)")
     stem_channels: int = Field(16, ge=4, le=256)
     head_channels: int = Field(128, ge=8, le=4096)
     stages: list[StageSettings] = Field(min_length=1, max_length=8)
+
+    @field_validator("family")
+    @classmethod
+    def _registered_family(cls, value: str) -> str:
+        from autocompress.models.family import family_names
+
+        if value not in family_names():
+            raise ValueError(f"unknown model family {value!r} (allowed: {', '.join(family_names())})")
+        return value
 
 
 def _distinct_within(values: list, low: float, high: float, what: str, descending: bool = False) -> list:
@@ -120,6 +133,28 @@ class SearchSpace(_Strict):
         """Depth choices of one stage: the block depths that fit its ``max_depth``."""
         cap = self.network.stages[stage_index].max_depth
         return [d for d in self.choices.block.depth if d <= cap] or [cap]
+
+    def input_shape(self, batch_size: int = 1) -> tuple[int, int, int, int]:
+        """Shape of a batch of the space's images (N, C, H, W)."""
+        size = self.data.image_size
+        return (batch_size, self.data.channels, size, size)
+
+
+def per_space(func: Callable[[SearchSpace], T]) -> Callable[[SearchSpace], T]:
+    """Cache ``func(space)`` per space object: a space is frozen but holds lists, so it cannot
+    be a dictionary key; the cache keeps the object alive, so its ``id`` stays its own."""
+    cache: dict[int, tuple[SearchSpace, T]] = {}
+
+    @functools.wraps(func)
+    def cached(space: SearchSpace) -> T:
+        entry = cache.get(id(space))
+        if entry is None or entry[0] is not space:
+            if len(cache) >= 64:
+                cache.pop(next(iter(cache)))
+            entry = cache[id(space)] = (space, func(space))
+        return entry[1]
+
+    return cached
 
 
 def _format_error(path: Path, error: ValidationError) -> str:

@@ -17,9 +17,8 @@ from pathlib import Path
 import torch
 
 from autocompress.base import ensure_base
-from autocompress.candidate import uniform_candidate
 from autocompress.data import load_splits
-from autocompress.models.mobilenet import largest_arch
+from autocompress.models.family import family_of
 from autocompress.pipeline import evaluate_candidate
 from autocompress.space import load_space
 
@@ -41,7 +40,7 @@ def main() -> None:
     print(f"base: accuracy {info['accuracy']:.4f}, trained in {info['train_seconds']:.1f} s")
     rows = []
     for name, policy in POLICIES.items():
-        candidate = uniform_candidate(space, largest_arch(space), **policy)
+        candidate = family_of(space).uniform_candidate(family_of(space).largest_arch(), **policy)
         _, result = evaluate_candidate(space, candidate, base, splits, seed=0)
         rows.append({"policy": name, "accuracy_before": result.accuracy_before, "accuracy_after": result.accuracy,
                      "size_kb": result.size_bytes / 1024, "finetune_seconds": result.finetune_seconds})

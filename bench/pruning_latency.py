@@ -18,11 +18,9 @@ from pathlib import Path
 
 import torch
 
-from autocompress.candidate import uniform_candidate
 from autocompress.compress.freeze import freeze
 from autocompress.compress.size import model_size_bytes
-from autocompress.models.mobilenet import input_shape, largest_arch
-from autocompress.pipeline import build_compressed
+from autocompress.models.family import family_of
 from autocompress.space import load_space
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,15 +53,15 @@ def median_ms(model: torch.nn.Module, x: torch.Tensor, repeats: int = 60, rounds
 def main() -> None:
     torch.set_num_threads(1)
     space = load_space(ROOT / "search_spaces" / "mobilenet_digits.yaml")
-    arch = largest_arch(space)
+    arch = family_of(space).largest_arch()
     rows = []
     for name, policy in POLICIES.items():
-        model = build_compressed(space, uniform_candidate(space, arch, **policy))
+        model = family_of(space).build_compressed(family_of(space).uniform_candidate(arch, **policy))
         frozen = freeze(model)
         params = sum(p.numel() for p in frozen.parameters())
         row = {"policy": name, "params": params, "size_kb": model_size_bytes(model) / 1024}
         for batch in (1, 32):
-            median, spread = median_ms(frozen, torch.randn(*input_shape(space, batch)))
+            median, spread = median_ms(frozen, torch.randn(*space.input_shape(batch)))
             row[f"ms_batch{batch}"], row[f"iqr_ms_batch{batch}"] = median, spread
         rows.append(row)
         print(f"{name:16s} params {params:7d}  size {row['size_kb']:7.1f} KB  "

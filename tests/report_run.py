@@ -19,10 +19,11 @@ import pandas as pd
 import pytest
 import torch
 
-from autocompress.candidate import Candidate, random_candidate, uniform_candidate
+from autocompress.candidate import Candidate
 from autocompress.compress.freeze import freeze
 from autocompress.data import load_splits
-from autocompress.models.mobilenet import MobileNet, input_shape, largest_arch
+from autocompress.models.family import family_of
+from autocompress.models.mobilenet import MobileNet
 from autocompress.pipeline import evaluate_candidate
 from autocompress.report.pareto import front
 from autocompress.report.run import TRIAL_COLUMNS
@@ -53,23 +54,23 @@ def _latency_ms(model: torch.nn.Module, shape: tuple[int, ...], repeats: int = 1
 
 
 def _candidates(space) -> list[tuple[str, Candidate]]:
-    arch = largest_arch(space)
+    arch = family_of(space).largest_arch()
     baselines = [
-        ("float", uniform_candidate(space, arch)),
-        ("uniform-8bit", uniform_candidate(space, arch, weight_bits=8, activation_bits=8)),
-        ("uniform-4bit", uniform_candidate(space, arch, weight_bits=4, activation_bits=8)),
-        ("channel-50", uniform_candidate(space, arch, sparsity=0.5, sparsity_kind="channel")),
-        ("rank-0.5", uniform_candidate(space, arch, rank_ratio=0.5)),
+        ("float", family_of(space).uniform_candidate(arch)),
+        ("uniform-8bit", family_of(space).uniform_candidate(arch, weight_bits=8, activation_bits=8)),
+        ("uniform-4bit", family_of(space).uniform_candidate(arch, weight_bits=4, activation_bits=8)),
+        ("channel-50", family_of(space).uniform_candidate(arch, sparsity=0.5, sparsity_kind="channel")),
+        ("rank-0.5", family_of(space).uniform_candidate(arch, rank_ratio=0.5)),
     ]
     rng = random.Random(3)
-    return baselines + [("", random_candidate(space, rng)) for _ in range(RANDOM_TRIALS)]
+    return baselines + [("", family_of(space).random_candidate(rng)) for _ in range(RANDOM_TRIALS)]
 
 
 def build_run(run_dir: Path) -> Path:
     """Write a finished run of the tiny space into ``run_dir``; returns it."""
     space = load_space(SPACE)
     splits = load_splits(space.data)
-    base = train(MobileNet(space, largest_arch(space)), splits, space.training.base_epochs, space.training)
+    base = train(MobileNet(space, family_of(space).largest_arch()), splits, space.training.base_epochs, space.training)
     (run_dir / "models").mkdir(parents=True)
     shutil.copy(SPACE, run_dir / "space.yaml")
     (run_dir / "profile.json").write_text(json.dumps(PROFILE, indent=2))
@@ -83,7 +84,7 @@ def build_run(run_dir: Path) -> Path:
         rows.append({
             "number": number, "kind": "baseline" if label else "search", "label": label,
             "state": "COMPLETE", "accuracy": result.accuracy, "accuracy_before": result.accuracy_before,
-            "latency_ms": _latency_ms(model, input_shape(space)), "size_kb": result.size_bytes / 1024,
+            "latency_ms": _latency_ms(model, space.input_shape()), "size_kb": result.size_bytes / 1024,
             "candidate_hash": candidate.hash, "candidate": candidate.to_json(), "error": "",
             "started_at": started.isoformat(), "finished_at": finished.isoformat(),
             "duration_s": (finished - started).total_seconds(), "finetune_s": result.finetune_seconds,

@@ -8,14 +8,15 @@ import pytest
 import torch
 from torch import nn
 
-from autocompress.candidate import LayerPolicy, uniform_candidate
+from autocompress.candidate import LayerPolicy
 from autocompress.compress.freeze import freeze
 from autocompress.compress.lowrank import factorise
 from autocompress.compress.policy import apply_policy
 from autocompress.compress.prune import PruningError, prune_channels, prune_unstructured, weight_mask
 from autocompress.compress.quantize import fake_quant_weight, quantize_module
 from autocompress.compress.size import model_size_bytes
-from autocompress.models.mobilenet import MobileNet, largest_arch
+from autocompress.models.family import family_of
+from autocompress.models.mobilenet import MobileNet
 
 
 def _plain_net() -> nn.Sequential:
@@ -64,13 +65,13 @@ def test_channel_pruning_keeps_the_largest_filters():
 
 
 def test_channel_pruning_refuses_a_residual_layer(default_space):
-    model = MobileNet(default_space, largest_arch(default_space))
+    model = MobileNet(default_space, family_of(default_space).largest_arch())
     with pytest.raises(PruningError, match="residual"):
         prune_channels(model, "stages.3.1.project.conv", 0.5)
 
 
 def test_channel_pruning_through_squeeze_excite_in_our_network(default_space):
-    arch = largest_arch(default_space)
+    arch = family_of(default_space).largest_arch()
     model = MobileNet(default_space, arch).eval()
     assert arch[1].squeeze_excite
     hidden = model.stages[1][0].expand.conv.out_channels
@@ -118,11 +119,11 @@ def test_quantized_error_shrinks_with_bits():
 
 
 def test_size_counts_bits_sparsity_and_factorisation(default_space):
-    arch = largest_arch(default_space)
+    arch = family_of(default_space).largest_arch()
 
     def size(**policy):
         model = MobileNet(default_space, arch)
-        return model_size_bytes(apply_policy(model, uniform_candidate(default_space, arch, **policy).policy))
+        return model_size_bytes(apply_policy(model, family_of(default_space).uniform_candidate(arch, **policy).policy))
 
     float_size = size()
     assert size(weight_bits=8) < 0.35 * float_size
@@ -133,7 +134,7 @@ def test_size_counts_bits_sparsity_and_factorisation(default_space):
 
 
 def test_policy_order_low_rank_then_pruning_then_quantization(default_space):
-    arch = largest_arch(default_space)
+    arch = family_of(default_space).largest_arch()
     model = MobileNet(default_space, arch).eval()
     hidden = model.stages[2][0].expand.conv.out_channels
     name = "stages.2.0.expand.conv"

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from autocompress.candidate import uniform_candidate
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import load_profile
-from autocompress.models.mobilenet import largest_arch
+from autocompress.models.family import family_of
 
 PROFILES = Path(__file__).resolve().parents[1] / "hw_profiles"
 BITS = (2, 4, 8)
@@ -19,8 +18,8 @@ BITS = (2, 4, 8)
 def best_bits(profile, space) -> int:
     """Weight bit-width of the fastest uniform int8-able policy; ties go to more bits
     (more accuracy for the same latency), as a search would settle them."""
-    stages = largest_arch(space)
-    latency = {bits: predict(uniform_candidate(space, stages, weight_bits=bits, activation_bits=8),
+    stages = family_of(space).largest_arch()
+    latency = {bits: predict(family_of(space).uniform_candidate(stages, weight_bits=bits, activation_bits=8),
                              profile, space) for bits in BITS}
     return min(BITS, key=lambda bits: (round(latency[bits], 9), -bits)), latency
 

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from autocompress.candidate import uniform_candidate
 from autocompress.errors import MissingSignaturesError, UserInputError
 from autocompress.hw.accelerator import RULE, modelled_profile
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import load_profile, save_profile
 from autocompress.hw.signatures import candidate_signatures
-from autocompress.models.mobilenet import largest_arch
+from autocompress.models.family import family_of
 from autocompress.space import load_space
 
 TINY = Path(__file__).parent / "spaces" / "tiny.yaml"
@@ -68,7 +67,7 @@ def test_malformed_and_missing_files(tmp_path):
 
 def test_missing_entries_are_listed_with_the_command(tiny, saved):
     profile = load_profile(saved)
-    candidate = uniform_candidate(tiny, largest_arch(tiny), weight_bits=2, activation_bits=8)
+    candidate = family_of(tiny).uniform_candidate(family_of(tiny).largest_arch(), weight_bits=2, activation_bits=8)
     assert predict(candidate, profile, tiny) > 0
     dropped = candidate_signatures(tiny, candidate, RULE)[1:3]
     for signature in dropped:

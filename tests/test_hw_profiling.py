@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from autocompress.candidate import random_candidate
 from autocompress.cli import app
 from autocompress.hw.bundle import export_bundle, import_csv
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import load_profile
 from autocompress.hw.profiler import partial_path
 from autocompress.hw.signatures import BitsRule, space_signatures
+from autocompress.models.family import family_of
 from autocompress.space import load_space
 
 TINY = Path(__file__).parent / "spaces" / "tiny.yaml"
@@ -74,5 +74,5 @@ def test_bundle_export_run_import_round_trip(tiny, tmp_path):
     assert profile.device.runtime == "onnxruntime-int8" and profile.measured
     assert profile.native_weight_bits == [8, 32]
     assert profile.validation.candidates == 5
-    candidate = random_candidate(tiny, random.Random(3))
+    candidate = family_of(tiny).random_candidate(random.Random(3))
     assert predict(candidate, profile, tiny) > 0

@@ -21,12 +21,11 @@ import ray
 import torch
 from typer.testing import CliRunner
 
-from autocompress.candidate import Candidate, uniform_candidate
+from autocompress.candidate import Candidate
 from autocompress.cli import app
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import load_profile
-from autocompress.models.mobilenet import largest_arch
-from autocompress.pipeline import build_compressed
+from autocompress.models.family import family_of
 from autocompress.search.params import BASELINES as BASELINES_POLICY
 from autocompress.space import load_space
 from tests.search_faults import fails
@@ -56,7 +55,8 @@ def profile(tmp_path_factory) -> Path:
 def max_latency_ms(profile) -> float:
     """A limit that the float base network breaks and its uniform 4-bit version meets."""
     space = load_space(SPACE)
-    float_ms, four_bit_ms = (predict(uniform_candidate(space, largest_arch(space), **BASELINES_POLICY[label]),
+    family = family_of(space)
+    float_ms, four_bit_ms = (predict(family.uniform_candidate(family.largest_arch(), **BASELINES_POLICY[label]),
                                      load_profile(profile), space) for label in ("float", "uniform-4bit"))
     assert four_bit_ms < float_ms
     return (float_ms + four_bit_ms) / 2
@@ -137,7 +137,7 @@ def test_run_folder_holds_config_inputs_and_loadable_models(faulty_run, max_late
     for row in (rows[0], search):
         saved = torch.load(faulty_run / "models" / f"trial_{row['number']}.pt", weights_only=True)
         assert saved["candidate"] == row["candidate"]
-        build_compressed(space, Candidate.from_json(saved["candidate"])).load_state_dict(saved["state_dict"])
+        family_of(space).build_compressed(Candidate.from_json(saved["candidate"])).load_state_dict(saved["state_dict"])
 
 
 def _live(pids: list[int]) -> list[int]:

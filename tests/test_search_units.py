@@ -7,9 +7,10 @@ from pathlib import Path
 import optuna
 import pytest
 
-from autocompress.candidate import Candidate, LayerPolicy, uniform_candidate
+from autocompress.candidate import Candidate, LayerPolicy
 from autocompress.errors import UserInputError
-from autocompress.models.mobilenet import MobileNet, largest_arch
+from autocompress.models.family import family_of
+from autocompress.models.mobilenet import MobileNet
 from autocompress.search.params import BASELINES, baseline_params, search_params, suggest_candidate
 from autocompress.search.rundir import front_rows
 from autocompress.search.samplers import make_sampler
@@ -28,7 +29,7 @@ def space(request, default_space):
 def test_baseline_params_decode_to_the_uniform_candidate(space, label):
     params = baseline_params(space, label)
     decoded = suggest_candidate(space, lambda name, choices: params[name])
-    expected = dict(uniform_candidate(space, largest_arch(space), **BASELINES[label]).policy)
+    expected = dict(family_of(space).uniform_candidate(family_of(space).largest_arch(), **BASELINES[label]).policy)
     floor = space.choices.layer.first_last_min_bits
     for end in ("stem.conv", "classifier") if floor is not None else ():  # held at the floor, unpruned, full rank
         expected[end] = LayerPolicy(weight_bits=max(expected[end].weight_bits, floor),

@@ -10,9 +10,9 @@ import pytest
 import torch
 import yaml
 
-from autocompress.candidate import Candidate, random_candidate
+from autocompress.candidate import Candidate
 from autocompress.errors import UserInputError
-from autocompress.pipeline import build_compressed
+from autocompress.models.family import family_of
 from autocompress.space import load_space
 from tests.conftest import DEFAULT_SPACE
 
@@ -62,18 +62,19 @@ def test_bad_space_exits_2_with_one_line(tmp_path):
 
 
 def test_candidate_json_round_trip_and_stable_hash(default_space):
-    candidate = random_candidate(default_space, random.Random(3))
+    candidate = family_of(default_space).random_candidate(random.Random(3))
     again = Candidate.from_json(candidate.to_json(indent=2))
     assert again == candidate
     assert again.hash == candidate.hash
-    other = random_candidate(default_space, random.Random(4))
+    other = family_of(default_space).random_candidate(random.Random(4))
     assert other.hash != candidate.hash
-    module_paths = dict(build_compressed(default_space, candidate).named_modules())
+    module_paths = dict(family_of(default_space).build_compressed(candidate).named_modules())
     assert all(name in module_paths for name in candidate.policy)
 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_random_candidates_build_and_run(default_space, seed):
-    model = build_compressed(default_space, random_candidate(default_space, random.Random(seed))).eval()
+    family = family_of(default_space)
+    model = family.build_compressed(family.random_candidate(random.Random(seed))).eval()
     size = default_space.data.image_size
     assert model(torch.randn(2, 1, size, size)).shape == (2, 10)

@@ -7,16 +7,17 @@ import copy
 import torch
 
 from autocompress.base import subnet_logits
-from autocompress.candidate import StageArch, uniform_candidate
+from autocompress.candidate import StageArch
 from autocompress.compress.quantize import calibrate_activations
-from autocompress.models.inherit import inherit_weights
-from autocompress.models.mobilenet import MobileNet, largest_arch, smallest_arch
-from autocompress.pipeline import build_compressed, evaluate_candidate
+from autocompress.models.family import family_of
+from autocompress.models.mobilenet import MobileNet
+from autocompress.pipeline import evaluate_candidate
 from autocompress.train import accuracy, finetune, recalibrate_batchnorm
 
 
 def _accuracy_without_finetune(space, splits, base, **policy):
-    model = build_compressed(space, uniform_candidate(space, largest_arch(space), **policy), base)
+    family = family_of(space)
+    model = family.build_compressed(family.uniform_candidate(family.largest_arch(), **policy), base)
     calibrate_activations(model, [splits.train_x[:256]])
     return accuracy(model, splits.val_x, splits.val_y)
 
@@ -35,7 +36,8 @@ def test_uniform_8bit_loses_at_most_one_point_without_finetune(default_space, di
 
 def test_2bit_loses_clearly_more_and_distillation_recovers(default_space, digits_splits, trained_base):
     base, info = trained_base
-    candidate = uniform_candidate(default_space, largest_arch(default_space), weight_bits=2, activation_bits=8)
+    family = family_of(default_space)
+    candidate = family.uniform_candidate(family.largest_arch(), weight_bits=2, activation_bits=8)
     _, result = evaluate_candidate(default_space, candidate, base, digits_splits, seed=0, epochs=1)
     assert result.accuracy_before < info["accuracy"] - 0.10
     assert result.accuracy > result.accuracy_before + 0.10
@@ -44,7 +46,7 @@ def test_2bit_loses_clearly_more_and_distillation_recovers(default_space, digits
 def test_inherited_subnet_beats_random_weights_after_same_finetune(default_space, digits_splits, trained_base):
     base, _ = trained_base
     arch = [StageArch(1, 3, 3, False) for _ in default_space.network.stages]
-    inherited = inherit_weights(MobileNet(default_space, arch), base)
+    inherited = family_of(default_space).inherit_weights(MobileNet(default_space, arch), base)
     scratch = MobileNet(default_space, arch)
     results = {}
     for name, model in (("inherited", inherited), ("random", scratch)):
@@ -56,7 +58,7 @@ def test_inherited_subnet_beats_random_weights_after_same_finetune(default_space
 def test_a_trial_is_reproducible_from_its_seed(default_space, digits_splits, trained_base):
     base, _ = trained_base
     arch = [StageArch(1, 3, 4, True) for _ in default_space.network.stages]
-    candidate = uniform_candidate(default_space, arch, weight_bits=4, activation_bits=8, sparsity=0.25)
+    candidate = family_of(default_space).uniform_candidate(arch, weight_bits=4, activation_bits=8, sparsity=0.25)
     runs = [evaluate_candidate(default_space, candidate, copy.deepcopy(base), digits_splits, seed=7, epochs=1)
             for _ in range(2)]
     assert runs[0][1].accuracy == runs[1][1].accuracy
@@ -64,8 +66,8 @@ def test_a_trial_is_reproducible_from_its_seed(default_space, digits_splits, tra
 
 
 def test_subnet_trained_through_inheritance_sends_gradients_to_the_base(default_space, digits_splits):
-    base = MobileNet(default_space, largest_arch(default_space))
-    arch = smallest_arch(default_space)
+    base = MobileNet(default_space, family_of(default_space).largest_arch())
+    arch = family_of(default_space).smallest_arch()
     logits = subnet_logits(default_space, arch, base, digits_splits.train_x[:16])
     logits.sum().backward()
     expand = base.stages[0][0].expand.conv.weight.grad
@@ -81,6 +83,7 @@ def test_supernet_training_makes_the_smallest_subnet_work_before_any_finetune(de
                                                                               trained_base):
     """Trained as the largest network alone, the smallest subnet inherited ~0.1-0.3 here."""
     base, _ = trained_base
-    smallest = inherit_weights(MobileNet(default_space, smallest_arch(default_space)), base)
+    family = family_of(default_space)
+    smallest = family.inherit_weights(MobileNet(default_space, family.smallest_arch()), base)
     recalibrate_batchnorm(smallest, digits_splits.train_x)
     assert accuracy(smallest, digits_splits.val_x, digits_splits.val_y) >= 0.85

@@ -26,8 +26,7 @@ from autocompress.export.weights import read_weights, write_weights
 from autocompress.hw.bundle_runner import clock_name, open_session, session_runner, summarise, time_calls
 from autocompress.hw.onnx_export import export_onnx
 from autocompress.hw.runtimes import RUNTIMES, WARMUP_E2E, prepare
-from autocompress.models.mobilenet import input_shape
-from autocompress.pipeline import build_compressed
+from autocompress.models.family import family_of
 from autocompress.report.run import Run
 from autocompress.train import predict
 
@@ -68,7 +67,7 @@ def search_model(run: Run, number: int) -> tuple[Candidate, nn.Module, float, fl
         raise UserInputError(f"{path}: the trial's model was not saved")
     saved = torch.load(path, map_location="cpu", weights_only=True)
     candidate = Candidate.from_json(saved["candidate"])
-    model = build_compressed(run.space, candidate)
+    model = family_of(run.space).build_compressed(candidate)
     model.load_state_dict(saved["state_dict"])
     row = row.iloc[0]
     return candidate, model.eval(), float(row["accuracy"]), float(row["size_kb"]) * 1024, float(row["latency_ms"])
@@ -108,7 +107,7 @@ def export_trial(run: Run, number: int, directory: Path | None = None) -> Export
     directory.mkdir(parents=True, exist_ok=True)
     space = run.space
     device = run.profile.get("device", {})
-    shape = input_shape(space, int(device.get("batch_size", 1)))
+    shape = space.input_shape(int(device.get("batch_size", 1)))
     splits = load_splits(space.data)
 
     _write_structure(run, candidate, directory)

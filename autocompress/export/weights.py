@@ -1,7 +1,7 @@
 """weights.bin: a compressed model's tensors stored at their bit-widths, in one blob.
 
 The blob has no header: its layout follows from the model's structure, which
-``pipeline.build_compressed(space, candidate)`` rebuilds (pruned channels removed,
+``ModelFamily.build_compressed(candidate)`` rebuilds (pruned channels removed,
 factorised layers split). Walking the modules in order, each conv/linear stores
   [occupancy bitmap, 1 bit per weight, if unstructured-sparse]
   [per-output-channel float32 scales, if quantized]
@@ -29,7 +29,7 @@ from autocompress.compress.prune import weight_mask
 from autocompress.compress.quantize import ActivationFakeQuant, quantize_weight_int, weight_bits_of
 from autocompress.errors import UserInputError
 from autocompress.export.packing import pack_ints, packed_length, unpack_ints
-from autocompress.pipeline import build_compressed
+from autocompress.models.family import family_of
 from autocompress.space import SearchSpace
 
 
@@ -127,7 +127,7 @@ def encode(model: nn.Module) -> bytes:
 
 def decode(space: SearchSpace, candidate: Candidate, data: bytes) -> nn.Module:
     """The compressed model of ``candidate`` with the weights of blob ``data``, in eval mode."""
-    model = build_compressed(space, candidate).eval()
+    model = family_of(space).build_compressed(candidate).eval()
     decoder = _Decoder(data)
     _walk(model, decoder)
     if decoder.offset != len(data):

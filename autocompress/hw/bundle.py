@@ -29,8 +29,7 @@ from autocompress.hw.profiler import CALLS_PER_ROUND, CHUNK, ROUNDS, WARMUP, op_
 from autocompress.hw.runtimes import int8_layers, write_onnx
 from autocompress.hw.signatures import BitsRule, space_signatures
 from autocompress.hw.validate import score, validation_candidates
-from autocompress.models.mobilenet import input_shape
-from autocompress.pipeline import build_compressed
+from autocompress.models.family import family_of
 from autocompress.space import SearchSpace
 
 ONNX_RUNTIMES = ("onnxruntime", "onnxruntime-int8")
@@ -59,10 +58,10 @@ def export_bundle(space: SearchSpace, runtime: str, folder: Path, batch_size: in
         _write(runtime, op_module(signature).eval(), shape, folder / file,
                None if signature.quantized else set(), isolated=True)
         models.append({"key": signature.key, "file": file, "shape": list(shape)})
-    shape = input_shape(space, batch_size)
+    shape = space.input_shape(batch_size)
     candidates = validation_candidates(space, validate_count, seed)
     for index, candidate in enumerate(tqdm(candidates, desc="bundle networks")):
-        model = build_compressed(space, candidate)
+        model = family_of(space).build_compressed(candidate)
         file = f"nets/{index:03d}.onnx"
         _write(runtime, model, shape, folder / file, int8_layers(model, rule), isolated=False)
         models.append({"key": f"{NET_PREFIX}{index}", "file": file, "shape": list(shape)})

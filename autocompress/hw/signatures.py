@@ -19,15 +19,13 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from autocompress.candidate import FLOAT_BITS, Candidate
 from autocompress.compress.lowrank import LowRankConv2d, LowRankLinear, rank_for
 from autocompress.compress.prune import channels_to_keep
 from autocompress.compress.quantize import activation_bits_of, weight_bits_of
-from autocompress.models.blocks import ConvBNAct, InvertedResidual, SqueezeExcite, squeeze_channels
-from autocompress.models.mobilenet import input_shape
+from autocompress.models.family import family_of
 from autocompress.space import SearchSpace
 
 BN_RELU, BN, NONE, BIAS = "bn+relu", "bn", "none", "bias"
@@ -158,9 +156,9 @@ class BitsRule:
 FLOAT = BitsRule()
 
 
-# --- signatures of a built model ---------------------------------------------------------
+# --- signatures of a model's layers ---------------------------------------------------------
 
-def _conv_signatures(conv: nn.Module, shape: tuple[int, ...], epilogue: str,
+def conv_signatures(conv: nn.Module, shape: tuple[int, ...], epilogue: str,
                      rule: BitsRule) -> list[OpSignature]:
     parts = list(conv) if isinstance(conv, LowRankConv2d) else [conv]
     result = []
@@ -174,7 +172,7 @@ def _conv_signatures(conv: nn.Module, shape: tuple[int, ...], epilogue: str,
     return result
 
 
-def _linear_signatures(linear: nn.Module, features: int, rule: BitsRule) -> list[OpSignature]:
+def linear_signatures(linear: nn.Module, features: int, rule: BitsRule) -> list[OpSignature]:
     parts = list(linear) if isinstance(linear, LowRankLinear) else [linear]
     result = []
     for part in parts:
@@ -186,150 +184,38 @@ def _linear_signatures(linear: nn.Module, features: int, rule: BitsRule) -> list
     return result
 
 
-@torch.no_grad()
-def model_signatures(model: nn.Module, image_shape: tuple[int, ...],
-                     rule: BitsRule = FLOAT) -> list[OpSignature]:
-    """The kernels ``model`` runs for one image of ``image_shape`` (C,H,W), in order."""
-    found: list[OpSignature] = []
-
-    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        shape = tuple(inputs[0].shape[1:])
-        if isinstance(module, ConvBNAct):
-            epilogue = BN_RELU if isinstance(module.act, nn.ReLU) else BN
-            found.extend(_conv_signatures(module.conv, shape, epilogue, rule))
-        elif isinstance(module, SqueezeExcite):
-            found.append(OpSignature("se", shape, module.reduce.out_channels))
-        elif isinstance(module, InvertedResidual) and module.use_residual:
-            found.append(OpSignature("add", tuple(output.shape[1:])))
-        elif module is getattr(model, "pool", None):
-            found.append(OpSignature("pool", shape))
-        elif module is getattr(model, "classifier", None):
-            found.extend(_linear_signatures(module, shape[0], rule))
-
-    units = [m for m in model.modules() if isinstance(m, (ConvBNAct, SqueezeExcite, InvertedResidual))]
-    units += [getattr(model, "pool", None), getattr(model, "classifier", None)]
-    handles = [m.register_forward_hook(hook) for m in units if m is not None]
-    try:
-        model.eval()(torch.zeros((1, *image_shape)))
-    finally:
-        for handle in handles:
-            handle.remove()
-    return found
-
-
 _CACHE: dict[tuple[str, str, BitsRule], tuple[OpSignature, ...]] = {}
 _CACHE_SIZE = 512
 
 
 def candidate_signatures(space: SearchSpace, candidate: Candidate,
                          rule: BitsRule = FLOAT) -> list[OpSignature]:
-    """The kernels of ``candidate`` once built and compressed (shapes only, no weights).
-
-    Building takes about a second (pruning traces the graph), so results are cached.
-    """
-    from autocompress.pipeline import build_compressed
-
+    """The kernels of ``candidate`` once built and compressed, as its model family
+    enumerates them (cached: a family without a fast path builds the network)."""
     key = (space.model_dump_json(), candidate.hash, rule)
     if key not in _CACHE:
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))
-        model = build_compressed(space, candidate)
-        _CACHE[key] = tuple(model_signatures(model, input_shape(space)[1:], rule))
+        _CACHE[key] = tuple(family_of(space).candidate_ops(candidate, rule))
     return list(_CACHE[key])
 
 
-# --- every signature of a space ----------------------------------------------------------
+def space_signatures(space: SearchSpace, rule: BitsRule = FLOAT) -> list[OpSignature]:
+    """Every distinct signature any candidate of ``space`` can contain, sorted."""
+    return family_of(space).space_ops(rule)
+
+
+# --- helpers of the families' op enumerations ---------------------------------------------
 
 @functools.lru_cache(maxsize=4096)
-def _kept(channels: int, ratio: float) -> int:
+def kept_channels(channels: int, ratio: float) -> int:
     """Channels left after channel-pruning ``ratio`` of ``channels`` filters."""
     return len(channels_to_keep(nn.Conv2d(1, channels, 1, device="meta"), ratio))
 
 
 @functools.lru_cache(maxsize=4096)
-def _rank(out_channels: int, in_features: int, ratio: float) -> int:
+def rank_of(out_channels: int, in_features: int, ratio: float) -> int:
     return rank_for(nn.Linear(in_features, out_channels, device="meta"), ratio)
-
-
-class _Enumerator:
-    """All signatures of a space: each layer's own choices crossed with what shapes it."""
-
-    def __init__(self, space: SearchSpace, rule: BitsRule) -> None:
-        layer = space.choices.layer
-        self.bits = rule.classes(space)
-        channel = "channel" in layer.sparsity_kind
-        self.prune_ratios = sorted(set(layer.sparsity) | {0.0}) if channel else [0.0]
-        self.rank_ratios = sorted(set(layer.rank_ratio) | {1.0})
-        self.found: set[OpSignature] = set()
-
-    def dense(self, shape: tuple[int, int, int], out: int, kernel: int, stride: int,
-              epilogue: str, factorisable: bool, prune: bool) -> set[int]:
-        """A conv with its own rank, pruning and bits choices; returns its output widths."""
-        kept = {_kept(out, r) for r in self.prune_ratios} if prune else {out}
-        ranks = self.rank_ratios if factorisable else [1.0]
-        for ratio, bits, width in itertools.product(ranks, self.bits, kept):
-            if ratio < 1.0:
-                rank = _rank(out, shape[0] * kernel**2, ratio)
-                mid = (rank, -(-shape[1] // stride), -(-shape[2] // stride))
-                self.found.add(OpSignature("conv", shape, rank, kernel, stride, 1, NONE, bits))
-                self.found.add(OpSignature("conv", mid, width, 1, 1, 1, epilogue, bits))
-            else:
-                self.found.add(OpSignature("conv", shape, width, kernel, stride, 1, epilogue, bits))
-        return kept
-
-    def block(self, space: SearchSpace, in_ch: int, out_ch: int, stride: int, size: int) -> None:
-        block = space.choices.block
-        out_size = -(-size // stride)
-        for ratio, kernel, se in itertools.product(block.expand_ratio, block.kernel_size,
-                                                   block.squeeze_excite):
-            hidden = in_ch * ratio
-            widths = self.dense((in_ch, size, size), hidden, 1, 1, BN_RELU, True, True)
-            for width, bits in itertools.product(widths, self.bits):
-                self.found.add(OpSignature("conv", (width, size, size), width, kernel, stride,
-                                           width, BN_RELU, bits))
-                if se:
-                    self.found.add(OpSignature("se", (width, out_size, out_size),
-                                               squeeze_channels(hidden)))
-                for rank_ratio, pbits in itertools.product(self.rank_ratios, self.bits):
-                    if rank_ratio < 1.0:
-                        rank = _rank(out_ch, hidden, rank_ratio)
-                        shape = (width, out_size, out_size)
-                        self.found.add(OpSignature("conv", shape, rank, 1, 1, 1, NONE, pbits))
-                        self.found.add(OpSignature("conv", (rank, out_size, out_size), out_ch,
-                                                   1, 1, 1, BN, pbits))
-                    else:
-                        self.found.add(OpSignature("conv", (width, out_size, out_size), out_ch,
-                                                   1, 1, 1, BN, pbits))
-        if stride == 1 and in_ch == out_ch:
-            self.found.add(OpSignature("add", (out_ch, out_size, out_size)))
-
-    def head(self, space: SearchSpace, in_ch: int, size: int) -> None:
-        net, classes = space.network, space.data.num_classes
-        widths = self.dense((in_ch, size, size), net.head_channels, 1, 1, BN_RELU, True, True)
-        for width, bits, ratio in itertools.product(widths, self.bits, self.rank_ratios):
-            self.found.add(OpSignature("pool", (width, size, size)))
-            if ratio < 1.0:
-                rank = _rank(classes, net.head_channels, ratio)
-                self.found.add(OpSignature("linear", (width,), rank, epilogue=NONE, bits=bits))
-                self.found.add(OpSignature("linear", (rank,), classes, epilogue=BIAS, bits=bits))
-            else:
-                self.found.add(OpSignature("linear", (width,), classes, epilogue=BIAS, bits=bits))
-
-
-def space_signatures(space: SearchSpace, rule: BitsRule = FLOAT) -> list[OpSignature]:
-    """Every distinct signature any candidate of ``space`` can contain, sorted."""
-    enumerator = _Enumerator(space, rule)
-    net, size = space.network, space.data.image_size
-    enumerator.dense((space.data.channels, size, size), net.stem_channels, 3, 1, BN_RELU,
-                     False, False)
-    in_ch = net.stem_channels
-    for index, stage in enumerate(net.stages):
-        for position in range(max(space.stage_depths(index))):
-            stride = stage.stride if position == 0 else 1
-            enumerator.block(space, in_ch, stage.channels, stride, size)
-            size, in_ch = -(-size // stride), stage.channels
-    enumerator.head(space, in_ch, size)
-    return sorted(enumerator.found)
 
 
 def missing(signatures: Iterable[OpSignature], keys: Iterable[str]) -> Iterator[OpSignature]:

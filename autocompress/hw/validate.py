@@ -18,13 +18,12 @@ from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import KFold, cross_val_predict
 from tqdm import tqdm
 
-from autocompress.candidate import Candidate, random_candidate
+from autocompress.candidate import Candidate
 from autocompress.hw.bundle_runner import summarise, time_interleaved
 from autocompress.hw.profile import Correction, Figures, HardwareProfile, Validation
 from autocompress.hw.runtimes import WARMUP_E2E, int8_layers, prepare
 from autocompress.hw.signatures import BitsRule, candidate_signatures, network_macs
-from autocompress.models.mobilenet import input_shape
-from autocompress.pipeline import build_compressed
+from autocompress.models.family import family_of
 from autocompress.space import SearchSpace
 
 ROUNDS = 30
@@ -56,10 +55,10 @@ def measure_candidates(space: SearchSpace, candidates: list[Candidate], runtime:
     """End-to-end latency (ms per batch, by ``statistic``) of each candidate, timed
     interleaved."""
     rule = BitsRule.of_runtime(runtime)
-    shape = input_shape(space, batch_size)
+    shape = space.input_shape(batch_size)
     runs = []
     for candidate in tqdm(candidates, desc=f"building on {runtime}", unit="net"):
-        model = build_compressed(space, candidate)
+        model = family_of(space).build_compressed(candidate)
         runs.append(prepare(runtime, model, shape, threads, int8=int8_layers(model, rule)))
     with tqdm(total=ROUNDS, desc=f"timing on {runtime}", unit="round") as bar:
         samples = time_interleaved(runs, ROUNDS, CALLS_PER_ROUND, threads, WARMUP_E2E, on_round=bar.update)
@@ -69,7 +68,7 @@ def measure_candidates(space: SearchSpace, candidates: list[Candidate], runtime:
 def validation_candidates(space: SearchSpace, count: int, seed: int = 0) -> list[Candidate]:
     """The random candidates a validation measures (the same for the same seed)."""
     rng = random.Random(seed)
-    return [random_candidate(space, rng) for _ in range(count)]
+    return [family_of(space).random_candidate(rng) for _ in range(count)]
 
 
 def score(space: SearchSpace, profile: HardwareProfile, candidates: list[Candidate],

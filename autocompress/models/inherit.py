@@ -1,4 +1,4 @@
-"""Weight inheritance from the trained base network (once-for-all style).
+"""Weight inheritance of the MobileNet family from its trained base network (once-for-all style).
 
 A smaller subnet takes: the first k blocks of each stage, the centre crop of each
 depthwise kernel, and for a smaller expand ratio the base block's most important hidden
@@ -13,13 +13,16 @@ through it and trains the very weights they will later inherit.
 from __future__ import annotations
 
 from itertools import chain
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from autocompress.compress.prune import filter_importance
 from autocompress.models.blocks import InvertedResidual, SqueezeExcite
-from autocompress.models.mobilenet import MobileNet
+
+if TYPE_CHECKING:
+    from autocompress.models.mobilenet import MobileNet
 
 BN_TENSORS = ("weight", "bias", "running_mean", "running_var")
 
@@ -72,10 +75,3 @@ def inherited_state(subnet: MobileNet, base: MobileNet) -> dict[str, torch.Tenso
         for b, (sub_block, base_block) in enumerate(zip(sub_stage, base_stage, strict=False)):
             state |= _block_state(f"stages.{s}.{b}", sub_block, base_block)
     return state
-
-
-@torch.no_grad()
-def inherit_weights(subnet: MobileNet, base: MobileNet) -> MobileNet:
-    """Fill ``subnet`` (any architecture of the base's space) from ``base``; returns it."""
-    subnet.load_state_dict(inherited_state(subnet, base))
-    return subnet

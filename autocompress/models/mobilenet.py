@@ -1,24 +1,24 @@
-"""The MobileNet-style network of a search space, for any architecture choice."""
+"""The MobileNet-style family: stem -> stages of inverted residual blocks -> head -> classifier."""
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from autocompress.candidate import StageArch
+from autocompress.candidate import Candidate, StageArch
+from autocompress.hw.signatures import BitsRule, OpSignature
+from autocompress.models import inherit, mobilenet_ops
 from autocompress.models.blocks import ConvBNAct, InvertedResidual
+from autocompress.models.family import ArchKnob, LayerSpec, ModelFamily, register_family
 from autocompress.space import SearchSpace
 
 
 class MobileNet(nn.Module):
     """stem -> stages of inverted residual blocks -> 1x1 head -> pool -> classifier."""
 
-    def __init__(self, space: SearchSpace, arch: list[StageArch]) -> None:
+    def __init__(self, space: SearchSpace, arch: Sequence[StageArch]) -> None:
         super().__init__()
         net = space.network
         if len(arch) != len(net.stages):
@@ -51,71 +51,64 @@ class MobileNet(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
-def input_shape(space: SearchSpace, batch_size: int = 1) -> tuple[int, int, int, int]:
-    size = space.data.image_size
-    return (batch_size, space.data.channels, size, size)
+@register_family
+class MobileNetFamily(ModelFamily):
+    """MobileNetV2/V3-style blocks; per stage: depth, kernel size, expand ratio, squeeze-excite.
 
-
-@dataclass(frozen=True)
-class LayerSpec:
-    """A layer a policy can compress, and which knobs apply to it.
-
-    Channel pruning applies only where a layer's outputs feed nothing but channel-wise
-    ops and one consumer (an expand conv, the head conv); low-rank only to dense
-    (non-depthwise) layers.
+    Channel pruning applies only where a layer's outputs feed nothing but channel-wise ops
+    and one consumer (an expand conv, the head conv); low-rank only to dense layers.
     """
 
-    name: str
-    role: str
-    channel_prunable: bool
-    factorisable: bool
+    name = "mobilenet"
+    stage_type = StageArch
 
+    def arch_knobs(self) -> list[list[ArchKnob]]:
+        block = self.space.choices.block
+        return [[ArchKnob("depth", "depth", self.space.stage_depths(i)),
+                 ArchKnob("kernel", "kernel_size", list(block.kernel_size)),
+                 ArchKnob("expand", "expand_ratio", list(block.expand_ratio)),
+                 ArchKnob("se", "squeeze_excite", list(block.squeeze_excite))]
+                for i in range(len(self.space.network.stages))]
 
-def compressible_layers(space: SearchSpace, arch: list[StageArch]) -> list[LayerSpec]:
-    """Every layer of the network for ``arch`` that carries a per-layer policy."""
-    layers = [LayerSpec("stem.conv", "stem", False, False)]
-    for s, choice in enumerate(arch):
-        for b in range(choice.depth):
-            prefix = f"stages.{s}.{b}"
-            layers += [
-                LayerSpec(f"{prefix}.expand.conv", "expand", True, True),
-                LayerSpec(f"{prefix}.dw.conv", "depthwise", False, False),
-            ]
-            if choice.squeeze_excite:
+    def build(self, arch: Sequence[StageArch]) -> MobileNet:
+        return MobileNet(self.space, arch)
+
+    def compressible_layers(self, arch: Sequence[StageArch]) -> list[LayerSpec]:
+        layers = [LayerSpec("stem.conv", "stem", False, False)]
+        for s, choice in enumerate(arch):
+            for b in range(choice.depth):
+                prefix = f"stages.{s}.{b}"
                 layers += [
-                    LayerSpec(f"{prefix}.se.reduce", "se", False, False),
-                    LayerSpec(f"{prefix}.se.expand", "se", False, False),
+                    LayerSpec(f"{prefix}.expand.conv", "expand", True, True),
+                    LayerSpec(f"{prefix}.dw.conv", "depthwise", False, False),
                 ]
-            layers.append(LayerSpec(f"{prefix}.project.conv", "project", False, True))
-    layers += [
-        LayerSpec("head.conv", "head", True, True),
-        LayerSpec("classifier", "classifier", False, True),
-    ]
-    return layers
+                if choice.squeeze_excite:
+                    layers += [
+                        LayerSpec(f"{prefix}.se.reduce", "se", False, False),
+                        LayerSpec(f"{prefix}.se.expand", "se", False, False),
+                    ]
+                layers.append(LayerSpec(f"{prefix}.project.conv", "project", False, True))
+        layers += [
+            LayerSpec("head.conv", "head", True, True),
+            LayerSpec("classifier", "classifier", False, True),
+        ]
+        return layers
 
+    def layer_group(self, layer_name: str) -> str:
+        """``stages.2.1.expand.conv`` -> ``stages.2``; ``stem.conv`` -> ``stem``."""
+        parts = layer_name.split(".")
+        return ".".join(parts[:2]) if parts[0] == "stages" else parts[0]
 
-def _arch_picking(space: SearchSpace, pick: Callable[[list], Any]) -> list[StageArch]:
-    """The architecture whose every choice is ``pick(choices)``."""
-    block = space.choices.block
-    return [
-        StageArch(
-            depth=pick(space.stage_depths(i)),
-            kernel_size=pick(block.kernel_size),
-            expand_ratio=pick(block.expand_ratio),
-            squeeze_excite=pick(block.squeeze_excite),
-        )
-        for i in range(len(space.network.stages))
-    ]
+    def inherited_state(self, subnet: nn.Module, base: nn.Module) -> dict[str, torch.Tensor]:
+        return inherit.inherited_state(subnet, base)
 
+    def model_ops(self, model: nn.Module, rule: BitsRule) -> list[OpSignature]:
+        return mobilenet_ops.model_signatures(model, self.space.input_shape()[1:], rule)
 
-def largest_arch(space: SearchSpace) -> list[StageArch]:
-    """The base network: every stage at its deepest, widest, largest-kernel setting, SE on."""
-    return _arch_picking(space, max)
+    def candidate_ops(self, candidate: Candidate, rule: BitsRule) -> list[OpSignature]:
+        if self.allows(candidate):
+            return mobilenet_ops.candidate_signatures(self.space, candidate, rule)
+        return super().candidate_ops(candidate, rule)  # building raises the precise error
 
-
-def smallest_arch(space: SearchSpace) -> list[StageArch]:
-    return _arch_picking(space, min)
-
-
-def random_arch(space: SearchSpace, rng: random.Random) -> list[StageArch]:
-    return _arch_picking(space, rng.choice)
+    def space_ops(self, rule: BitsRule) -> list[OpSignature]:
+        return mobilenet_ops.space_signatures(self.space, rule)

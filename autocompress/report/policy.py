@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from autocompress.candidate import FLOAT_BITS, Candidate
-from autocompress.models.mobilenet import compressible_layers
+from autocompress.models.family import family_of
 from autocompress.space import SearchSpace
 
 KNOBS = {"weight_bits": "weight bits", "activation_bits": "activation bits",
@@ -25,8 +25,9 @@ def layer_sort_key(name: str) -> tuple:
 def policy_frame(candidates: Mapping[int, Candidate], space: SearchSpace) -> pd.DataFrame:
     """One row per (trial, layer): the layer's role and its four knobs."""
     rows = []
+    family = family_of(space)
     for number, candidate in candidates.items():
-        for spec in compressible_layers(space, list(candidate.stages)):
+        for spec in family.compressible_layers(candidate.stages):
             layer = candidate.layer_policy(spec.name)
             rows.append({"trial": number, "layer": spec.name, "role": spec.role,
                          "weight_bits": layer.weight_bits, "activation_bits": layer.activation_bits,

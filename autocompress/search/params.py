@@ -15,26 +15,18 @@ of 0.41 and 4-bit stem activations at 0.68, against 0.77 over all trials.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from autocompress.candidate import Candidate, LayerPolicy, StageArch, uniform_candidate
-from autocompress.models.mobilenet import compressible_layers, largest_arch
-from autocompress.space import SearchSpace
-
-Suggest = Callable[[str, list], Any]
-"""``suggest(name, choices)``: an Optuna ``trial.suggest_categorical``."""
+from autocompress.candidate import Candidate, LayerPolicy
+from autocompress.models.family import ModelFamily, Suggest, family_of, uniform_layer_policy
+from autocompress.space import SearchSpace, per_space
 
 
-def layer_group(layer_name: str) -> str:
-    """``stages.2.1.expand.conv`` -> ``stages.2``; ``stem.conv`` -> ``stem``."""
-    parts = layer_name.split(".")
-    return ".".join(parts[:2]) if parts[0] == "stages" else parts[0]
-
-
-END_GROUPS = ("stem", "classifier")
-"""The groups of the first and the last layer."""
+def end_groups(family: ModelFamily) -> tuple[str, str]:
+    """The groups of the first and the last layer of the base network."""
+    layers = family.compressible_layers(family.largest_arch())
+    return family.layer_group(layers[0].name), family.layer_group(layers[-1].name)
 
 
 def _at_least(choices: list[int], floor: int) -> list[int]:
@@ -42,13 +34,15 @@ def _at_least(choices: list[int], floor: int) -> list[int]:
     return [bits for bits in choices if bits >= floor] or [floor]
 
 
+@per_space
 def _group_knobs(space: SearchSpace) -> dict[str, dict[str, list]]:
     """Each layer group's policy knobs and their choices (only knobs some layer can use)."""
     layer = space.choices.layer
     floor = layer.first_last_min_bits
+    family = family_of(space)
     groups: dict[str, dict[str, list]] = {}
-    for spec in compressible_layers(space, largest_arch(space)):
-        knobs = groups.setdefault(layer_group(spec.name), {
+    for spec in family.compressible_layers(family.largest_arch()):
+        knobs = groups.setdefault(family.layer_group(spec.name), {
             "wbits": list(layer.weight_bits), "abits": list(layer.activation_bits)})
         kinds = [k for k in layer.sparsity_kind if spec.channel_prunable or k == "unstructured"]
         if kinds:
@@ -58,7 +52,7 @@ def _group_knobs(space: SearchSpace) -> dict[str, dict[str, list]]:
         if spec.factorisable:
             knobs["rank"] = list(layer.rank_ratio)
     if floor is not None:
-        for group in END_GROUPS:
+        for group in end_groups(family):
             groups[group] = {"wbits": _at_least(layer.weight_bits, floor),
                              "abits": _at_least(layer.activation_bits, floor)}
     return groups
@@ -70,21 +64,12 @@ _POLICY_FIELDS = {"wbits": "weight_bits", "abits": "activation_bits", "sparsity"
 
 def suggest_candidate(space: SearchSpace, suggest: Suggest) -> Candidate:
     """The candidate whose knobs ``suggest`` picks (a trial's params, or fixed values)."""
-    block = space.choices.block
-    stages = tuple(
-        StageArch(
-            depth=suggest(f"s{i}.depth", space.stage_depths(i)),
-            kernel_size=suggest(f"s{i}.kernel", list(block.kernel_size)),
-            expand_ratio=suggest(f"s{i}.expand", list(block.expand_ratio)),
-            squeeze_excite=suggest(f"s{i}.se", list(block.squeeze_excite)),
-        )
-        for i in range(len(space.network.stages))
-    )
-    policy: dict[str, LayerPolicy] = {}
-    for group, knobs in _group_knobs(space).items():
-        settings = {_POLICY_FIELDS[knob]: suggest(f"{group}.{knob}", choices) for knob, choices in knobs.items()}
-        grouped = uniform_candidate(space, stages, **settings).policy
-        policy.update({name: _canonical(p) for name, p in grouped.items() if layer_group(name) == group})
+    family = family_of(space)
+    stages = family.suggest_arch(suggest)
+    settings = {group: {_POLICY_FIELDS[knob]: suggest(f"{group}.{knob}", choices) for knob, choices in knobs.items()}
+                for group, knobs in _group_knobs(space).items()}
+    policy = {spec.name: _canonical(uniform_layer_policy(spec, **settings[family.layer_group(spec.name)]))
+              for spec in family.compressible_layers(stages)}
     return Candidate(stages, policy)
 
 
@@ -120,13 +105,12 @@ def baseline_params(space: SearchSpace, label: str) -> dict[str, Any] | None:
     defaults = {"weight_bits": 32, "activation_bits": 32, "sparsity": 0.0,
                 "sparsity_kind": "channel", "rank_ratio": 1.0}
     wanted = defaults | BASELINES[label]
+    family = family_of(space)
     params: dict[str, Any] = {}
-    for i, stage in enumerate(largest_arch(space)):
-        params |= {f"s{i}.depth": stage.depth, f"s{i}.kernel": stage.kernel_size,
-                   f"s{i}.expand": stage.expand_ratio, f"s{i}.se": stage.squeeze_excite}
+    family.suggest_arch(lambda name, choices: params.setdefault(name, max(choices)))
     for group, knobs in _group_knobs(space).items():
         settings = dict(wanted)
-        if group in END_GROUPS and space.choices.layer.first_last_min_bits is not None:
+        if group in end_groups(family) and space.choices.layer.first_last_min_bits is not None:
             # held to their floor: a 4-bit baseline keeps 8-bit first and last layers, as in HAQ
             settings |= {_POLICY_FIELDS[knob]: min((b for b in knobs[knob] if b >= wanted[_POLICY_FIELDS[knob]]),
                                                    default=None) for knob in ("wbits", "abits")}

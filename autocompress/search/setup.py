@@ -9,12 +9,11 @@ from pathlib import Path
 import yaml
 
 from autocompress.base import base_path, ensure_base
-from autocompress.candidate import uniform_candidate
 from autocompress.data import load_splits
 from autocompress.errors import UserInputError
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import HardwareProfile, load_profile
-from autocompress.models.mobilenet import largest_arch
+from autocompress.models.family import family_of
 from autocompress.search.rundir import RunFolder
 from autocompress.search.settings import SearchConfig
 from autocompress.space import SearchSpace, load_space
@@ -54,7 +53,8 @@ def create_run(folder: RunFolder, space_path: Path, profile_path: Path, settings
                              "or pick another --run name")
     space = load_space(space_path)
     profile = load_profile(profile_path)
-    predict(uniform_candidate(space, largest_arch(space)), profile, space)  # a profile that misses ops fails here
+    family = family_of(space)
+    predict(family.uniform_candidate(family.largest_arch()), profile, space)  # a profile that misses ops fails here
     folder.path.mkdir(parents=True, exist_ok=True)
     if settings.get("native_only"):
         space = restrict_to_native(space, profile, space_path)

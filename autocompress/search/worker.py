@@ -10,13 +10,14 @@ import time
 
 import torch
 
+from autocompress.base import build_base
 from autocompress.candidate import Candidate
 from autocompress.compress.size import model_size_bytes
 from autocompress.data import Splits
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import HardwareProfile
-from autocompress.models.mobilenet import MobileNet, largest_arch
-from autocompress.pipeline import build_compressed, evaluate_candidate
+from autocompress.models.family import family_of
+from autocompress.pipeline import evaluate_candidate
 from autocompress.search.record import Outcome, now
 from autocompress.search.settings import Constraints
 from autocompress.space import SearchSpace
@@ -33,7 +34,7 @@ class TrialEvaluator:
         self.profile = HardwareProfile.model_validate_json(profile_json)
         self.space, self.splits = space, splits
         self.constraints, self.seed, self.epochs = constraints, seed, finetune_epochs
-        self.base = MobileNet(space, largest_arch(space))
+        self.base = build_base(space)
         self.base.load_state_dict(base_state)
         self.base.eval()
 
@@ -53,7 +54,7 @@ class TrialEvaluator:
 
     def _evaluate(self, candidate: Candidate, enforce_constraints: bool) -> Outcome:
         latency = predict(candidate, self.profile, self.space)
-        size_kb = model_size_bytes(build_compressed(self.space, candidate)) / 1024
+        size_kb = model_size_bytes(family_of(self.space).build_compressed(candidate)) / 1024
         reason = self.constraints.rejection(latency, size_kb)
         if reason and enforce_constraints:
             return Outcome("REJECTED", latency_ms=latency, size_kb=size_kb, error=reason)

@@ -1,0 +1,68 @@
+"""The model-family seam: the MobileNet family behaves exactly as before the seam."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from autocompress.errors import UserInputError
+from autocompress.hw.predict import predict
+from autocompress.hw.profile import load_profile
+from autocompress.hw.signatures import BitsRule
+from autocompress.models.family import FAMILIES, family_names, family_of
+from autocompress.search.params import suggest_candidate
+from autocompress.space import parse_space
+from tests.conftest import DEFAULT_SPACE, REPO
+
+# Measured before the seam (commit 1e6aa96) with the same generating code: the candidates the
+# search's parameters decode to and random per-layer ones, their hashes and predicted latencies.
+GOLDEN = [
+    ("047901a1db5cc4e0", {"cpu-torch-fp32": 11.872953, "bitfusion": 0.617034, "cpu-onnxruntime-int8": 6.805565}),
+    ("0114f99390d5c59b", {"cpu-torch-fp32": 18.001024, "bitfusion": 1.087585, "cpu-onnxruntime-int8": 11.622564}),
+    ("2c747d7714bd2f7d", {"cpu-torch-fp32": 12.874753, "bitfusion": 0.314431, "cpu-onnxruntime-int8": 5.448477}),
+    ("70077dfd7f329507", {"cpu-torch-fp32": 12.784441, "bitfusion": 0.71377, "cpu-onnxruntime-int8": 5.332411}),
+    ("c06b504ffed500eb", {"cpu-torch-fp32": 15.394336, "bitfusion": 0.677894, "cpu-onnxruntime-int8": 4.717141}),
+]
+
+
+def _golden_candidates(space):
+    rng = random.Random(0)
+    searched = [suggest_candidate(space, lambda _name, choices: rng.choice(choices)) for _ in range(3)]
+    return searched + [family_of(space).random_candidate(random.Random(seed)) for seed in range(2)]
+
+
+def test_mobilenet_candidates_and_latencies_unchanged_by_the_seam(default_space):
+    profiles = {name: load_profile(REPO / "hw_profiles" / f"{name}.json") for name in GOLDEN[0][1]}
+    for candidate, (digest, latencies) in zip(_golden_candidates(default_space), GOLDEN, strict=True):
+        assert candidate.hash == digest
+        for name, expected in latencies.items():
+            assert predict(candidate, profiles[name], default_space) == pytest.approx(expected, abs=1e-5)
+
+
+def test_default_family_is_mobilenet_and_registered_by_name(default_space):
+    assert default_space.network.family == "mobilenet"
+    assert "mobilenet" in family_names()
+    assert isinstance(family_of(default_space), FAMILIES["mobilenet"])
+
+
+def test_unknown_family_is_one_line_naming_the_key():
+    import yaml
+
+    data = yaml.safe_load(DEFAULT_SPACE.read_text())
+    data["network"]["family"] = "vgg"
+    with pytest.raises(UserInputError, match=r"space\.yaml: network\.family: .*unknown model family 'vgg'"):
+        parse_space(data, REPO / "space.yaml")
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_mobilenet_ops_from_choices_match_the_built_network(default_space, seed):
+    """The screening fast path gives exactly the ops the built network's hooks find."""
+    family = family_of(default_space)
+    rng = random.Random(seed)
+    candidate = (family.random_candidate(rng) if seed % 2 else
+                 suggest_candidate(default_space, lambda _name, choices: rng.choice(choices)))
+    model = family.build_compressed(candidate)
+    for rule in (BitsRule(), BitsRule.of(load_profile(REPO / "hw_profiles" / "bitfusion.json")),
+                 BitsRule.of_runtime("onnxruntime-int8")):
+        assert family.candidate_ops(candidate, rule) == family.model_ops(model, rule)
