@@ -1,121 +1,184 @@
-"""Search quality at an equal trial budget: NSGA-II and TPE against random search.
+"""Search quality at equal wall clock: predictor-guided against NSGA-II and random search.
 
-For each sampler and seed, runs ``autocompress search`` on the default space with the
-same number of trials, then computes the hypervolume of the run's accuracy/latency front
-(against one reference point shared by all runs: error 1, 1.1 x the largest latency
-seen) and which of the five uniform baselines the front of *search* trials dominates.
-Also reported, but not the issue's bar (added after the first results showed that with
-error 1 as reference the single fastest point decides most of the volume): the same
-hypervolume with the reference at accuracy 0.9, the region a model would be shipped from.
-Trials fine-tune as the space says (2 epochs).
-Runs left by an interrupted benchmark are resumed (the search's
-own ``--resume``), so it can be run again until it completes. Prints a table and writes
-bench/results/search_quality.json.
+For each profile setting, seed and method, runs ``autocompress search`` with the same
+``--time-budget`` (2 workers, one Ray for all runs, methods interleaved within a seed so
+that machine load falls on all of them alike), then measures, over the *searched* trials
+only (the five uniform baselines are run first by every method, and are left out of the
+front being measured):
 
-    .venv/bin/python bench/search_quality.py --profile hw_profiles/bitfusion.json --trials 40 --seeds 5 --fresh
+- the hypervolume (HV) of the accuracy/latency front, against the reference fixed below
+  before any run (validation accuracy, what the search selects by);
+- the same front's models on a held-out test set that no search ever sees (digits split
+  80/20 here: the search's space reads the 80% as an .npz and splits it into train and
+  validation itself), and the HV with their test accuracies;
+- (BitFusion) whether a searched model is within 1 point of the best baseline's accuracy at
+  >= 1.5x lower predicted latency (HAQ's comparison), and the best such speed-up;
+- for the predictor-guided runs, the predictor's Kendall tau and MAE on trials it predicted
+  before they were evaluated, and the screening throughput.
+
+Prints a table and writes bench/results/search_quality.json.
+
+    .venv/bin/python bench/search_quality.py --budget 150 --seeds 5
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import ray
-from search_runs import ROOT, run_search
+import torch
+import torch.nn.functional as F
+import yaml
+from search_runs import ROOT, SPACE, run_search
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 
-from autocompress.report.pareto import hypervolume, minimisation_points, pareto_mask, reference_scale
+from autocompress.candidate import Candidate
+from autocompress.models.family import family_of
+from autocompress.report.pareto import hypervolume, pareto_mask
+from autocompress.space import load_space
+from autocompress.train import accuracy
 
-OBJECTIVES = ["accuracy", "latency_ms"]
-SAMPLERS = ("nsga2", "tpe", "random")
-SHIPPABLE_ACCURACY = 0.9
-
-
-def trials_span_s(rows: list[dict]) -> float:
-    """Seconds from the first trial's start to the last one's end (the same whether the run
-    went through in one invocation or was resumed)."""
-    started = pd.to_datetime([r["started_at"] for r in rows if r["started_at"]])
-    finished = pd.to_datetime([r["finished_at"] for r in rows if r["finished_at"]])
-    return float((finished.max() - started.min()).total_seconds())
-
-
-def _complete(rows: list[dict]) -> pd.DataFrame:
-    table = pd.DataFrame([r for r in rows if r["state"] == "COMPLETE"])
-    return table.astype({"accuracy": float, "latency_ms": float})
-
-
-def dominated_baselines(table: pd.DataFrame, scale: dict[str, float]) -> list[str]:
-    """Labels of the baselines that some search trial Pareto-dominates."""
-    search = minimisation_points(table[table["kind"] == "search"], OBJECTIVES, scale)
-    labels = []
-    for _, row in table[table["kind"] == "baseline"].iterrows():
-        point = minimisation_points(row.to_frame().T, OBJECTIVES, scale)[0]
-        if np.any(np.all(search <= point, axis=1) & np.any(search < point, axis=1)):
-            labels.append(row["label"])
-    return labels
+METHODS = ("predictor", "nsga2", "random")
+WORK = ROOT / "bench" / ".work"
+TEST_FRACTION, TEST_SEED = 0.2, 12345
+ACCURACY_FLOOR = 0.80
+"""Reference accuracy of the HV: a model below it is of no use here."""
+SETTINGS = {
+    # name: (profile, --native-only, reference latency: the float base network's predicted ms per batch)
+    "bitfusion": ("hw_profiles/bitfusion.json", False, 2.2844),
+    "cpu-torch-fp32-native": ("hw_profiles/cpu-torch-fp32.json", True, 28.7066),
+}
+SPEEDUP, WITHIN = 1.5, 0.01
 
 
-def median_by_sampler(runs: list[dict], figure: str) -> dict[str, float]:
-    """Median of one per-run figure over each sampler's seeds."""
-    return {s: statistics.median(r[figure] for r in runs if r["sampler"] == s) for s in SAMPLERS}
+def heldout_space() -> tuple[Path, torch.Tensor, torch.Tensor]:
+    """A copy of the default space reading 80% of digits from an .npz, and the other 20%."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    bunch = load_digits()
+    x, y = bunch.images[:, None].astype(np.float32) / 16.0, bunch.target.astype(np.int64)
+    search_x, test_x, search_y, test_y = train_test_split(x, y, test_size=TEST_FRACTION, random_state=TEST_SEED,
+                                                          stratify=y)
+    np.savez(WORK / "digits_search.npz", x=search_x, y=search_y)
+    data = yaml.safe_load(SPACE.read_text())
+    data["name"] = "mobilenet_digits_heldout"
+    data["data"]["source"] = f"npz:{WORK / 'digits_search.npz'}"
+    space_path = WORK / "mobilenet_digits_heldout.yaml"
+    space_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    # normalised as the search normalises its data: by the mean and spread of its training split
+    settings = load_space(space_path).data
+    train_x, _ = train_test_split(search_x, test_size=settings.val_fraction, random_state=settings.seed,
+                                  stratify=search_y)
+    size = settings.image_size
+    train_x = F.interpolate(torch.from_numpy(train_x), size=(size, size), mode="bilinear", align_corners=False)
+    test = F.interpolate(torch.from_numpy(test_x), size=(size, size), mode="bilinear", align_corners=False)
+    mean, std = train_x.mean(), train_x.std().clamp_min(1e-6)
+    return space_path, (test - mean) / std, torch.from_numpy(test_y)
+
+
+def test_accuracy(folder: Path, number: int, test_x: torch.Tensor, test_y: torch.Tensor) -> float:
+    space = load_space(folder / "space.yaml")
+    saved = torch.load(folder / "models" / f"trial_{number}.pt", weights_only=True)
+    model = family_of(space).build_compressed(Candidate.from_json(saved["candidate"]))
+    model.load_state_dict(saved["state_dict"])
+    return accuracy(model, test_x, test_y)
+
+
+def normalised_hv(accuracy_values, latency_ms, reference_ms: float) -> float:
+    """HV of (accuracy, latency) points against (ACCURACY_FLOOR, reference_ms), as a share of the box."""
+    points = np.column_stack([1.0 - np.asarray(accuracy_values, dtype=float),
+                              np.asarray(latency_ms, dtype=float) / reference_ms])
+    reference = np.array([1.0 - ACCURACY_FLOOR, 1.0])
+    return hypervolume(points, reference) / float(np.prod(reference))
+
+
+def measure_run(folder: Path, rows: list[dict], reference_ms: float, test_x, test_y) -> dict:
+    table = pd.DataFrame([r for r in rows if r["state"] == "COMPLETE"]).astype(
+        {"accuracy": float, "latency_ms": float, "number": int})
+    searched = table[table["kind"] == "search"]
+    baselines = table[table["kind"] == "baseline"]
+    points = np.column_stack([1.0 - searched["accuracy"], searched["latency_ms"]])
+    front = searched[pareto_mask(points)] if len(searched) else searched
+    front_test = [test_accuracy(folder, n, test_x, test_y) for n in front["number"]]
+    best = baselines.sort_values(["accuracy", "latency_ms"], ascending=[False, True]).iloc[0]
+    close = searched[searched["accuracy"] >= best["accuracy"] - WITHIN]
+    speedup = float(best["latency_ms"] / close["latency_ms"].min()) if len(close) else 0.0
+    result = {
+        "searched_complete": len(searched), "duplicates": sum(r["kind"] == "duplicate" for r in rows),
+        "hypervolume": round(normalised_hv(searched["accuracy"], searched["latency_ms"], reference_ms), 4),
+        "hypervolume_test": round(normalised_hv(front_test, front["latency_ms"], reference_ms), 4),
+        "front": [{"trial": int(n), "val_accuracy": round(float(a), 4), "test_accuracy": round(t, 4),
+                   "latency_ms": round(float(lat), 4)}
+                  for n, a, t, lat in zip(front["number"], front["accuracy"], front_test, front["latency_ms"],
+                                          strict=True)],
+        "best_baseline": {"label": best["label"], "accuracy": round(float(best["accuracy"]), 4),
+                          "latency_ms": round(float(best["latency_ms"]), 4)},
+        "speedup_within_1_point": round(speedup, 3), "speedup_bar_met": bool(speedup >= SPEEDUP),
+    }
+    predictor = folder / "predictor.json"
+    if predictor.is_file():
+        summary = json.loads(predictor.read_text())
+        result["predictor_before_evaluation"] = summary["before_evaluation"]
+        log = (folder / "search.log").read_text()
+        rates = [float(v) for v in re.findall(r"screened \d+ candidates in [\d.]+ s \((\d+) a second\)", log)]
+        result["screening_candidates_per_s_median"] = statistics.median(rates) if rates else None
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--profile", type=Path, default=ROOT / "hw_profiles" / "bitfusion.json")
-    parser.add_argument("--trials", type=int, default=60, help="search trials per run (plus 5 baselines)")
-    parser.add_argument("--seeds", type=int, default=3, help="runs per sampler, seeds 0..N-1")
-    parser.add_argument("--finetune-epochs", type=int, default=None, help="default: the space's")
-    parser.add_argument("--fresh", action="store_true",
-                        help="start every run anew (default: resume and finish runs an interrupted bench left)")
+    parser.add_argument("--budget", type=int, default=150, help="wall-clock seconds per run (--time-budget)")
+    parser.add_argument("--seeds", type=int, default=5, help="runs per method and setting, seeds 0..N-1")
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--seed-counts", nargs="+", type=int, default=None,
+                        help="seeds per setting, in --settings order (default: --seeds for each)")
     args = parser.parse_args()
+    space_path, test_x, test_y = heldout_space()
+    counts = args.seed_counts or [args.seeds] * len(args.settings)
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # one Ray for all runs
-    tables = {}
-    for sampler in SAMPLERS:
-        for seed in range(args.seeds):
-            _, rows = run_search(f"bench-quality-{sampler}-{seed}", args.profile, fresh=args.fresh,
-                                    trials=args.trials, workers=2, sampler=sampler, seed=seed,
-                                    finetune_epochs=args.finetune_epochs)
-            tables[sampler, seed] = (_complete(rows), trials_span_s(rows))
-    ray.shutdown()
-    scale = reference_scale([table for table, _ in tables.values()], OBJECTIVES)
-    reference = np.ones(len(OBJECTIVES))
-    shippable_reference = np.array([1 - SHIPPABLE_ACCURACY, 1.0])
     runs = []
-    for (sampler, seed), (table, wall) in tables.items():
-        points = minimisation_points(table, OBJECTIVES, scale)
-        front_points = points[pareto_mask(points)]
-        dominated = dominated_baselines(table, scale)
-        runs.append({"sampler": sampler, "seed": seed, "trials_span_s": round(wall, 1), "complete": len(table),
-                     "hypervolume": round(hypervolume(front_points, reference), 4),
-                     "hypervolume_above_accuracy_0.9": round(hypervolume(front_points, shippable_reference), 4),
-                     "searched_trials_above_accuracy_0.9": int(((table["kind"] == "search")
-                                                                & (table["accuracy"] >= SHIPPABLE_ACCURACY)).sum()),
-                     "baselines_dominated": dominated,
-                     "baselines_not_dominated": sorted(set(table.loc[table["kind"] == "baseline", "label"])
-                                                       - set(dominated))})
-    medians = median_by_sampler(runs, "hypervolume")
-    shippable_medians = median_by_sampler(runs, "hypervolume_above_accuracy_0.9")
-    result = {"space": "search_spaces/mobilenet_digits.yaml", "profile": str(args.profile), "trials": args.trials,
-              "finetune_epochs": args.finetune_epochs, "reference_scale": scale, "runs": runs,
-              "median_hypervolume": medians,
-              "median_hypervolume_above_accuracy_0.9 (not the bar)": shippable_medians,
-              "bars": {"nsga2 median HV > random": bool(medians["nsga2"] > medians["random"]),
-                       "tpe median HV > random": bool(medians["tpe"] > medians["random"])}}
-    print(f"{'sampler':>8} {'seed':>4} {'HV':>7} {'HV>=0.9':>8} {'n>=0.9':>6} {'span s':>7}  baselines dominated")
-    for run in runs:
-        print(f"{run['sampler']:>8} {run['seed']:>4} {run['hypervolume']:>7.4f} "
-              f"{run['hypervolume_above_accuracy_0.9']:>8.4f} {run['searched_trials_above_accuracy_0.9']:>6} "
-              f"{run['trials_span_s']:>7}  "
-              f"{len(run['baselines_dominated'])}/5 (not: {', '.join(run['baselines_not_dominated']) or '-'})")
-    print("median hypervolume: " + ", ".join(f"{s} {v:.4f}" for s, v in medians.items()))
-    print("median hypervolume above accuracy 0.9 (not the bar): "
-          + ", ".join(f"{s} {v:.4f}" for s, v in shippable_medians.items()))
+    try:
+        for setting, seeds in zip(args.settings, counts, strict=True):
+            profile, native, reference_ms = SETTINGS[setting]
+            for seed in range(seeds):
+                for method in METHODS:
+                    run = f"bench-quality-{setting}-{method}-{seed}"
+                    wall, rows = run_search(run, ROOT / profile, space=space_path, time_budget=f"{args.budget}s",
+                                            workers=2, sampler=method, seed=seed, native_only=native)
+                    measured = measure_run(ROOT / "results" / run, rows, reference_ms, test_x, test_y)
+                    runs.append({"setting": setting, "method": method, "seed": seed, "wall_s": round(wall, 1),
+                                 **measured})
+                    print(f"{setting:>22} {method:>9} {seed} HV {measured['hypervolume']:.4f} "
+                          f"test HV {measured['hypervolume_test']:.4f} searched {measured['searched_complete']} "
+                          f"speed-up {measured['speedup_within_1_point']:.2f}x", flush=True)
+    finally:
+        ray.shutdown()
+    summary = {}
+    for setting in args.settings:
+        for method in METHODS:
+            mine = [r for r in runs if r["setting"] == setting and r["method"] == method]
+            summary[f"{setting}/{method}"] = {
+                "hypervolume_per_seed": [r["hypervolume"] for r in mine],
+                "median_hypervolume": statistics.median(r["hypervolume"] for r in mine),
+                "test_hypervolume_per_seed": [r["hypervolume_test"] for r in mine],
+                "median_test_hypervolume": statistics.median(r["hypervolume_test"] for r in mine),
+                "speedup_per_seed": [r["speedup_within_1_point"] for r in mine],
+                "searched_per_seed": [r["searched_complete"] for r in mine]}
+        best_random = max(summary[f"{setting}/random"]["hypervolume_per_seed"])
+        summary[f"{setting}/bar: predictor median HV > best random seed"] = bool(
+            summary[f"{setting}/predictor"]["median_hypervolume"] > best_random)
+    result = {"space": "mobilenet_digits on 80% of digits (20% held out as test)", "budget_s": args.budget,
+              "workers": 2, "accuracy_floor": ACCURACY_FLOOR,
+              "reference_latency_ms": {s: SETTINGS[s][2] for s in args.settings}, "runs": runs, "summary": summary}
     out = ROOT / "bench" / "results" / "search_quality.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(summary, indent=1))
     print(f"wrote {out}")
 
 

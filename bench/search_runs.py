@@ -14,10 +14,11 @@ SPACE = ROOT / "search_spaces" / "mobilenet_digits.yaml"
 RESULTS = ROOT / "results"
 
 
-def run_search(run: str, profile: Path, fresh: bool = True, **options) -> tuple[float, list[dict]]:
+def run_search(run: str, profile: Path, fresh: bool = True, space: Path = SPACE,
+               **options) -> tuple[float, list[dict]]:
     """Wall seconds of an ``autocompress search`` and its trials.csv rows.
 
-    The run folder lives in results/ (so the default space's trained base is reused).
+    The run folder lives in results/ (so a space's trained base is reused).
     ``fresh`` replaces a folder a previous benchmark left; otherwise a run found there is
     resumed (``--resume``) and finished, so an interrupted benchmark continues where it
     stopped (its wall time then covers the last invocation only).
@@ -28,7 +29,7 @@ def run_search(run: str, profile: Path, fresh: bool = True, **options) -> tuple[
         search_command(run=run, resume=True, results_dir=RESULTS)
     else:
         shutil.rmtree(folder, ignore_errors=True)
-        search_command(space=SPACE, profile=profile, run=run, results_dir=RESULTS, **options)
+        search_command(space=space, profile=profile, run=run, results_dir=RESULTS, **options)
     wall = time.perf_counter() - start
     with open(folder / "trials.csv") as handle:
         return wall, list(csv.DictReader(handle))

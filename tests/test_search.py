@@ -19,6 +19,7 @@ import optuna
 import pytest
 import ray
 import torch
+import yaml
 from typer.testing import CliRunner
 
 from autocompress.candidate import Candidate
@@ -152,9 +153,10 @@ def _live(pids: list[int]) -> list[int]:
     return alive
 
 
-def test_driver_killed_mid_run_resumes_without_losing_or_repeating_a_trial(tmp_path, profile):
+@pytest.mark.parametrize("sampler", ["nsga2", "predictor"])
+def test_driver_killed_mid_run_resumes_without_losing_or_repeating_a_trial(tmp_path, profile, sampler):
     folder = tmp_path / "killed"
-    driver = subprocess.Popen([CLI, *_search_args(tmp_path, profile, "killed", 10)], cwd=tmp_path,
+    driver = subprocess.Popen([CLI, *_search_args(tmp_path, profile, "killed", 10, "--sampler", sampler)], cwd=tmp_path,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 150
     while time.monotonic() < deadline:
@@ -186,6 +188,33 @@ def test_driver_killed_mid_run_resumes_without_losing_or_repeating_a_trial(tmp_p
     assert sum(r["kind"] == "search" for r in rows) == 10
     assert sum(r["kind"] == "baseline" for r in rows) == BASELINES
     assert all((folder / "models" / f"trial_{r['number']}.pt").is_file() for r in rows if r["state"] == "COMPLETE")
+    if sampler == "predictor":  # its proposals were screened, and never repeat an evaluated candidate
+        assert (folder / "predictor.pkl").is_file() and (folder / "screened.csv").is_file()
+        hashes = [r["candidate_hash"] for r in rows if r["kind"] == "search"]
+        assert len(set(hashes)) == len(hashes)
+
+
+def test_a_duplicate_candidate_does_not_use_up_a_search_trial(tmp_path, profile):
+    """A space of 8 distinct candidates, one of them the float baseline: 7 search trials are
+    7 new candidates, however many repeats the random sampler proposes on the way."""
+    data = yaml.safe_load(SPACE.read_text())
+    data["choices"]["layer"] = {"weight_bits": [32], "activation_bits": [32], "sparsity_kind": ["channel"],
+                                "sparsity": [0.0], "rank_ratio": [1.0], "first_last_min_bits": None}
+    space = tmp_path / "eight.yaml"
+    space.write_text(yaml.safe_dump(data))
+    outcome = subprocess.run([CLI, "search", str(space), "--profile", str(profile), "--trials", "7", "--workers", "1",
+                              "--sampler", "random", "--finetune-epochs", "0", "--run", "eight",
+                              "--results-dir", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=240)
+    assert outcome.returncode == 0, outcome.stderr[-2000:]
+    rows = _rows(tmp_path / "eight")
+    search = [r for r in rows if r["kind"] == "search"]
+    baseline = [r for r in rows if r["kind"] == "baseline"]
+    assert len(search) == 7 and len(baseline) == 1
+    assert len({r["candidate_hash"] for r in search + baseline}) == 8
+    duplicates = [r for r in rows if r["kind"] == "duplicate"]
+    assert duplicates, "the random sampler should repeat a candidate of so small a space"
+    assert all(float(r["duration_s"]) == 0.0 for r in duplicates)  # answered from the cache, not re-trained
 
 
 def _free_port() -> int:

@@ -35,12 +35,14 @@ from autocompress.search import cluster
 from autocompress.search.params import BASELINES, baseline_params, suggest_candidate
 from autocompress.search.record import Outcome, now, trial_row
 from autocompress.search.rundir import RunFolder, front_rows
-from autocompress.search.samplers import make_sampler
+from autocompress.search.samplers import SamplerContext, make_sampler
 from autocompress.search.settings import SearchConfig
 from autocompress.search.worker import TrialEvaluator
 from autocompress.space import SearchSpace
 
 log = logging.getLogger(__name__)
+MAX_DUPLICATES_IN_A_ROW = 200
+"""Proposals in a row that were all evaluated before: the sampler has nothing new to offer."""
 TABLE_INTERVAL_S = 2.0
 """At most one rewrite of trials.csv/pareto.csv per interval (and one at the end)."""
 OPTUNA_STATE = {"COMPLETE": optuna.trial.TrialState.COMPLETE, "REJECTED": optuna.trial.TrialState.COMPLETE,
@@ -98,7 +100,8 @@ class SearchDriver:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 self.study.set_metric_names(list(config.objectives))
         existing = self.study.get_trials(deepcopy=False)
-        self.study.sampler = make_sampler(config.sampler, config.seed + len(existing), config.trials)
+        context = SamplerContext(space, profile, folder.path, config.seed, config.constraints.max_latency_ms)
+        self.study.sampler = make_sampler(config.sampler, config.seed + len(existing), config.trials, context)
         self.rows = {t.number: trial_row(t.number, t.user_attrs, t.state == optuna.trial.TrialState.RUNNING)
                      for t in existing if t.state != optuna.trial.TrialState.WAITING}
         self.cache = {t.user_attrs["candidate_hash"]: (t.number, Outcome(**_outcome_attrs(t.user_attrs)))
@@ -111,6 +114,8 @@ class SearchDriver:
         self.tables_written = 0.0
         self.front_size = self._front()
         self.bar = tqdm(disable=True)
+        self.duplicates_in_a_row = 0
+        self.exhausted_logged = False
 
     # -- setup ------------------------------------------------------------------------------
     def _enqueue_baselines(self, existing: list[optuna.trial.FrozenTrial]) -> int:
@@ -166,7 +171,15 @@ class SearchDriver:
 
     # -- the loop -------------------------------------------------------------------------------
     def _wants_search_trial(self, deadline: float | None) -> bool:
+        """Whether to ask for another search trial. A duplicate (a candidate evaluated before,
+        answered from the cache) does not use up ``--trials``."""
         if deadline is not None and time.monotonic() >= deadline:
+            return False
+        if self.duplicates_in_a_row >= MAX_DUPLICATES_IN_A_ROW:
+            if not self.exhausted_logged:
+                log.warning("the last %d proposals were all evaluated before: stopping the search",
+                            self.duplicates_in_a_row)
+                self.exhausted_logged = True
             return False
         return self.config.trials is None or self._count(kind="search") < self.config.trials
 
@@ -196,6 +209,9 @@ class SearchDriver:
             number, outcome = self.cache[candidate.hash]
             log.info("trial %d: candidate %s already evaluated in trial %d", trial.number, candidate.hash, number)
             trial.set_user_attr("cached_from", number)
+            if not baseline:
+                trial.set_user_attr("kind", "duplicate")
+                self.duplicates_in_a_row += 1
             outcome = replace(outcome, started_at=started, finished_at=now(), duration_s=0.0)
             reason = self.config.constraints.rejection(outcome.latency_ms, outcome.size_kb)
             if outcome.state == "COMPLETE" and reason and not baseline:  # the source was a baseline
@@ -203,6 +219,7 @@ class SearchDriver:
                                   started_at=outcome.started_at, finished_at=outcome.finished_at)
             self._finish(trial, outcome, source=number)
             return
+        self.duplicates_in_a_row = 0
         actor = self.idle.pop()
         self.in_flight[actor.evaluate.remote(candidate.to_json(), not baseline)] = (trial, actor)
 
@@ -236,7 +253,8 @@ class SearchDriver:
         log.info("trial %d %s: %s", number, outcome.state,
                  outcome.error or {k: self.rows[number][k] for k in self.config.objectives})
         self._write_tables()
-        self.bar.update()
+        if self.rows[number]["kind"] != "duplicate":
+            self.bar.update()
 
     def _show_progress(self, deadline: float | None) -> None:
         postfix = {"failed": self._count(state="FAIL"), "rejected": self._count(state="REJECTED"),
@@ -266,7 +284,7 @@ class SearchDriver:
         started = self._start_workers(address)
         baselines = sum(baseline_params(self.space, label) is not None for label in BASELINES)
         total = baselines + config.trials if config.trials else None
-        done = self._count(state="COMPLETE") + self._count(state="FAIL") + self._count(state="REJECTED")
+        done = sum(row["state"] != "RUNNING" and row["kind"] != "duplicate" for row in self.rows.values())
         self.bar = tqdm(total=total, initial=done, unit="trial", desc=config.run, dynamic_ncols=True)
         stop = _StopRequest()
         try:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
-COLUMNS = ["number", "kind", "label", "state", "accuracy", "accuracy_before", "latency_ms", "size_kb",
-           "candidate_hash", "candidate", "error", "started_at", "finished_at", "duration_s", "finetune_s"]
+COLUMNS = ["number", "kind", "label", "state", "accuracy", "accuracy_before", "predicted_accuracy", "latency_ms",
+           "size_kb", "candidate_hash", "candidate", "error", "started_at", "finished_at", "duration_s", "finetune_s"]
 
 REJECTED_ACCURACY = 0.0
 """Accuracy told to Optuna for a candidate rejected before training: with its constraint

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autocompress.errors import UserInputError
+from autocompress.hw.profile import HardwareProfile
+from autocompress.search.screening import PredictorGuidedSampler
 from autocompress.search.settings import SAMPLERS
+from autocompress.space import SearchSpace
+
+
+@dataclass(frozen=True)
+class SamplerContext:
+    """What the predictor-guided sampler screens with, and where it writes its files."""
+
+    space: SearchSpace
+    profile: HardwareProfile
+    folder: Path | None
+    seed: int
+    max_latency_ms: float | None = None
 
 
 def population_size(trials: int | None) -> int:
@@ -41,9 +58,17 @@ class SeededNSGAIIISampler(_BaselinesInFirstGeneration, optuna.samplers.NSGAIIIS
     """NSGA-III whose first generation holds the uniform baselines."""
 
 
-def make_sampler(name: str, seed: int, trials: int | None) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, seed: int, trials: int | None,
+                 screening: SamplerContext | None = None) -> optuna.samplers.BaseSampler:
     """Sampler ``name`` seeded with ``seed`` (the driver adds the trial count on resume,
-    so a resumed run does not replay the proposals it already made)."""
+    so a resumed run does not replay the proposals it already made). The predictor-guided
+    sampler needs the run's ``screening`` context and derives each proposal from the
+    storage and the trial number, so it takes the run's own seed."""
+    if name == "predictor":
+        if screening is None:
+            raise ValueError("the predictor-guided sampler needs the run's space, profile and folder")
+        return PredictorGuidedSampler(screening.space, screening.profile, screening.folder, screening.seed,
+                                      screening.max_latency_ms)
     if name == "nsga2":
         return SeededNSGAIISampler(population_size=population_size(trials), seed=seed)
     if name == "nsga3":

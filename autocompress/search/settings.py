@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from autocompress.errors import UserInputError
 
-SAMPLERS = ("nsga2", "nsga3", "tpe", "random", "gp")
+SAMPLERS = ("predictor", "nsga2", "nsga3", "tpe", "random", "gp")
 Objective = Literal["accuracy", "latency_ms", "size_kb"]
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
 

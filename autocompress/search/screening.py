@@ -1,0 +1,239 @@
+"""Predictor-guided search: screen thousands of candidates, fine-tune only the most promising.
+
+An Optuna sampler (``--sampler predictor``), so Optuna's storage stays the one record of every
+really-evaluated trial and resume stays exact: each proposal is a function of the storage
+and the trial number alone. For each new search trial it
+
+1. fits the accuracy predictor (``predictor.py``) on every trial fine-tuned so far
+   (baselines included),
+2. screens a pool of candidates: mutants and crossovers of the current measured front,
+   plus uniform random ones, never one already evaluated or in flight; each scored by
+   predicted accuracy (mean and spread) and LUT latency, those over ``--max-latency-ms``
+   dropped,
+3. proposes the one whose optimistic point (mean + ``EXPLORATION`` x spread, its latency)
+   adds the most hypervolume to the measured front, with the trials still in flight counted
+   at their predicted accuracy (so two workers are not sent the same region). Where no
+   candidate adds any, the most uncertain one of the predicted front is proposed.
+
+The run folder gets the fitted predictor (``predictor.pkl``), its quality (``predictor.json``)
+and, per proposal, the predicted front of the pool it screened (``screened.csv``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from autocompress.errors import MissingSignaturesError
+from autocompress.hw.predict import predict
+from autocompress.hw.profile import HardwareProfile
+from autocompress.report.pareto import hypervolume, pareto_mask
+from autocompress.search.params import search_params, suggest_candidate
+from autocompress.search.predictor import DESCRIPTION, AccuracyPredictor, quality
+from autocompress.space import SearchSpace
+
+log = logging.getLogger(__name__)
+
+POOL_SIZE = 1500
+"""Candidates screened per proposal (measured: ~600 a second decoded + LUT + predictor)."""
+MUTANT_SHARE = 0.6
+"""Share of the pool bred from the measured front; the rest is uniform random."""
+EXPLORATION = 1.0
+"""Standard deviations added to the predicted accuracy in the acquisition (UCB)."""
+STARTUP_TRIALS = 2
+"""Search trials proposed uniformly at random before the predictor is used."""
+SCREENED_COLUMNS = ["trial", "candidate_hash", "predicted_accuracy", "predicted_std", "latency_ms", "chosen"]
+
+
+@dataclass
+class Screened:
+    """A pool of candidates with their scores (one row each)."""
+
+    params: list[dict[str, Any]]
+    hashes: list[str]
+    latency_ms: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+
+def hypervolume_gain(points: np.ndarray, front: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Hypervolume each 2-D minimisation point adds to ``front`` (both below ``reference``)."""
+    front = front[np.all(front < reference, axis=1)]
+    front = front[pareto_mask(front)]
+    base = hypervolume(front, reference)
+    gains = np.zeros(len(points))
+    for i, point in enumerate(points):
+        if np.any(point >= reference) or np.any(np.all(front <= point, axis=1)):
+            continue
+        gains[i] = hypervolume(np.vstack([front, point[None]]), reference) - base
+    return gains
+
+
+class PredictorGuidedSampler(optuna.samplers.BaseSampler):
+    """See the module docstring."""
+
+    def __init__(self, space: SearchSpace, profile: HardwareProfile, folder: Path | None, seed: int,
+                 max_latency_ms: float | None = None) -> None:
+        self.space, self.profile, self.folder, self.seed = space, profile, folder, seed
+        self.max_latency_ms = max_latency_ms
+        self.choices = search_params(space)
+        self.distributions = {name: CategoricalDistribution(choices) for name, choices in self.choices.items()}
+        self._independent = optuna.samplers.RandomSampler(seed=seed)
+        self.last_screening: dict[str, float] = {}
+
+    # -- Optuna's sampler interface ---------------------------------------------------------------
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return dict(self.distributions)
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        return self._independent.sample_independent(study, trial, param_name, param_distribution)
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        if "fixed_params" in trial.system_attrs:
+            return {}  # a queued baseline
+        rng = random.Random(self.seed * 1_000_003 + trial.number)
+        trials = study.get_trials(deepcopy=False)
+        finished = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("state") == "COMPLETE"]
+        taken = {t.user_attrs.get("candidate_hash") for t in trials}
+        if sum(t.user_attrs.get("kind") == "search" for t in finished) < STARTUP_TRIALS:
+            return self._random_untaken(rng, taken)
+        return self._screen_and_choose(study, trial, rng, trials, finished, taken)
+
+    # -- the screening round ------------------------------------------------------------------------
+    def _decode(self, params: Mapping[str, Any]):
+        return suggest_candidate(self.space, lambda name, _choices: params[name])
+
+    def _random_params(self, rng: random.Random) -> dict[str, Any]:
+        return {name: rng.choice(choices) for name, choices in self.choices.items()}
+
+    def _random_untaken(self, rng: random.Random, taken: set) -> dict[str, Any]:
+        for _ in range(1000):
+            params = self._random_params(rng)
+            if self._decode(params).hash not in taken:
+                return params
+        return params
+
+    def _mutant(self, rng: random.Random, parents: list[dict[str, Any]]) -> dict[str, Any]:
+        first = rng.choice(parents)
+        if len(parents) > 1 and rng.random() < 0.5:
+            second = rng.choice(parents)
+            first = {name: rng.choice((first[name], second[name])) for name in self.choices}
+        rate = 2.0 / len(self.choices)
+        child = {name: (rng.choice(choices) if rng.random() < rate else first[name])
+                 for name, choices in self.choices.items()}
+        if child == first:
+            name = rng.choice([n for n, c in self.choices.items() if len(c) > 1])
+            child[name] = rng.choice([c for c in self.choices[name] if c != first[name]])
+        return child
+
+    def _pool(self, rng: random.Random, parents: list[dict[str, Any]], taken: set) -> Screened:
+        params, hashes, latencies = [], [], []
+        seen = set(taken)
+        skipped = 0
+        for index in range(POOL_SIZE):
+            candidate_params = (self._mutant(rng, parents) if parents and index < POOL_SIZE * MUTANT_SHARE
+                                else self._random_params(rng))
+            candidate = self._decode(candidate_params)
+            if candidate.hash in seen:
+                continue
+            seen.add(candidate.hash)
+            try:
+                latency = predict(candidate, self.profile, self.space)
+            except MissingSignaturesError:
+                skipped += 1
+                continue
+            if self.max_latency_ms is not None and latency > self.max_latency_ms:
+                continue
+            params.append(candidate_params)
+            hashes.append(candidate.hash)
+            latencies.append(latency)
+        if skipped:
+            log.warning("screening skipped %d candidates with ops the profile has no entry for", skipped)
+        empty = np.zeros(len(params))
+        return Screened(params, hashes, np.asarray(latencies, dtype=float), empty, empty)
+
+    def _screen_and_choose(self, study: optuna.Study, trial: FrozenTrial, rng: random.Random,
+                           trials: list[FrozenTrial], finished: list[FrozenTrial], taken: set) -> dict[str, Any]:
+        clock = time.perf_counter()
+        train_params = [t.params for t in finished]
+        train_latency = [float(t.user_attrs["latency_ms"]) for t in finished]
+        train_accuracy = [float(t.user_attrs["accuracy"]) for t in finished]
+        predictor = AccuracyPredictor(self.choices, seed=self.seed).fit(train_params, train_latency, train_accuracy)
+        measured = np.column_stack([1.0 - np.asarray(train_accuracy), train_latency])
+        parents = [finished[i].params for i in np.flatnonzero(pareto_mask(measured))]
+        pool = self._pool(rng, parents, taken)
+        if not pool.params:
+            return self._random_untaken(rng, taken)
+        pool.mean, pool.std = predictor.predict(pool.params, pool.latency_ms)
+        in_flight = [t for t in trials if t.state == TrialState.RUNNING and t.params and t.number != trial.number]
+        lies = np.empty((0, 2))
+        if in_flight:
+            lie_latency = [predict(self._decode(t.params), self.profile, self.space) for t in in_flight]
+            lie_mean, _ = predictor.predict([t.params for t in in_flight], lie_latency)
+            lies = np.column_stack([1.0 - lie_mean, lie_latency])
+        scale = max(float(np.max(train_latency)), float(np.max(pool.latency_ms)))
+        reference = np.array([1.0, 1.1])
+        front = np.vstack([measured, lies]) / np.array([1.0, scale])
+        optimistic = np.column_stack([1.0 - (pool.mean + EXPLORATION * pool.std), pool.latency_ms / scale])
+        gains = hypervolume_gain(optimistic, front, reference)
+        predicted_front = pareto_mask(np.column_stack([1.0 - pool.mean, pool.latency_ms]))
+        if gains.max() > 0:
+            chosen = int(np.argmax(gains))
+        else:
+            chosen = int(np.flatnonzero(predicted_front)[np.argmax(pool.std[predicted_front])])
+        seconds = time.perf_counter() - clock
+        self.last_screening = {"candidates": len(pool.params), "seconds": seconds}
+        log.info("trial %d: screened %d candidates in %.2f s (%.0f a second); proposed %s, predicted accuracy "
+                 "%.4f +- %.4f at %.4g ms", trial.number, len(pool.params), seconds, len(pool.params) / seconds,
+                 pool.hashes[chosen], pool.mean[chosen], pool.std[chosen], pool.latency_ms[chosen])
+        storage = study._storage
+        for key, value in (("predicted_accuracy", float(pool.mean[chosen])),
+                           ("predicted_std", float(pool.std[chosen]))):
+            storage.set_trial_user_attr(trial._trial_id, key, value)
+        if self.folder is not None:
+            self._write(trial.number, pool, predicted_front, chosen, predictor,
+                        (train_params, train_latency, train_accuracy), trials, seconds)
+        return pool.params[chosen]
+
+    # -- what the run folder gets ----------------------------------------------------------------------
+    def _write(self, number: int, pool: Screened, predicted_front: np.ndarray, chosen: int,
+               predictor: AccuracyPredictor, training: tuple, trials: list[FrozenTrial], seconds: float) -> None:
+        predictor.save(self.folder / "predictor.pkl")
+        rows = [i for i in np.flatnonzero(predicted_front)] + ([chosen] if not predicted_front[chosen] else [])
+        table = self.folder / "screened.csv"
+        new = not table.exists()
+        with open(table, "a", newline="") as handle:
+            writer = csv.writer(handle)
+            if new:
+                writer.writerow(SCREENED_COLUMNS)
+            for i in rows:
+                writer.writerow([number, pool.hashes[i], round(float(pool.mean[i]), 5), round(float(pool.std[i]), 5),
+                                 round(float(pool.latency_ms[i]), 5), int(i == chosen)])
+        judged = [t for t in trials if t.user_attrs.get("state") == "COMPLETE"
+                  and t.user_attrs.get("predicted_accuracy") is not None]
+        summary = {
+            "model": DESCRIPTION,
+            "fitted_on_trials": predictor.trained_on,
+            "cross_validated": predictor.cross_validated(*training),
+            "before_evaluation": (quality([t.user_attrs["predicted_accuracy"] for t in judged],
+                                          [t.user_attrs["accuracy"] for t in judged]) if len(judged) > 1 else None),
+            "last_screening": {"trial": number, "candidates": len(pool.params), "seconds": round(seconds, 3),
+                               "candidates_per_s": round(len(pool.params) / seconds, 1)},
+        }
+        tmp = self.folder / ".predictor.json.tmp"
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        tmp.replace(self.folder / "predictor.json")

@@ -1,0 +1,125 @@
+"""The accuracy predictor and the predictor-guided sampler, without Ray (an in-memory study)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+
+import numpy as np
+import optuna
+import pytest
+from scipy.stats import kendalltau
+from typer.testing import CliRunner
+
+from autocompress.cli import app
+from autocompress.hw.predict import predict
+from autocompress.hw.profile import load_profile
+from autocompress.search.params import search_params, suggest_candidate
+from autocompress.search.predictor import AccuracyPredictor
+from autocompress.search.screening import PredictorGuidedSampler, hypervolume_gain
+from autocompress.space import load_space
+from tests.conftest import REPO
+
+SPACE = REPO / "tests" / "spaces" / "search_tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def space():
+    return load_space(SPACE)
+
+
+@pytest.fixture(scope="module")
+def profile(tmp_path_factory):
+    path = tmp_path_factory.mktemp("profiles") / "bitfusion.json"
+    made = CliRunner().invoke(app, ["profile", str(SPACE), "--runtime", "bitfusion-model", "--out", str(path)])
+    assert made.exit_code == 0, made.output
+    return load_profile(path)
+
+
+def _synthetic_accuracy(params: dict) -> float:
+    """A made-up accuracy that falls with fewer bits and more pruning (what the predictor must learn)."""
+    bits = np.mean([v for k, v in params.items() if k.endswith("bits")])
+    pruned = np.mean([v for k, v in params.items() if k.endswith(".sparsity")])
+    return float(0.5 + 0.4 * bits / 32 - 0.2 * pruned)
+
+
+def _random_params(space, count: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    return [{name: rng.choice(choices) for name, choices in search_params(space).items()} for _ in range(count)]
+
+
+def test_predictor_learns_the_order_and_round_trips_through_the_run_folder(space, profile, tmp_path):
+    params = _random_params(space, 60, seed=0)
+    latency = [predict(suggest_candidate(space, lambda n, _c, p=p: p[n]), profile, space) for p in params]
+    accuracy = [_synthetic_accuracy(p) for p in params]
+    predictor = AccuracyPredictor(search_params(space), seed=0).fit(params[:40], latency[:40], accuracy[:40])
+    mean, std = predictor.predict(params[40:], latency[40:])
+    assert np.all(std >= 0) and std.max() > 0
+    assert kendalltau(mean, accuracy[40:]).statistic > 0.5  # ranks trials it has not seen
+    predictor.save(tmp_path / "predictor.pkl")
+    loaded = AccuracyPredictor.load(tmp_path / "predictor.pkl")
+    again, again_std = loaded.predict(params[40:], latency[40:])
+    assert np.array_equal(again, mean) and np.array_equal(again_std, std)
+
+
+def test_a_broken_predictor_file_is_one_clear_error(tmp_path):
+    from autocompress.errors import UserInputError
+
+    (tmp_path / "predictor.pkl").write_bytes(b"not a pickle")
+    with pytest.raises(UserInputError, match="predictor.pkl: not a readable accuracy predictor"):
+        AccuracyPredictor.load(tmp_path / "predictor.pkl")
+
+
+def test_hypervolume_gain_counts_only_what_a_point_adds():
+    front = np.array([[0.2, 0.8], [0.6, 0.3]])
+    reference = np.array([1.0, 1.0])
+    gains = hypervolume_gain(np.array([[0.3, 0.9], [0.1, 0.2], [0.5, 0.5]]), front, reference)
+    # the front covers 0.16 + 0.28 - 0.08 = 0.36 of the unit box
+    assert gains[0] == 0.0  # dominated by (0.2, 0.8)
+    assert gains[1] == pytest.approx(0.9 * 0.8 - 0.36)  # dominates both: its whole box less what they had
+    assert gains[2] == pytest.approx(0.1 * 0.3)  # only the strip between the two front points
+
+
+def _told(study: optuna.Study, space, profile, params: dict, kind: str) -> None:
+    candidate = suggest_candidate(space, lambda n, _c: params[n])
+    accuracy = _synthetic_accuracy(params)
+    latency = predict(candidate, profile, space)
+    study.enqueue_trial(params, user_attrs={"kind": kind})
+    trial = study.ask()
+    suggest_candidate(space, trial.suggest_categorical)
+    for key, value in {"candidate_hash": candidate.hash, "state": "COMPLETE", "accuracy": accuracy,
+                       "latency_ms": latency}.items():
+        trial.set_user_attr(key, value)
+    study.tell(trial, [accuracy, latency])
+
+
+def test_sampler_proposes_an_unseen_candidate_and_writes_its_screening(space, profile, tmp_path):
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    evaluated = _random_params(space, 12, seed=1)
+    for params in evaluated:
+        _told(study, space, profile, params, "search")
+    study.sampler = PredictorGuidedSampler(space, profile, tmp_path, seed=0)
+    trial = study.ask()
+    trial.set_user_attr("kind", "search")
+    proposed = suggest_candidate(space, trial.suggest_categorical)
+    seen = {suggest_candidate(space, lambda n, _c, p=p: p[n]).hash for p in evaluated}
+    assert proposed.hash not in seen
+    predicted = study.trials[-1].user_attrs
+    assert 0 < predicted["predicted_accuracy"] < 1 and predicted["predicted_std"] >= 0
+    with open(tmp_path / "screened.csv") as handle:
+        screened = list(csv.DictReader(handle))
+    assert [r["candidate_hash"] for r in screened if r["chosen"] == "1"] == [proposed.hash]
+    summary = json.loads((tmp_path / "predictor.json").read_text())
+    assert summary["fitted_on_trials"] == 12 and summary["last_screening"]["candidates"] > 500
+    assert AccuracyPredictor.load(tmp_path / "predictor.pkl").trained_on == 12
+
+
+def test_sampler_leaves_queued_baselines_alone(space, profile, tmp_path):
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.sampler = PredictorGuidedSampler(space, profile, tmp_path, seed=0)
+    fixed = _random_params(space, 1, seed=2)[0]
+    study.enqueue_trial(fixed, user_attrs={"kind": "baseline"})
+    trial = study.ask()
+    assert suggest_candidate(space, trial.suggest_categorical) == suggest_candidate(space, lambda n, _c: fixed[n])
+    assert not (tmp_path / "screened.csv").exists()
