@@ -8,8 +8,12 @@ otherwise accepted silently (the later key wins; ``Infinity`` and ``1e999`` beco
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import re
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -104,6 +108,19 @@ def validated(model: type[Model], data: object, origin: Path | str) -> Model:
 
 
 def unreadable(path: Path, what: str, error: BaseException) -> UserInputError:
-    """The one-line error for a file that exists but could not be loaded (torch, SQLite, ...)."""
-    detail = (str(error).strip().splitlines() or [""])[0][:200]
+    """The one-line error for a file that exists but could not be loaded (torch, SQLite, ...):
+    the loader's first sentence only, as some explain at length."""
+    detail = re.split(r"(?<=\.)\s", (str(error).strip().splitlines() or [""])[0])[0][:160]
     return UserInputError(f"{path}: not a readable {what} ({type(error).__name__}: {detail})")
+
+
+@contextlib.contextmanager
+def loading(path: Path, what: str) -> Iterator[None]:
+    """Any failure inside (torch.load, load_state_dict, ...) becomes ``unreadable``; the
+    loader's warnings about the broken file are kept off the screen."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            yield
+        except Exception as error:  # a broken file makes loaders raise errors of every kind
+            raise unreadable(path, what, error) from None

@@ -26,7 +26,7 @@ from autocompress.export.weights import read_weights, write_weights
 from autocompress.hw.bundle_runner import clock_name, open_session, session_runner, summarise, time_calls
 from autocompress.hw.onnx_export import export_onnx
 from autocompress.hw.runtimes import RUNTIMES, WARMUP_E2E, prepare
-from autocompress.inputs import unreadable
+from autocompress.inputs import loading
 from autocompress.models.mobilenet import input_shape
 from autocompress.pipeline import build_compressed
 from autocompress.report.run import Run
@@ -67,13 +67,11 @@ def search_model(run: Run, number: int) -> tuple[Candidate, nn.Module, float, fl
     path = run.path / "models" / f"trial_{number}.pt"
     if not path.is_file():
         raise UserInputError(f"{path}: the trial's model was not saved")
-    try:
+    with loading(path, "trial model"):
         saved = torch.load(path, map_location="cpu", weights_only=True)
         candidate = Candidate.from_json(saved["candidate"])
         model = build_compressed(run.space, candidate)
         model.load_state_dict(saved["state_dict"])
-    except Exception as error:  # torch.load and load_state_dict raise many kinds on a broken file
-        raise unreadable(path, "trial model", error) from None
     row = row.iloc[0]
     return candidate, model.eval(), float(row["accuracy"]), float(row["size_kb"]) * 1024, float(row["latency_ms"])
 

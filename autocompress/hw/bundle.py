@@ -106,7 +106,7 @@ def _check_signatures(path: Path, space: SearchSpace, rule: BitsRule, keys: set[
     """Every op row is a signature of ``space`` and every signature of it has a row."""
     expected = {s.key for s in space_signatures(space, rule)}
     for problem, found in (("unknown op signature(s) (not of this space and runtime)", keys - expected),
-                           ("no row for op signature(s) of the space", expected - keys)):
+                           ("op signature(s) of the space without a row", expected - keys)):
         if found:
             listed = sorted(found)
             more = f" and {len(listed) - 5} more" if len(listed) > 5 else ""

@@ -112,6 +112,7 @@ def check_address(address: str) -> None:
 
 
 def _record(record: Path, processes: dict[int, int]) -> None:
+    """This driver (pid, start time) and the local-Ray processes it has listed so far."""
     driver = os.getpid()
     write_atomic(record, json.dumps({"driver": [driver, _stat(driver)[1]],
                                      "processes": {str(pid): start for pid, start in processes.items()}}))
@@ -135,9 +136,15 @@ def start(address: str | None, cpus: int, record: Path) -> bool:
                                  "a cluster started by 'ray start' uses token authentication: export "
                                  "RAY_AUTH_MODE=token with its token in ~/.ray/auth_token or RAY_AUTH_TOKEN") from None
         return True
-    _record(record, {})
+    record_driver(record)
     ray.init(address="local", num_cpus=max(cpus, os.cpu_count() or 1), include_dashboard=False, **quiet)
     return True
+
+
+def record_driver(record: Path) -> None:
+    """Remember this driver before it starts a local Ray, for ``kill_leftovers`` if it dies
+    before ``record_local_processes``."""
+    _record(record, {})
 
 
 def record_local_processes(record: Path) -> None:

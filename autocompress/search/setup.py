@@ -19,7 +19,7 @@ from autocompress.data import Splits, load_splits
 from autocompress.errors import UserInputError
 from autocompress.hw.predict import check_covers
 from autocompress.hw.profile import HardwareProfile, load_profile
-from autocompress.inputs import unreadable
+from autocompress.inputs import loading
 from autocompress.search.rundir import RunFolder
 from autocompress.search.settings import SearchConfig
 from autocompress.space import SearchSpace, load_space
@@ -111,10 +111,8 @@ def check_base(space: SearchSpace, path: Path) -> None:
     """Fail with one line unless ``path`` holds a base network of ``space``."""
     if not path.is_file():
         raise UserInputError(f"{path}: base network missing from the run folder")
-    try:
+    with loading(path, "base network of this run's space"):
         load_base(space, path)
-    except Exception as error:  # torch.load and load_state_dict raise many kinds on a broken file
-        raise unreadable(path, "base network of this run's space", error) from None
 
 
 def open_run(folder: RunFolder) -> tuple[SearchConfig, SearchSpace, HardwareProfile]:
