@@ -409,7 +409,7 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(case: Case, workdir: Pa
     assert _snapshot(workdir) == before
 
 
-SUBPROCESS = ["profile:Infinity latency", "run:export: corrupt trial model", "option:address port out of range"]
+SUBPROCESS = ["profile:Infinity latency", "run:export: corrupt trial model"]
 
 
 @pytest.mark.parametrize("name", SUBPROCESS)

@@ -10,6 +10,7 @@ which Ray names after the pid of the driver that started it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -90,8 +91,9 @@ def kill_leftovers(record: Path) -> int:
     for pid, start in processes.items():
         stat = _stat(pid)
         if stat is not None and stat[1] == start:  # same process, not a recycled pid
-            os.kill(pid, signal.SIGKILL)
-            killed += 1
+            with contextlib.suppress(ProcessLookupError):  # it may end by itself meanwhile
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
     record.unlink()
     if killed:
         log.info("killed %d processes left by the previous driver's local Ray", killed)
