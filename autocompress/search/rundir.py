@@ -114,8 +114,8 @@ class RunFolder:
                 db.rollback()
         except sqlite3.OperationalError as error:
             if "locked" in str(error):
-                raise UserInputError(f"{self.database}: locked by another process (an optuna-dashboard or "
-                                     "sqlite3 session writing to it?); close it and retry") from None
+                raise UserInputError(f"{self.database}: locked by another process (a search on this run, or "
+                                     "a program writing to it?); retry when it is done") from None
             raise unreadable(self.database, "Optuna SQLite storage", error) from None
         except sqlite3.DatabaseError as error:
             raise unreadable(self.database, "Optuna SQLite storage", error) from None
