@@ -217,6 +217,8 @@ SPACE_CASES = [
          _search("bad.yaml"), "choices.layer.sparsity"),
     Case("space", "negative seed", _yaml(lambda d: d["data"].update(seed=-1)), _search("bad.yaml"), "data.seed"),
     Case("space", "huge seed", _yaml(lambda d: d["data"].update(seed=2**40)), _search("bad.yaml"), "data.seed"),
+    Case("space", "unhashable key", _write("bad.yaml", TINY.read_text() + "? [a, b]\n: 1\n"), _search("bad.yaml"),
+         "bad.yaml"),
     Case("space", "unknown key", _yaml(lambda d: d.update(colour="red")), _search("bad.yaml"), "colour"),
     Case("space", "a list", _write("bad.yaml", "- 1\n- 2\n"), _search("bad.yaml"), "bad.yaml"),
     Case("space", "empty", _write("bad.yaml", ""), _search("bad.yaml"), "bad.yaml"),
@@ -441,6 +443,14 @@ def test_the_valid_inputs_pass(workdir: Path) -> None:
     check_covers(load_profile(workdir / "acc.json"), load_space(TINY), workdir / "acc.json")
     assert len(Run.load(workdir / RUN).complete) == 1
     open_run(RunFolder(workdir / RUN))
+
+
+def test_yaml_anchors_and_merge_keys_are_no_duplicates(tmp_path: Path) -> None:
+    from autocompress.inputs import load_yaml
+
+    path = tmp_path / "merge.yaml"
+    path.write_text("base: &b {x: 1, y: 1}\nother:\n  <<: *b\n  x: 2\n")
+    assert load_yaml(path, "file") == {"base": {"x": 1, "y": 1}, "other": {"x": 2, "y": 1}}
 
 
 def test_locked_study_db_is_named(workdir: Path) -> None:
