@@ -368,6 +368,7 @@ OPTION_CASES = [
     Case("option", "results dir a file", _write("res.txt", "x"),
          ["search", "tiny.yaml", "--profile", "acc.json", "--trials", "1", "--results-dir", "res.txt"],
          "--results-dir"),
+    Case("option", "run exists", _nothing, _search("tiny.yaml", "acc.json", "--run", "r"), "results/r"),
     Case("option", "unknown sampler", _nothing, _search("tiny.yaml", "acc.json", "--sampler", "genius"), "--sampler"),
     Case("option", "profile --out a folder", _write("outdir/keep", ""),
          ["profile", "tiny.yaml", "--runtime", "bitfusion-model", "--out", "outdir"], "--out"),

@@ -48,6 +48,12 @@ def restrict_to_native(space: SearchSpace, profile: HardwareProfile, origin: Pat
     return space.model_copy(update={"choices": space.choices.model_copy(update={"layer": restricted})})
 
 
+def _not_a_run_yet(folder: RunFolder) -> None:
+    if folder.config.exists():
+        raise UserInputError(f"{folder.path}: run already exists; add --resume to continue it, "
+                             "or pick another --run name")
+
+
 @dataclass(frozen=True)
 class NewRun:
     """A run whose inputs are all checked; nothing of it is written yet."""
@@ -69,9 +75,7 @@ def plan_run(results_dir: Path, run: str | None, space_path: Path, profile_path:
     """
     space = load_space(space_path)
     folder = RunFolder(results_dir / (run or default_run_name(space)))
-    if folder.config.exists():
-        raise UserInputError(f"{folder.path}: run already exists; add --resume to continue it, "
-                             "or pick another --run name")
+    _not_a_run_yet(folder)
     profile = load_profile(profile_path)
     if settings.get("native_only"):
         space = restrict_to_native(space, profile, space_path)
@@ -88,6 +92,7 @@ def create_run(plan: NewRun, fresh: bool) -> None:
     freeze config.json. On any failure, Ctrl-C included, what was written is removed again:
     the whole folder if it is ``fresh`` (made for this run), else the copies."""
     folder = plan.folder
+    _not_a_run_yet(folder)  # again, under the lock: another driver may have made it meanwhile
     try:
         if plan.config.native_only:
             folder.space.write_text(yaml.safe_dump(plan.space.model_dump(), sort_keys=False))
