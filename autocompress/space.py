@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from autocompress.errors import UserInputError
+from autocompress.inputs import load_yaml
 
 T = TypeVar("T")
 WeightBits = Literal[2, 3, 4, 5, 6, 7, 8, 32]
@@ -23,7 +23,7 @@ SparsityKind = Literal["channel", "unstructured"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DataSettings(_Strict):
@@ -32,7 +32,7 @@ class DataSettings(_Strict):
     channels: int = Field(1, ge=1, le=4, description="image channels: 1 for digits")
     num_classes: int = Field(10, ge=2, le=1000)
     val_fraction: float = Field(0.25, gt=0.0, lt=0.9)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="numpy and torch take seeds in 0..2**32-1")
 
     @field_validator("source")
     @classmethod
@@ -188,12 +188,4 @@ def parse_space(data: object, origin: Path) -> SearchSpace:
 def load_space(path: str | Path) -> SearchSpace:
     """Read and validate a search-space YAML file."""
     path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"{path}: search space file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "?"
-        raise UserInputError(f"{path}: not valid YAML ({where}): {getattr(error, 'problem', error)}") from None
-    return parse_space(data, path)
+    return parse_space(load_yaml(path, "search space file"), path)

@@ -172,7 +172,7 @@ def test_driver_killed_mid_run_resumes_without_losing_or_repeating_a_trial(tmp_p
     finished_before = {n: t.user_attrs["finished_at"] for n, t in before.items() if t.state.is_finished()}
     assert len(finished_before) >= 7
     assert any(t.state == optuna.trial.TrialState.RUNNING for t in before.values())
-    leftovers = [int(pid) for pid in json.loads((folder / "ray_processes.json").read_text())]
+    leftovers = [int(pid) for pid in json.loads((folder / "ray_processes.json").read_text())["processes"]]
 
     resumed = subprocess.run([CLI, "search", "--run", "killed", "--resume", "--results-dir", str(tmp_path)],
                              cwd=tmp_path, capture_output=True, text=True, timeout=240)

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from autocompress.errors import UserInputError
+
 
 def export_command(
     run: Annotated[str, typer.Argument(help="run folder, or a run name under results/")],
@@ -17,6 +19,8 @@ def export_command(
     from autocompress.export.exporter import export_trial
     from autocompress.report.run import Run
 
+    if out is not None and out.exists() and not out.is_dir():
+        raise UserInputError(f"--out {out}: is a file; give a folder for the exported files")
     result = export_trial(Run.load(run), trial, out)
     typer.echo(f"exported trial {trial} to {result.directory}")
     for name, size in result.files.items():

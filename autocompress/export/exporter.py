@@ -26,6 +26,7 @@ from autocompress.export.weights import read_weights, write_weights
 from autocompress.hw.bundle_runner import clock_name, open_session, session_runner, summarise, time_calls
 from autocompress.hw.onnx_export import export_onnx
 from autocompress.hw.runtimes import RUNTIMES, WARMUP_E2E, prepare
+from autocompress.inputs import loading
 from autocompress.models.family import family_of
 from autocompress.report.run import Run
 from autocompress.train import predict
@@ -65,10 +66,11 @@ def search_model(run: Run, number: int) -> tuple[Candidate, nn.Module, float, fl
     path = run.path / "models" / f"trial_{number}.pt"
     if not path.is_file():
         raise UserInputError(f"{path}: the trial's model was not saved")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    candidate = Candidate.from_json(saved["candidate"])
-    model = family_of(run.space).build_compressed(candidate)
-    model.load_state_dict(saved["state_dict"])
+    with loading(path, "trial model"):
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        candidate = Candidate.from_json(saved["candidate"])
+        model = family_of(run.space).build_compressed(candidate)
+        model.load_state_dict(saved["state_dict"])
     row = row.iloc[0]
     return candidate, model.eval(), float(row["accuracy"]), float(row["size_kb"]) * 1024, float(row["latency_ms"])
 
@@ -103,12 +105,12 @@ def _latency(runtime: str, statistic: str, model: nn.Module, files: dict[str, Pa
 def export_trial(run: Run, number: int, directory: Path | None = None) -> Export:
     """Write trial ``number`` of ``run`` into ``directory`` (default: <run>/export/trial_<n>)."""
     candidate, searched, search_accuracy, reported_bytes, predicted_ms = search_model(run, number)
-    directory = Path(directory or run.path / "export" / f"trial_{number}")
-    directory.mkdir(parents=True, exist_ok=True)
     space = run.space
     device = run.profile.get("device", {})
     shape = space.input_shape(int(device.get("batch_size", 1)))
-    splits = load_splits(space.data)
+    splits = load_splits(space.data)  # before the folder is made: a missing data set leaves nothing
+    directory = Path(directory or run.path / "export" / f"trial_{number}")
+    directory.mkdir(parents=True, exist_ok=True)
 
     _write_structure(run, candidate, directory)
     weights_bytes = write_weights(searched, directory / "weights.bin")

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import math
 
-from autocompress.hw.profile import SCHEMA_VERSION, Device, Entry, HardwareProfile
+from autocompress.hw.profile import MODELLED_RUNTIMES, SCHEMA_VERSION, Device, Entry, HardwareProfile
 from autocompress.hw.signatures import BitsRule, OpSignature, space_signatures
 from autocompress.space import SearchSpace
 
-RUNTIME = "bitfusion-model"
+RUNTIME = MODELLED_RUNTIMES[0]
 NATIVE_BITS = (2, 4, 8, 16)
 BRICKS = 512 * 16
 CLOCK_HZ = 500e6

@@ -9,6 +9,7 @@ which rebuilds the same validation candidates from the seed and scores the table
 from __future__ import annotations
 
 import csv
+import io
 import shutil
 import tempfile
 from pathlib import Path
@@ -29,6 +30,7 @@ from autocompress.hw.profiler import CALLS_PER_ROUND, CHUNK, ROUNDS, WARMUP, op_
 from autocompress.hw.runtimes import int8_layers, write_onnx
 from autocompress.hw.signatures import BitsRule, space_signatures
 from autocompress.hw.validate import score, validation_candidates
+from autocompress.inputs import read_text, validated
 from autocompress.models.family import family_of
 from autocompress.space import SearchSpace
 
@@ -75,47 +77,77 @@ def export_bundle(space: SearchSpace, runtime: str, folder: Path, batch_size: in
 
 
 def _read_rows(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise UserInputError(f"{path}: runner CSV not found")
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
+    reader = csv.DictReader(io.StringIO(read_text(path, "runner CSV"), newline=""))
+    try:
         absent = set(bundle_runner.CSV_FIELDS) - set(reader.fieldnames or [])
         if absent:
             raise UserInputError(f"{path}: not a runner CSV, missing columns {sorted(absent)}")
         rows = list(reader)
+    except csv.Error as error:
+        raise UserInputError(f"{path}: not a readable CSV ({error})") from None
     if not rows:
         raise UserInputError(f"{path}: runner CSV has no rows")
     return rows
 
 
+def _timings(path: Path, rows: list[dict[str, str]]) -> tuple[dict[str, Entry], dict[str, Entry]]:
+    """(op entries, network entries) of the rows, each validated (finite positive times)."""
+    ops: dict[str, Entry] = {}
+    nets: dict[str, Entry] = {}
+    for line, row in enumerate(rows, start=2):
+        key = row["key"] or ""
+        entry = validated(Entry, {name: row[name] for name in Entry.model_fields}, f"{path}: line {line}")
+        (nets if key.startswith(NET_PREFIX) else ops)[key] = entry
+    return ops, nets
+
+
+def _check_signatures(path: Path, space: SearchSpace, rule: BitsRule, keys: set[str]) -> None:
+    """Every op row is a signature of ``space`` and every signature of it has a row."""
+    expected = {s.key for s in space_signatures(space, rule)}
+    for problem, found in (("unknown op signature(s) (not of this space and runtime)", keys - expected),
+                           ("op signature(s) of the space without a row", expected - keys)):
+        if found:
+            listed = sorted(found)
+            more = f" and {len(listed) - 5} more" if len(listed) > 5 else ""
+            raise UserInputError(f"{path}: {len(listed)} {problem}: {', '.join(listed[:5])}{more}; "
+                                 f"run runner.py of a bundle exported for {space.name} with this runtime")
+
+
+def _network_ms(path: Path, nets: dict[str, Entry], statistic: str) -> list[float]:
+    """The validation networks' latencies in index order (rows ``net/0`` .. ``net/N-1``)."""
+    expected = [f"{NET_PREFIX}{index}" for index in range(len(nets))]
+    if sorted(nets) != sorted(expected):
+        raise UserInputError(f"{path}: network rows must be {NET_PREFIX}0 .. {NET_PREFIX}{len(nets) - 1}, "
+                             f"got {', '.join(sorted(nets)[:5])}")
+    return [getattr(nets[key], f"{statistic}_ms") for key in expected]
+
+
 def import_csv(space: SearchSpace, space_path: str, path: Path, name: str,
                statistic: str = "min", seed: int = 0) -> HardwareProfile:
-    """The profile measured by a bundle's runner: LUT entries and validation figures."""
+    """The profile measured by a bundle's runner: LUT entries and validation figures.
+
+    The CSV must time every op signature of ``space`` (and nothing else) with finite
+    positive figures; anything else is one line naming the file.
+    """
     rows = _read_rows(path)
     first = rows[0]
-    try:
-        entries = {r["key"]: Entry(median_ms=float(r["median_ms"]), min_ms=float(r["min_ms"]),
-                                   spread_ms=float(r["spread_ms"]), samples=int(r["samples"]))
-                   for r in rows if not r["key"].startswith(NET_PREFIX)}
-        nets = sorted((int(r["key"][len(NET_PREFIX):]), float(r[f"{statistic}_ms"]))
-                      for r in rows if r["key"].startswith(NET_PREFIX))
-        device = Device(name=name, kind="measured", runtime=first["runtime"],
-                        threads=int(first["threads"]), clock=first["clock"],
-                        batch_size=int(first["batch_size"]),
-                        host_cpu=first["host_cpu"], host_threads=int(first["host_threads"]),
-                        date=utc_now())
-    except (ValueError, KeyError) as error:
-        raise UserInputError(f"{path}: malformed runner CSV ({error})") from None
+    entries, nets = _timings(path, rows)
+    device = validated(Device, {"name": name, "kind": "measured", "runtime": first["runtime"],
+                                "threads": first["threads"], "clock": first["clock"],
+                                "batch_size": first["batch_size"], "host_cpu": first["host_cpu"],
+                                "host_threads": first["host_threads"], "date": utc_now()}, f"{path}: line 2")
     if device.runtime not in ONNX_RUNTIMES:
         raise UserInputError(f"{path}: runtime {device.runtime!r} is not a bundle runtime")
     rule = BitsRule.of_runtime(device.runtime)
+    _check_signatures(path, space, rule, set(entries))
+    network_ms = _network_ms(path, nets, statistic)
     profile = HardwareProfile(schema_version=SCHEMA_VERSION, device=device, space=space_path,
                               native_weight_bits=list(rule.weight),
                               native_activation_bits=list(rule.activation),
                               activation_bits_follow_weights=rule.follow,
                               native_sparsity=["channel"], entries=entries, statistic=statistic)
-    if len(nets) < 2:
+    if len(network_ms) < 2:
         return profile
-    candidates = validation_candidates(space, len(nets), seed)
-    validation, correction = score(space, profile, candidates, [ms for _, ms in nets], 0.0, seed)
+    candidates = validation_candidates(space, len(network_ms), seed)
+    validation, correction = score(space, profile, candidates, network_ms, 0.0, seed)
     return profile.model_copy(update={"validation": validation, "correction": correction})

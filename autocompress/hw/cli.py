@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from autocompress.errors import UserInputError
-from autocompress.hw.profile import HardwareProfile, save_profile
+from autocompress.hw.profile import DEVICE_NAME, MODELLED_RUNTIMES, HardwareProfile, save_profile
 from autocompress.hw.runtimes import RUNTIMES
 
-MODELLED = "bitfusion-model"
+MODELLED = MODELLED_RUNTIMES[0]
 MIN_VALIDATE = 5
 
 
@@ -60,7 +61,13 @@ def profile_command(
     if statistic not in ("min", "median"):
         raise UserInputError(f"--statistic: must be min or median, got {statistic!r}")
     name = device or _default_name(runtime)
+    if not re.match(DEVICE_NAME, name):
+        raise UserInputError(f"--device: {name!r} is not a device name (letters, digits, '_', '.', '-')")
     out = out or Path("hw_profiles") / f"{name}.json"
+    if out.is_dir():
+        raise UserInputError(f"--out {out}: is a folder; give the profile's file name, e.g. {out / name}.json")
+    if export_bundle is not None and export_bundle.exists() and not export_bundle.is_dir():
+        raise UserInputError(f"--export-bundle {export_bundle}: is a file; give a folder for the bundle")
     if export_bundle is not None:
         from autocompress.hw.bundle import export_bundle as write_bundle
 

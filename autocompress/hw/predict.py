@@ -8,7 +8,7 @@ from pathlib import Path
 from autocompress.candidate import Candidate
 from autocompress.errors import MissingSignaturesError
 from autocompress.hw.profile import HardwareProfile
-from autocompress.hw.signatures import BitsRule, OpSignature, candidate_signatures, missing
+from autocompress.hw.signatures import BitsRule, OpSignature, candidate_signatures, missing, space_signatures
 from autocompress.space import SearchSpace
 
 SHOWN_MISSING = 5
@@ -28,12 +28,23 @@ def lut_sum(signatures: Sequence[OpSignature], profile: HardwareProfile,
     """Sum of the table's latencies over ``signatures`` (ms per batch)."""
     absent = list(missing(signatures, profile.entries))
     if absent:
-        shown = ", ".join(s.key for s in absent[:SHOWN_MISSING])
-        more = f" and {len(absent) - SHOWN_MISSING} more" if len(absent) > SHOWN_MISSING else ""
-        raise MissingSignaturesError(
-            f"profile '{profile.device.name}' has no entry for {len(absent)} op signature(s): "
-            f"{shown}{more}; measure them with: {profile_command(profile, space)}")
+        raise MissingSignaturesError(_missing_text(absent, profile, space))
     return sum(profile.latency(s.key) for s in signatures)
+
+
+def _missing_text(absent: Sequence[OpSignature], profile: HardwareProfile, space: SearchSpace) -> str:
+    shown = ", ".join(s.key for s in absent[:SHOWN_MISSING])
+    more = f" and {len(absent) - SHOWN_MISSING} more" if len(absent) > SHOWN_MISSING else ""
+    return (f"profile '{profile.device.name}' has no entry for {len(absent)} op signature(s): "
+            f"{shown}{more}; measure them with: {profile_command(profile, space)}")
+
+
+def check_covers(profile: HardwareProfile, space: SearchSpace, origin: Path) -> None:
+    """Fail, naming the profile's file ``origin``, unless it has an entry for every op signature
+    a candidate of ``space`` can contain (so no trial of a search fails for want of one)."""
+    absent = list(missing(space_signatures(space, BitsRule.of(profile)), profile.entries))
+    if absent:
+        raise MissingSignaturesError(f"{origin}: {_missing_text(absent, profile, space)}")
 
 
 def precision_transitions(signatures: Sequence[OpSignature]) -> int:

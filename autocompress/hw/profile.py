@@ -12,14 +12,19 @@ import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from autocompress.errors import UserInputError
 from autocompress.hw.bundle_runner import clock_name, host_cpu
+from autocompress.inputs import load_json, validated
 
 SCHEMA_VERSION = 1
+MODELLED_RUNTIMES = ("bitfusion-model",)
+"""Runtimes whose latencies come from a formula (``device.kind`` modelled), not a measurement."""
+Bits = Annotated[int, Field(ge=1, le=32)]
+DEVICE_NAME = r"^[A-Za-z0-9_.-]+$"
 
 
 def utc_now() -> str:
@@ -27,11 +32,11 @@ def utc_now() -> str:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Device(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=DEVICE_NAME)
     kind: Literal["measured", "modelled"]
     runtime: str
     threads: int = Field(ge=1)
@@ -56,8 +61,8 @@ class Device(_Strict):
 class Entry(_Strict):
     """Latency of one op signature: median and minimum of ``samples`` timed runs, spread = IQR."""
 
-    median_ms: float = Field(ge=0.0)
-    min_ms: float = Field(ge=0.0)
+    median_ms: float = Field(gt=0.0)
+    min_ms: float = Field(gt=0.0)
     spread_ms: float = Field(ge=0.0)
     samples: int = Field(ge=1)
 
@@ -105,8 +110,8 @@ class HardwareProfile(_Strict):
     schema_version: Literal[1]
     device: Device
     space: str = Field(description="search space file the table was made for")
-    native_weight_bits: list[int] = Field(min_length=1)
-    native_activation_bits: list[int] = Field(min_length=1)
+    native_weight_bits: list[Bits] = Field(min_length=1)
+    native_activation_bits: list[Bits] = Field(min_length=1)
     activation_bits_follow_weights: bool = Field(
         description="a layer's activations run at its weights' kernel precision (CPU int8)")
     native_sparsity: list[Literal["channel", "unstructured"]]
@@ -119,6 +124,18 @@ class HardwareProfile(_Strict):
     correction: Correction | None = None
     validation: Validation | None = None
     profiling_seconds: float = 0.0
+
+    @model_validator(mode="after")
+    def _kind_matches_origin(self) -> HardwareProfile:
+        """A modelled device has a modelled runtime and the formula's constants; a measured one neither."""
+        modelled = self.device.kind == "modelled"
+        if modelled != (self.device.runtime in MODELLED_RUNTIMES):
+            raise ValueError(f"device.kind is {self.device.kind!r} but runtime {self.device.runtime!r} is "
+                             f"{'not ' if modelled else ''}a modelled one ({', '.join(MODELLED_RUNTIMES)})")
+        if modelled != bool(self.model):
+            raise ValueError(f"device.kind is {self.device.kind!r} but the profile "
+                             f"{'has no' if modelled else 'has a'} model formula ('model')")
+        return self
 
     @property
     def measured(self) -> bool:
@@ -133,24 +150,14 @@ class HardwareProfile(_Strict):
 def load_profile(path: str | Path) -> HardwareProfile:
     """Read and validate a profile; any problem is a one-line ``UserInputError``."""
     path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"{path}: hardware profile not found")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise UserInputError(f"{path}: not valid JSON ({error})") from None
+    data = load_json(path, "hardware profile")
     if not isinstance(data, dict):
         raise UserInputError(f"{path}: expected a JSON object, got {type(data).__name__}")
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         raise UserInputError(f"{path}: schema_version is {version!r}, this autocompress reads "
                              f"{SCHEMA_VERSION}: re-run 'autocompress profile' to rebuild it")
-    try:
-        return HardwareProfile.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        key_path = ".".join(str(part) for part in first["loc"]) or "<root>"
-        raise UserInputError(f"{path}: {key_path}: {first['msg']}") from None
+    return validated(HardwareProfile, data, path)
 
 
 def write_json_atomic(path: Path, data: object) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from autocompress.errors import UserInputError
 from autocompress.report import html, summary
 from autocompress.report.analysis import analyse
 from autocompress.report.plots import write_pngs
@@ -21,12 +22,17 @@ def _write_atomic(path: Path, text: str) -> None:
 def write_report(run_dir: Path) -> Path:
     """Write report.html, the PNG plots and summary.md into ``run_dir``; returns the HTML path.
 
-    Works on a run still in progress: it reports the trials finished so far.
+    Works on a run still in progress: it reports the trials finished so far. A report already
+    there is never replaced by one of no trials (trials.csv gone or emptied).
     """
-    analysis = analyse(Run.load(run_dir))
-    directory = analysis.run.path
-    pngs = write_pngs(analysis, directory)
+    run = Run.load(run_dir)
+    directory = run.path
     page = directory / "report.html"
+    if run.trials.empty and page.is_file():
+        raise UserInputError(f"{directory / 'trials.csv'}: no trials (missing or empty); "
+                             f"{page} is left as it was")
+    analysis = analyse(run)
+    pngs = write_pngs(analysis, directory)
     _write_atomic(page, html.render(analysis))
     files = [page.name, *(p.name for p in pngs), "summary.md"]
     _write_atomic(directory / "summary.md", summary.render(analysis, files))

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from autocompress.errors import UserInputError
+
 RunArg = Annotated[str, typer.Argument(help="run folder, or a run name under results/")]
 
 
@@ -29,6 +31,8 @@ def compare_command(
     from autocompress.report.compare import compare_runs, plot, text, write_html
     from autocompress.report.run import RESULTS_DIR, Run
 
+    if out is not None and out.exists() and not out.is_dir():
+        raise UserInputError(f"--out {out}: is a file; give a folder for compare.png and compare.html")
     comparison = compare_runs(Run.load(run_a), Run.load(run_b))
     folder = out or RESULTS_DIR / f"compare_{comparison.runs[0].run.name}_vs_{comparison.runs[1].run.name}"
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,12 +1,14 @@
 """Reading a run folder (``results/<run>/``), finished or still in progress.
 
 The search rewrites ``trials.csv`` as trials finish; a read that races a rewrite is
-retried, and a run with no trials yet reads as an empty table.
+retried, and a run with no trials yet reads as an empty table. Every file is checked as
+it is read (config.json against the run's settings, trials.csv against the trial table's
+columns and states), and a broken one is one line naming it.
 """
 
 from __future__ import annotations
 
-import json
+import io
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -14,14 +16,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from autocompress.candidate import Candidate
 from autocompress.errors import UserInputError
+from autocompress.inputs import load_json, read_text
+from autocompress.search.record import COLUMNS as TRIAL_COLUMNS
+from autocompress.search.settings import SearchConfig
 from autocompress.space import SearchSpace, parse_space
 
 RESULTS_DIR = Path("results")
-TRIAL_COLUMNS = [
-    "number", "kind", "label", "state", "accuracy", "accuracy_before", "latency_ms", "size_kb",
-    "candidate_hash", "candidate", "error", "started_at", "finished_at", "duration_s", "finetune_s",
-]
+STATES = {"COMPLETE", "REJECTED", "FAIL", "RUNNING"}
 NUMERIC_COLUMNS = ["accuracy", "accuracy_before", "latency_ms", "size_kb", "duration_s", "finetune_s"]
 
 
@@ -33,13 +36,13 @@ def resolve_run(run: str | Path) -> Path:
     raise UserInputError(f"{run}: not a run folder (no config.json there or under {RESULTS_DIR}/)")
 
 
-def _read_csv(path: Path, attempts: int = 5) -> pd.DataFrame:
-    """``path`` as a table; empty (with the contract's columns) if the run has none yet."""
+def _read_csv(path: Path, objectives: list[str], attempts: int = 5) -> pd.DataFrame:
+    """``path`` as a trial table; empty (with the contract's columns) if the run has none yet."""
     for attempt in range(attempts):
         if not path.is_file():
             return pd.DataFrame(columns=TRIAL_COLUMNS)
         try:
-            table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+            table = pd.read_csv(io.StringIO(read_text(path, "trial table")), keep_default_na=False, na_values=[""])
             break
         except pd.errors.EmptyDataError:
             return pd.DataFrame(columns=TRIAL_COLUMNS)
@@ -47,6 +50,7 @@ def _read_csv(path: Path, attempts: int = 5) -> pd.DataFrame:
             if attempt == attempts - 1:
                 raise UserInputError(f"{path}: unreadable CSV (is it being rewritten?)") from None
             time.sleep(0.2)
+    _check_trials(path, table, objectives)
     for column in TRIAL_COLUMNS:
         if column not in table:
             table[column] = pd.NA
@@ -54,6 +58,28 @@ def _read_csv(path: Path, attempts: int = 5) -> pd.DataFrame:
         table[column] = pd.to_numeric(table[column], errors="coerce")
     table["label"] = table["label"].fillna("").astype(str)
     return table.sort_values("number").reset_index(drop=True)
+
+
+def _check_trials(path: Path, table: pd.DataFrame, objectives: list[str]) -> None:
+    """A trial table: the columns a report needs, whole trial numbers, known states, and a
+    candidate's JSON in every finished row."""
+    needed = ["number", "kind", "state", "candidate", *objectives]
+    absent = [column for column in needed if column not in table]
+    if absent:
+        raise UserInputError(f"{path}: not a trial table, missing columns {absent}")
+    numbers = pd.to_numeric(table["number"], errors="coerce")
+    if numbers.isna().any() or (numbers % 1 != 0).any():
+        raise UserInputError(f"{path}: column 'number' holds something other than trial numbers")
+    unknown = set(table["state"].astype(str)) - STATES
+    if unknown:
+        raise UserInputError(f"{path}: unknown trial state(s) {sorted(unknown)} (allowed: {', '.join(sorted(STATES))})")
+    for number, state, text in zip(numbers, table["state"], table["candidate"], strict=True):
+        if state != "COMPLETE":
+            continue
+        try:
+            Candidate.from_json(str(text))
+        except Exception:  # json, key and type errors all mean "not a candidate"
+            raise UserInputError(f"{path}: trial {int(number)}: column 'candidate' is not a candidate's JSON") from None
 
 
 @dataclass(frozen=True)
@@ -68,13 +94,12 @@ class Run:
     @classmethod
     def load(cls, run: str | Path) -> Run:
         path = resolve_run(run)
-        try:
-            config = json.loads((path / "config.json").read_text())
-        except json.JSONDecodeError as error:
-            raise UserInputError(f"{path / 'config.json'}: not valid JSON ({error})") from None
+        config = SearchConfig.read(path / "config.json")
         profile_file = path / "profile.json"
-        profile = json.loads(profile_file.read_text()) if profile_file.is_file() else {}
-        return cls(path, config, _read_csv(path / "trials.csv"), profile)
+        profile = load_json(profile_file, "hardware profile") if profile_file.is_file() else {}
+        if not isinstance(profile, dict):
+            raise UserInputError(f"{profile_file}: expected a JSON object, got {type(profile).__name__}")
+        return cls(path, config.model_dump(), _read_csv(path / "trials.csv", list(config.objectives)), profile)
 
     @property
     def name(self) -> str:

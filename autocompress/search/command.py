@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from autocompress.errors import UserInputError
 from autocompress.report import write_report
-from autocompress.search.settings import SAMPLERS, Constraints, parse_duration
+from autocompress.search.settings import MAX_SEED, RUN_NAME, SAMPLERS, Constraints, SearchConfig, parse_duration
+
+if TYPE_CHECKING:
+    from autocompress.hw.profile import HardwareProfile
+    from autocompress.search.driver import Summary
+    from autocompress.search.rundir import RunFolder
+    from autocompress.space import SearchSpace
 
 INTERRUPTED_EXIT = 130
 
@@ -22,6 +29,25 @@ def _frozen_on_resume(**given: object) -> None:
         raise UserInputError(f"--{named[0].replace('_', '-')} is frozen in the run's config.json; "
                              "drop it when resuming (only --trials, --time-budget, --workers, --threads, "
                              "--address may change)")
+
+
+def _check_values(run: str | None, results_dir: Path, seed: int | None, address: str | None,
+                  limits: dict[str, float | None]) -> None:
+    """The options' values, before anything is read or written."""
+    for option, value in limits.items():
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise UserInputError(f"--{option.replace('_', '-')}: must be a finite number > 0, got {value}")
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise UserInputError(f"--seed: must lie in 0..{MAX_SEED}, got {seed}")
+    if run is not None and not RUN_NAME.match(run):
+        raise UserInputError(f"--run: {run!r} is not a run name: one folder inside --results-dir, of letters, "
+                             "digits, '_', '.', '-', starting with a letter or digit")
+    if results_dir.exists() and not results_dir.is_dir():
+        raise UserInputError(f"--results-dir {results_dir}: is a file, not a folder")
+    if address is not None:
+        from autocompress.search.cluster import check_address
+
+        check_address(address)
 
 
 def _log_to(path: Path) -> logging.Handler:
@@ -60,10 +86,8 @@ def search_command(
     results_dir: Annotated[Path, typer.Option(help="where run folders live")] = Path("results"),
 ) -> None:
     """Search the space for the accuracy/latency Pareto front of compressed networks."""
-    from autocompress.search.driver import SearchDriver
     from autocompress.search.rundir import RunFolder
-    from autocompress.search.setup import create_run, default_run_name, open_run
-    from autocompress.space import load_space
+    from autocompress.search.setup import create_run, open_run, plan_run
 
     budget_s = parse_duration(time_budget) if time_budget is not None else None
     if resume:
@@ -80,34 +104,45 @@ def search_command(
         raise UserInputError(f"--sampler: unknown {sampler!r} (allowed: {', '.join(SAMPLERS)})")
     elif any(name != "size" for name in objective or []):
         raise UserInputError(f"--objective: unknown {objective!r} (allowed: size)")
-    folder = RunFolder(results_dir / (run or default_run_name(load_space(space))))
-    if resume and not folder.config.is_file():
-        raise UserInputError(f"{folder.path}: no such run to resume (config.json missing)")
-    with folder.lock():
-        if resume:
-            config, search_space, hw_profile = open_run(folder)
+    _check_values(run, results_dir, seed, address, {"max_latency_ms": max_latency_ms, "max_size_kb": max_size_kb})
+    if resume:
+        folder = RunFolder(results_dir / run)
+        _, search_space, hw_profile = open_run(folder)  # every file checked before the lock is taken
+        with folder.lock():
             changes = {"trials": trials, "time_budget_s": budget_s, "workers": workers, "threads": threads}
-            config = config.model_copy(update={k: v for k, v in changes.items() if v is not None})
+            config = SearchConfig.read(folder.config).model_copy(
+                update={k: v for k, v in changes.items() if v is not None})
             config.write(folder.config)
-        else:
-            create_run(folder, space, profile, {
-                "run": folder.path.name, "objectives": ["accuracy", "latency_ms"] + (["size_kb"] if objective else []),
-                "constraints": Constraints(max_latency_ms=max_latency_ms, max_size_kb=max_size_kb),
-                "sampler": sampler or "nsga2", "trials": trials, "time_budget_s": budget_s,
-                "workers": workers or 2, "threads": threads, "seed": seed or 0, "finetune_epochs": finetune_epochs,
-                "native_only": native_only})
-            config, search_space, hw_profile = open_run(folder)
-        handler = _log_to(folder.log)
-        try:
-            summary = SearchDriver(config, folder, search_space, hw_profile).run(address)
-        finally:
-            for name in ("autocompress", "optuna"):
-                logging.getLogger(name).removeHandler(handler)
+            summary = _run_search(config, folder, search_space, hw_profile, address)
+    else:
+        plan = plan_run(results_dir, run, space, profile, {
+            "objectives": ["accuracy", "latency_ms"] + (["size_kb"] if objective else []),
+            "constraints": Constraints(max_latency_ms=max_latency_ms, max_size_kb=max_size_kb),
+            "sampler": sampler or "nsga2", "trials": trials, "time_budget_s": budget_s,
+            "workers": workers or 2, "threads": threads, "seed": seed or 0, "finetune_epochs": finetune_epochs,
+            "native_only": native_only})
+        folder = plan.folder
+        fresh = not folder.path.exists()
+        with folder.lock():
+            create_run(plan, fresh)
+            summary = _run_search(plan.config, folder, plan.space, plan.profile, address)
     typer.echo(f"report: {write_report(folder.path)}")
     _print_summary(summary, results_dir)
 
 
-def _print_summary(summary, results_dir: Path) -> None:
+def _run_search(config: SearchConfig, folder: RunFolder, search_space: SearchSpace, hw_profile: HardwareProfile,
+                address: str | None) -> Summary:
+    from autocompress.search.driver import SearchDriver
+
+    handler = _log_to(folder.log)
+    try:
+        return SearchDriver(config, folder, search_space, hw_profile).run(address)
+    finally:
+        for name in ("autocompress", "optuna"):
+            logging.getLogger(name).removeHandler(handler)
+
+
+def _print_summary(summary: Summary, results_dir: Path) -> None:
     typer.echo(f"{summary.folder}: {summary.complete} complete, {summary.failed} failed, "
                f"{summary.rejected} rejected; {summary.front} on the Pareto front "
                f"(pareto.csv); {summary.wall_s:.0f} s")

@@ -7,6 +7,7 @@ import csv
 import fcntl
 import io
 import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import optuna
 from sqlalchemy import event
 
 from autocompress.errors import UserInputError
+from autocompress.inputs import unreadable
 from autocompress.report.pareto import pareto_mask
 from autocompress.search.record import COLUMNS
 from autocompress.search.settings import Constraints
@@ -100,15 +102,43 @@ class RunFolder:
     def model_path(self, number: int) -> Path:
         return self.models / f"trial_{number}.pt"
 
+    def check_storage(self) -> None:
+        """Fail with one line if study.db (when there is one) is not an SQLite database with
+        Optuna's tables, or another process holds its write lock."""
+        if not self.database.is_file():
+            return
+        try:
+            with contextlib.closing(sqlite3.connect(self.database, timeout=1.0)) as db:
+                tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                db.execute("BEGIN IMMEDIATE")  # the write lock the driver will need
+                db.rollback()
+        except sqlite3.OperationalError as error:
+            if "locked" in str(error):
+                raise UserInputError(f"{self.database}: locked by another process (a search on this run, or "
+                                     "a program writing to it?); retry when it is done") from None
+            raise unreadable(self.database, "Optuna SQLite storage", error) from None
+        except sqlite3.DatabaseError as error:
+            raise unreadable(self.database, "Optuna SQLite storage", error) from None
+        if "studies" not in tables:
+            raise UserInputError(f"{self.database}: not an Optuna storage (no 'studies' table); "
+                                 "move it away to start the search over")
+
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """An exclusive lock on the run, released by the kernel even after ``kill -9``."""
+        """An exclusive lock on the run, released by the kernel even after ``kill -9``.
+
+        The file is opened without truncating it, so a second driver that is refused leaves the
+        running one's pid in it.
+        """
         self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.path / ".lock", "w") as handle:
+        with open(self.path / ".lock", "a+") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise UserInputError(f"{self.path}: another search is running on this run") from None
+                handle.seek(0)
+                holder = handle.read().strip() or "?"
+                raise UserInputError(f"{self.path}: another search (pid {holder}) is running on this run") from None
+            handle.truncate(0)
             handle.write(f"{os.getpid()}\n")
             handle.flush()
             yield

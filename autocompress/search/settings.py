@@ -11,9 +11,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from autocompress.errors import UserInputError
+from autocompress.inputs import load_json, validated
 
 SAMPLERS = ("predictor", "nsga2", "nsga3", "tpe", "random", "gp")
 Objective = Literal["accuracy", "latency_ms", "size_kb"]
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+"""What ``--run`` accepts: one folder directly under the results folder, so no separator,
+no ``..``, and no leading '_' (``_base`` holds the base networks) or '.'."""
+MAX_SEED = 2**32 - 1
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
 
 
@@ -23,14 +28,17 @@ def parse_duration(text: str) -> float:
     if not text.strip() or match is None or not any(match.groups()):
         raise UserInputError(f"--time-budget: cannot read {text!r} (use e.g. 8h, 1h30m, 90m, 600s)")
     hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise UserInputError(f"--time-budget: {text!r} leaves no time; give a positive duration (e.g. 8h)")
+    return total
 
 
 class Constraints(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
-    max_latency_ms: float | None = None
-    max_size_kb: float | None = None
+    max_latency_ms: float | None = Field(None, gt=0)
+    max_size_kb: float | None = Field(None, gt=0)
 
     def violations(self, latency_ms: float, size_kb: float) -> dict[str, float]:
         """Optuna constraint values (<= 0 is feasible) of every constraint that is set."""
@@ -49,7 +57,7 @@ class Constraints(BaseModel):
 class SearchConfig(BaseModel):
     """Everything that defines a run; written once, read back on ``--resume``."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     run: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     space_path: str
@@ -63,7 +71,7 @@ class SearchConfig(BaseModel):
     time_budget_s: float | None = Field(None, gt=0)
     workers: int = Field(2, ge=1)
     threads: int | None = Field(None, ge=1, description="per worker; None: cores / workers (local Ray), 1 (cluster)")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     finetune_epochs: int | None = Field(None, ge=0)
     native_only: bool = False
     base_path: str
@@ -77,4 +85,5 @@ class SearchConfig(BaseModel):
 
     @classmethod
     def read(cls, path: Path) -> SearchConfig:
-        return cls.model_validate_json(path.read_text())
+        """The run's config.json; a broken one is one line naming it."""
+        return validated(cls, load_json(path, "run config"), path)

@@ -1,19 +1,25 @@
-"""Creating a run folder (frozen config, copies of the inputs, the base network) or reopening one."""
+"""Checking, creating and reopening a run folder (frozen config, copies of the inputs, the base).
+
+Everything a new run needs is checked by ``plan_run`` before anything is written; then
+``create_run`` writes it, config.json last, and takes back what it wrote if it fails, so a
+folder is either a complete run or not there.
+"""
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
 
-from autocompress.base import base_path, ensure_base
-from autocompress.data import load_splits
+from autocompress.base import base_path, ensure_base, load_base
+from autocompress.data import Splits, load_splits
 from autocompress.errors import UserInputError
-from autocompress.hw.predict import predict
+from autocompress.hw.predict import check_covers
 from autocompress.hw.profile import HardwareProfile, load_profile
-from autocompress.models.family import family_of
+from autocompress.inputs import loading
 from autocompress.search.rundir import RunFolder
 from autocompress.search.settings import SearchConfig
 from autocompress.space import SearchSpace, load_space
@@ -42,36 +48,84 @@ def restrict_to_native(space: SearchSpace, profile: HardwareProfile, origin: Pat
     return space.model_copy(update={"choices": space.choices.model_copy(update={"layer": restricted})})
 
 
-def create_run(folder: RunFolder, space_path: Path, profile_path: Path, settings: dict) -> SearchConfig:
-    """Validate the inputs, copy them and the base network into ``folder``, freeze the config.
-
-    ``settings`` holds the remaining ``SearchConfig`` fields (run, objectives, sampler, ...).
-    config.json is written last: a folder without it is an unfinished setup, started over.
-    """
+def _not_a_run_yet(folder: RunFolder) -> None:
     if folder.config.exists():
         raise UserInputError(f"{folder.path}: run already exists; add --resume to continue it, "
                              "or pick another --run name")
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """A run whose inputs are all checked; nothing of it is written yet."""
+
+    folder: RunFolder
+    config: SearchConfig
+    space: SearchSpace
+    profile: HardwareProfile
+    space_path: Path
+    profile_path: Path
+    splits: Splits
+
+
+def plan_run(results_dir: Path, run: str | None, space_path: Path, profile_path: Path,
+             settings: dict) -> NewRun:
+    """Check a new run's space, profile (every op the space can contain) and data.
+
+    ``settings`` holds the remaining ``SearchConfig`` fields (objectives, sampler, ...).
+    """
     space = load_space(space_path)
+    folder = RunFolder(results_dir / (run or default_run_name(space)))
+    _not_a_run_yet(folder)
     profile = load_profile(profile_path)
-    family = family_of(space)
-    predict(family.uniform_candidate(family.largest_arch()), profile, space)  # a profile that misses ops fails here
-    folder.path.mkdir(parents=True, exist_ok=True)
     if settings.get("native_only"):
         space = restrict_to_native(space, profile, space_path)
-        folder.space.write_text(yaml.safe_dump(space.model_dump(), sort_keys=False))
-    else:
-        shutil.copyfile(space_path, folder.space)
-    shutil.copyfile(profile_path, folder.profile)
-    base_dir = folder.path.parent / "_base"
-    ensure_base(space, load_splits(space.data), base_dir)
-    shutil.copyfile(base_path(space, base_dir), folder.base)
-    config = SearchConfig(space_path=str(space_path), space=space.model_dump(), profile_path=str(profile_path),
-                          profile_device=profile.device.name, base_path=str(folder.base), **settings)
-    config.write(folder.config)
-    return config
+    check_covers(profile, space, profile_path)
+    splits = load_splits(space.data)
+    config = SearchConfig(run=folder.path.name, space_path=str(space_path), space=space.model_dump(),
+                          profile_path=str(profile_path), profile_device=profile.device.name,
+                          base_path=str(folder.base), **settings)
+    return NewRun(folder, config, space, profile, space_path, profile_path, splits)
+
+
+def create_run(plan: NewRun, fresh: bool) -> None:
+    """Copy the inputs and the base network (trained first if needed) into the run folder, then
+    freeze config.json. On any failure, Ctrl-C included, what was written is removed again:
+    the whole folder if it is ``fresh`` (made for this run), else the copies."""
+    folder = plan.folder
+    _not_a_run_yet(folder)  # again, under the lock: another driver may have made it meanwhile
+    try:
+        if plan.config.native_only:
+            folder.space.write_text(yaml.safe_dump(plan.space.model_dump(), sort_keys=False))
+        else:
+            shutil.copyfile(plan.space_path, folder.space)
+        shutil.copyfile(plan.profile_path, folder.profile)
+        base_dir = folder.path.parent / "_base"
+        ensure_base(plan.space, plan.splits, base_dir)
+        shutil.copyfile(base_path(plan.space, base_dir), folder.base)
+        plan.config.write(folder.config)
+    except BaseException:
+        if fresh:
+            shutil.rmtree(folder.path, ignore_errors=True)
+        else:
+            for path in (folder.config, folder.space, folder.profile, folder.base):
+                path.unlink(missing_ok=True)
+        raise
+
+
+def check_base(space: SearchSpace, path: Path) -> None:
+    """Fail with one line unless ``path`` holds a base network of ``space``."""
+    if not path.is_file():
+        raise UserInputError(f"{path}: base network missing from the run folder")
+    with loading(path, "base network of this run's space"):
+        load_base(space, path)
 
 
 def open_run(folder: RunFolder) -> tuple[SearchConfig, SearchSpace, HardwareProfile]:
-    """The frozen config and the copied inputs of an existing run."""
+    """The frozen config and the copied inputs of an existing run, every file checked."""
+    if not folder.config.is_file():
+        raise UserInputError(f"{folder.path}: no such run to resume (config.json missing)")
     config = SearchConfig.read(folder.config)
-    return config, load_space(folder.space), load_profile(folder.profile)
+    space, profile = load_space(folder.space), load_profile(folder.profile)
+    check_base(space, folder.base)
+    folder.check_storage()
+    return config, space, profile
