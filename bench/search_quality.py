@@ -131,6 +131,28 @@ def measure_run(folder: Path, rows: list[dict], reference_ms: float, test_x, tes
     return result
 
 
+def summarise(runs: list[dict], settings: list[str]) -> dict:
+    """Per setting and method: every seed's figures and their medians; the HV bar."""
+    summary = {}
+    for setting in settings:
+        for method in METHODS:
+            mine = [r for r in runs if r["setting"] == setting and r["method"] == method]
+            if not mine:
+                continue
+            summary[f"{setting}/{method}"] = {
+                "hypervolume_per_seed": [r["hypervolume"] for r in mine],
+                "median_hypervolume": statistics.median(r["hypervolume"] for r in mine),
+                "test_hypervolume_per_seed": [r["hypervolume_test"] for r in mine],
+                "median_test_hypervolume": statistics.median(r["hypervolume_test"] for r in mine),
+                "speedup_per_seed": [r["speedup_within_1_point"] for r in mine],
+                "searched_per_seed": [r["searched_complete"] for r in mine]}
+        if f"{setting}/random" in summary and f"{setting}/predictor" in summary:
+            best_random = max(summary[f"{setting}/random"]["hypervolume_per_seed"])
+            summary[f"{setting}/bar: predictor median HV > best random seed"] = bool(
+                summary[f"{setting}/predictor"]["median_hypervolume"] > best_random)
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budget", type=int, default=150, help="wall-clock seconds per run (--time-budget)")
@@ -141,8 +163,11 @@ def main() -> None:
     args = parser.parse_args()
     space_path, test_x, test_y = heldout_space()
     counts = args.seed_counts or [args.seeds] * len(args.settings)
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # one Ray for all runs
-    runs = []
+    out = ROOT / "bench" / "results" / "search_quality.json"
+    # one Ray for all runs; its workers import this checkout
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    runs: list[dict] = []
     try:
         for setting, seeds in zip(args.settings, counts, strict=True):
             profile, native, reference_ms = SETTINGS[setting]
@@ -157,28 +182,14 @@ def main() -> None:
                     print(f"{setting:>22} {method:>9} {seed} HV {measured['hypervolume']:.4f} "
                           f"test HV {measured['hypervolume_test']:.4f} searched {measured['searched_complete']} "
                           f"speed-up {measured['speedup_within_1_point']:.2f}x", flush=True)
+                    result = {"space": "mobilenet_digits on 80% of digits (20% held out as test)",
+                              "budget_s": args.budget, "workers": 2, "accuracy_floor": ACCURACY_FLOOR,
+                              "reference_latency_ms": {s: SETTINGS[s][2] for s in args.settings}, "runs": runs,
+                              "summary": summarise(runs, args.settings)}
+                    out.write_text(json.dumps(result, indent=2) + "\n")  # after every run: a partial is kept
     finally:
         ray.shutdown()
-    summary = {}
-    for setting in args.settings:
-        for method in METHODS:
-            mine = [r for r in runs if r["setting"] == setting and r["method"] == method]
-            summary[f"{setting}/{method}"] = {
-                "hypervolume_per_seed": [r["hypervolume"] for r in mine],
-                "median_hypervolume": statistics.median(r["hypervolume"] for r in mine),
-                "test_hypervolume_per_seed": [r["hypervolume_test"] for r in mine],
-                "median_test_hypervolume": statistics.median(r["hypervolume_test"] for r in mine),
-                "speedup_per_seed": [r["speedup_within_1_point"] for r in mine],
-                "searched_per_seed": [r["searched_complete"] for r in mine]}
-        best_random = max(summary[f"{setting}/random"]["hypervolume_per_seed"])
-        summary[f"{setting}/bar: predictor median HV > best random seed"] = bool(
-            summary[f"{setting}/predictor"]["median_hypervolume"] > best_random)
-    result = {"space": "mobilenet_digits on 80% of digits (20% held out as test)", "budget_s": args.budget,
-              "workers": 2, "accuracy_floor": ACCURACY_FLOOR,
-              "reference_latency_ms": {s: SETTINGS[s][2] for s in args.settings}, "runs": runs, "summary": summary}
-    out = ROOT / "bench" / "results" / "search_quality.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(summary, indent=1))
+    print(json.dumps(summarise(runs, args.settings), indent=1))
     print(f"wrote {out}")
 
 
