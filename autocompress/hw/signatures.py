@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 
 from torch import nn
@@ -49,7 +49,7 @@ class OpSignature:
     epilogue: str = NONE
     bits: tuple[int, int] | None = None
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         parts = [self.op, "x".join(map(str, self.shape))]
         if self.op in ("conv", "linear", "se"):
@@ -218,9 +218,9 @@ def rank_of(out_channels: int, in_features: int, ratio: float) -> int:
     return rank_for(nn.Linear(in_features, out_channels, device="meta"), ratio)
 
 
-def missing(signatures: Iterable[OpSignature], keys: Iterable[str]) -> Iterator[OpSignature]:
-    present = set(keys)
-    return (s for s in dict.fromkeys(signatures) if s.key not in present)
+def missing(signatures: Iterable[OpSignature], keys: Container[str]) -> Iterator[OpSignature]:
+    """The distinct signatures whose key is not in ``keys`` (a profile's entries, a set)."""
+    return (s for s in dict.fromkeys(signatures) if s.key not in keys)
 
 
 def network_macs(signatures: Iterable[OpSignature]) -> int:

@@ -75,7 +75,9 @@ def suggest_candidate(space: SearchSpace, suggest: Suggest) -> Candidate:
 
 def _canonical(policy: LayerPolicy) -> LayerPolicy:
     """Zero sparsity of any kind is the same layer: give it one form, so it has one hash."""
-    return policy if policy.sparsity > 0 else replace(policy, sparsity_kind=LayerPolicy.sparsity_kind)
+    if policy.sparsity > 0 or policy.sparsity_kind == LayerPolicy.sparsity_kind:
+        return policy
+    return replace(policy, sparsity_kind=LayerPolicy.sparsity_kind)
 
 
 BASELINES: dict[str, dict[str, Any]] = {
