@@ -44,7 +44,8 @@ def test_weights_file_of_every_trial_has_the_reported_size_and_the_same_outputs(
     run = Run.load(finished_run)
     x = load_splits(run.space.data).val_x[:64]
     for number in run.complete["number"]:
-        candidate, model, _, reported_bytes, _ = search_model(run, int(number))
+        candidate, model, row = search_model(run, int(number))
+        reported_bytes = row["size_kb"] * 1024
         blob = encode(model)
         assert abs(len(blob) / reported_bytes - 1) <= SIZE_TOLERANCE
         with torch.no_grad():
@@ -102,7 +103,8 @@ def test_int8_file_holds_int8_weights(exported):
 def test_export_command_prints_sizes_accuracy_and_latency(finished_run, tmp_path):  # noqa: F811
     result = CliRunner().invoke(app, ["export", str(finished_run), "--trial", "0", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "weights.bin" in result.output and "held-out accuracy" in result.output
+    assert "weights.bin" in result.output and "validation accuracy" in result.output
+    assert "test accuracy: search's front measurement 0." in result.output  # the float baseline is on the front
     assert "measured" in result.output and "predicted" in result.output
     assert not (tmp_path / "model.int8.onnx").exists()  # the float baseline has no quantized layer
 

@@ -15,14 +15,13 @@ from pathlib import Path
 import pandas as pd
 
 from autocompress.errors import UserInputError
+from autocompress.search.record import COLUMNS
 from autocompress.space import SearchSpace, parse_space
 
 RESULTS_DIR = Path("results")
-TRIAL_COLUMNS = [
-    "number", "kind", "label", "state", "accuracy", "accuracy_before", "latency_ms", "size_kb",
-    "candidate_hash", "candidate", "error", "started_at", "finished_at", "duration_s", "finetune_s",
-]
-NUMERIC_COLUMNS = ["accuracy", "accuracy_before", "latency_ms", "size_kb", "duration_s", "finetune_s"]
+TRIAL_COLUMNS = COLUMNS
+NUMERIC_COLUMNS = ["accuracy", "test_accuracy", "accuracy_before", "latency_ms", "size_kb", "duration_s",
+                   "finetune_s"]
 
 
 def resolve_run(run: str | Path) -> Path:

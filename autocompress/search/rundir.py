@@ -6,6 +6,7 @@ import contextlib
 import csv
 import fcntl
 import io
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,6 +71,7 @@ class RunFolder:
         self.models = self.path / "models"
         self.log = self.path / "search.log"
         self.ray_processes = self.path / "ray_processes.json"
+        self.test_accuracy = self.path / "test_accuracy.json"
 
     @property
     def storage_url(self) -> str:
@@ -113,9 +115,32 @@ class RunFolder:
             handle.flush()
             yield
 
+    def read_test_accuracy(self) -> dict[int, float]:
+        """Test-split accuracy by trial number of the front's trials measured so far (``search.holdout``)."""
+        if not self.test_accuracy.is_file():
+            return {}
+        try:
+            return {int(number): float(value) for number, value in json.loads(self.test_accuracy.read_text()).items()}
+        except (ValueError, AttributeError) as error:
+            raise UserInputError(f"{self.test_accuracy}: not a JSON object of trial number -> accuracy "
+                                 f"({error})") from None
+
+    def write_test_accuracy(self, measured: dict[int, float]) -> None:
+        write_atomic(self.test_accuracy, json.dumps({str(k): v for k, v in sorted(measured.items())}, indent=1))
+
+    def read_rows(self) -> list[dict]:
+        """The rows of trials.csv as ``write_tables`` takes them (empty before the first trial)."""
+        if not self.trials_csv.is_file():
+            return []
+        with open(self.trials_csv, newline="") as handle:
+            return [row | {"number": int(row["number"])} for row in csv.DictReader(handle)]
+
     def write_tables(self, rows: list[dict], objectives: list[str], constraints: Constraints) -> int:
-        """Rewrite trials.csv and pareto.csv from all rows; returns the size of the front."""
-        ordered = sorted(rows, key=lambda r: r["number"])
+        """Rewrite trials.csv and pareto.csv from all rows, with the test accuracies measured so
+        far; returns the size of the front."""
+        measured = self.read_test_accuracy()
+        ordered = [row | {"test_accuracy": measured.get(row["number"], "")}
+                   for row in sorted(rows, key=lambda r: r["number"])]
         front = front_rows(ordered, objectives, constraints)
         write_atomic(self.trials_csv, _csv_text(ordered))
         write_atomic(self.pareto_csv, _csv_text(front))

@@ -11,6 +11,7 @@ import yaml
 from autocompress.base import base_path, ensure_base
 from autocompress.candidate import uniform_candidate
 from autocompress.data import load_splits
+from autocompress.devices import worker_device
 from autocompress.errors import UserInputError
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import HardwareProfile, load_profile
@@ -55,6 +56,7 @@ def create_run(folder: RunFolder, space_path: Path, profile_path: Path, settings
     space = load_space(space_path)
     profile = load_profile(profile_path)
     predict(uniform_candidate(space, largest_arch(space)), profile, space)  # a profile that misses ops fails here
+    splits = load_splits(space.data, progress=True)  # bad data fail here, before the folder is filled
     folder.path.mkdir(parents=True, exist_ok=True)
     if settings.get("native_only"):
         space = restrict_to_native(space, profile, space_path)
@@ -63,7 +65,7 @@ def create_run(folder: RunFolder, space_path: Path, profile_path: Path, settings
         shutil.copyfile(space_path, folder.space)
     shutil.copyfile(profile_path, folder.profile)
     base_dir = folder.path.parent / "_base"
-    ensure_base(space, load_splits(space.data), base_dir)
+    ensure_base(space, splits, base_dir, worker_device(settings.get("gpus_per_worker", 0.0)))
     shutil.copyfile(base_path(space, base_dir), folder.base)
     config = SearchConfig(space_path=str(space_path), space=space.model_dump(), profile_path=str(profile_path),
                           profile_device=profile.device.name, base_path=str(folder.base), **settings)
