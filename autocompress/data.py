@@ -234,9 +234,18 @@ def _npz_member(path: Path, key: str) -> np.memmap | None:
 def _npz_array(path: Path, key: str) -> np.ndarray:
     try:
         mapped = _npz_member(path, key)
-        return mapped if mapped is not None else np.load(path)[key]
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        return mapped if mapped is not None else _npz_load(path, key)
+    except (OSError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise UserInputError(f"{path}: cannot read array {key!r} ({error})".splitlines()[0]) from None
+
+
+def _npz_load(path: Path, key: str) -> np.ndarray:
+    """Array ``key`` of an .npz read whole into memory (compressed members, labels)."""
+    with np.load(path) as arrays:
+        try:
+            return arrays[key]
+        except ValueError as error:  # numpy refuses pickled object arrays (allow_pickle=False)
+            raise UserInputError(f"{path}: array {key!r} holds Python objects; it needs numbers") from error
 
 
 def _npz(path: Path) -> tuple[_Source, np.ndarray]:
@@ -249,9 +258,9 @@ def _npz(path: Path) -> tuple[_Source, np.ndarray]:
             y_key = next((k for k in ("y", "labels", "targets") if k in keys), None)
             if x_key is None or y_key is None:
                 raise UserInputError(f"{path}: needs arrays 'x' (images) and 'y' (labels); has {keys}")
-            labels = arrays[y_key]
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise UserInputError(f"{path}: not a readable .npz file ({error})".splitlines()[0]) from None
+    labels = _npz_load(path, y_key)
     x = _npz_array(path, x_key)
     if x.dtype.kind not in "biuf":
         raise UserInputError(f"{path}: 'x' must hold numbers, not {x.dtype}")

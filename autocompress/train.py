@@ -102,7 +102,7 @@ def run_epochs(model: nn.Module, splits: Splits, epochs: int, settings: Training
                 if not bar.disable:
                     seen += len(y)
                     correct += int((logits.argmax(1) == y).sum())
-                    bar.set_postfix(epoch=f"{epoch}/{epochs}", loss=f"{float(loss):.3f}",
+                    bar.set_postfix(epoch=f"{epoch}/{epochs}", loss=f"{loss.item():.3f}",
                                     accuracy=f"{correct / seen:.3f}", refresh=False)
                 bar.update()
     model.eval()
