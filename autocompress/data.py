@@ -30,8 +30,8 @@ from autocompress.progress import progress_bar
 from autocompress.space import DataSettings
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
-SCAN_BYTES = 1 << 25
-"""Float32 bytes of resized images read at once while checking the data (32 MiB)."""
+SCAN_BYTES = 1 << 23
+"""Float32 bytes of resized images read at once while checking the data (8 MiB)."""
 
 
 class _Source:

@@ -27,6 +27,15 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+EVAL_PIXELS = 1 << 20
+"""Image pixels per batch at most when only evaluating, so that memory stays bounded at any image size."""
+
+
+def _eval_batch(x: Images, largest: int) -> int:
+    height, width = x.shape[-2:]
+    return max(1, min(largest, EVAL_PIXELS // (height * width)))
+
+
 def model_device(model: nn.Module) -> torch.device:
     """Where ``model``'s weights are (and so where its input batches must go)."""
     return next(model.parameters()).device
@@ -37,7 +46,7 @@ def predict(model: nn.Module, x: Images, batch_size: int = 512) -> torch.Tensor:
     """Class predictions of ``model`` in eval mode, on the CPU."""
     model.eval()
     device = model_device(model)
-    return torch.cat([model(batch.to(device)).argmax(1).cpu() for batch in chunks(x, batch_size)])
+    return torch.cat([model(batch.to(device)).argmax(1).cpu() for batch in chunks(x, _eval_batch(x, batch_size))])
 
 
 def accuracy(model: nn.Module, x: Images, y: torch.Tensor) -> float:
@@ -59,7 +68,7 @@ def recalibrate_batchnorm(model: nn.Module, x: Images, batch_size: int = 256) ->
         norm.momentum = None
     model.train()
     device = model_device(model)
-    for batch in chunks(x, batch_size):
+    for batch in chunks(x, _eval_batch(x, batch_size)):
         model(batch.to(device))
     for norm, momentum in zip(norms, momenta, strict=True):
         norm.momentum = momentum

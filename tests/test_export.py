@@ -83,7 +83,7 @@ def test_export_matches_the_search(exported):
 
 def test_onnx_file_computes_what_the_frozen_torch_model_computes(exported):
     run, result = exported
-    candidate, model, _, _, _ = search_model(run, result.trial)
+    candidate, model, _ = search_model(run, result.trial)
     session = open_session(f"{result.directory}/model.onnx", 1)
     feed = session.get_inputs()[0]
     x = load_splits(run.space.data).val_x[: feed.shape[0]]
@@ -134,7 +134,7 @@ def test_int8_file_at_full_range_holds_the_same_int8_codes_as_weights_bin(finish
     frozen weights are code x scale with the largest code 127, so its symmetric per-channel
     quantization finds the same scales (batch-norm folding only rescales channels)."""
     run, number, result = _uniform_8bit_export(finished_run, tmp_path, monkeypatch, reduce_range=False)
-    _, model, _, _, _ = search_model(run, number)
+    _, model, _ = search_model(run, number)
     ours = np.concatenate([quantize_weight_int(m.weight.detach(), 8)[0].abs().flatten().numpy()
                            for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))])
     theirs = _int8_weight_codes(f"{result.directory}/model.int8.onnx")
