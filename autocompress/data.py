@@ -68,10 +68,9 @@ def _channels_first(array: np.ndarray) -> np.ndarray:
 class _ArraySource(_Source):
     """Images of an in-memory array (digits) or of one array of an ``.npz`` file."""
 
-    def __init__(self, origin: str, array: np.ndarray | None = None, npz: Path | None = None,
-                 key: str = "") -> None:
+    def __init__(self, origin: str, array: np.ndarray, npz: Path | None = None, key: str = "") -> None:
         self.origin, self.npz, self.key = origin, npz, key
-        self._array = array
+        self._array: np.ndarray | None = array
         self.shape = tuple(_channels_first(self.array[:1]).shape[1:])
 
     @property
