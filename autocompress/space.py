@@ -31,7 +31,7 @@ class DataSettings(_Strict):
     val_fraction: float = Field(0.25, gt=0.0, lt=0.9)
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9, description=(
         "share of each class held out as the test split: never seen by the search, measured on the final front"))
-    seed: int = 0
+    seed: int = Field(0, ge=0, description="fixes the train / validation / test split")
     loader_workers: int = Field(0, ge=0, le=64, description=(
         "processes decoding training batches of an npz or image folder in parallel (0: in the training process)"))
 

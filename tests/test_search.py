@@ -199,6 +199,7 @@ def test_driver_killed_mid_run_resumes_without_losing_or_repeating_a_trial(tmp_p
     assert sum(r["kind"] == "search" for r in rows) == 10
     assert sum(r["kind"] == "baseline" for r in rows) == BASELINES
     assert all((folder / "models" / f"trial_{r['number']}.pt").is_file() for r in rows if r["state"] == "COMPLETE")
+    assert all(r["test_accuracy"] for r in _rows(folder, "pareto.csv"))  # the resumed run's front, measured on test
 
 
 def _free_port() -> int:
