@@ -112,7 +112,7 @@ def in_progress_copy(run_dir: Path, target: Path) -> Path:
     trials = pd.read_csv(target / "trials.csv", keep_default_na=False)
     running = trials.index[-3:]
     trials.loc[running, "state"] = "RUNNING"
-    for column in ("accuracy", "accuracy_before", "latency_ms", "size_kb", "finished_at", "duration_s",
+    for column in ("accuracy", "test_accuracy", "accuracy_before", "latency_ms", "size_kb", "finished_at", "duration_s",
                    "finetune_s"):
         trials[column] = trials[column].astype(object)
         trials.loc[running, column] = ""

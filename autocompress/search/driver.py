@@ -138,6 +138,8 @@ class SearchDriver:
                  self.config.workers, threads, self.config.workers * threads, cpus)
         if cpus < self.config.workers * threads:
             log.warning("the cluster has fewer CPUs than the workers reserve: some wait until it grows")
+        if ray.cluster_resources().get("GPU", 0) < self.config.workers * self.config.gpus_per_worker:
+            log.warning("the cluster has fewer GPUs than --gpus-per-worker x workers: some wait until it grows")
         base, _ = load_base(self.space, self.folder.base)
         shared = (ray.put(base.state_dict()),)  # each worker opens the data itself
         gpus = self.config.gpus_per_worker

@@ -31,7 +31,7 @@ def measure_front(folder: RunFolder, config: SearchConfig, space: SearchSpace) -
     todo = [row["number"] for row in front_rows(rows, config.objectives, config.constraints)
             if row["number"] not in measured]
     if todo:
-        splits = load_splits(space.data)
+        splits = load_splits(space.data, progress=True)
         device = worker_device(config.gpus_per_worker)
         for number in progress_bar(iterable=todo, desc="front on the test split", unit="model"):
             _, model = load_trial_model(space, folder.model_path(number))
