@@ -23,7 +23,7 @@ DEFAULT_BASE_DIR = Path("results") / "_base"
 
 def space_fingerprint(space: SearchSpace) -> str:
     """Digest of what determines the base network's weights (network, data, training)."""
-    relevant = {"network": space.network.model_dump(), "data": space.data.model_dump(),
+    relevant = {"network": space.network.model_dump(), "data": space.data.model_dump(exclude={"loader_workers"}),
                 "training": space.training.model_dump(), "max": space.choices.block.model_dump()}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -45,7 +45,8 @@ def subnet_logits(space: SearchSpace, arch: list, base: nn.Module, x: torch.Tens
     return functional_call(subnet, state, (x,))
 
 
-def train_supernet(model: nn.Module, space: SearchSpace, splits: Splits, seed: int = 0) -> nn.Module:
+def train_supernet(model: nn.Module, space: SearchSpace, splits: Splits, seed: int = 0,
+                   progress: str | None = None) -> nn.Module:
     """Train the largest network so that its subnets inherit good weights (sandwich rule).
 
     Each step trains the largest network on the labels and ``subnets_per_step`` subnets
@@ -60,16 +61,16 @@ def train_supernet(model: nn.Module, space: SearchSpace, splits: Splits, seed: i
     family = family_of(space)
     smallest = family.smallest_arch()
 
-    def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def loss_fn(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = model(x)
         loss = F.cross_entropy(logits, y)
         for index in range(settings.subnets_per_step):
             arch = smallest if index == 0 else family.random_arch(rng)
             loss = loss + distillation_loss(subnet_logits(space, arch, model, x), logits.detach(), y,
                                             settings.distill_temperature, settings.distill_alpha)
-        return loss
+        return loss, logits
 
-    run_epochs(model, splits, settings.base_epochs, settings, generator, loss_fn, settings.lr)
+    run_epochs(model, splits, settings.base_epochs, settings, generator, loss_fn, settings.lr, progress)
     return model
 
 
@@ -79,14 +80,18 @@ def build_base(space: SearchSpace) -> nn.Module:
     return family.build(family.largest_arch())
 
 
-def train_base(space: SearchSpace, splits: Splits, path: Path, seed: int = 0) -> tuple[nn.Module, dict]:
-    """Train the largest network of ``space`` as a supernet and save it with its accuracy and time."""
-    model = build_base(space)
+def train_base(space: SearchSpace, splits: Splits, path: Path, seed: int = 0,
+               device: str = "cpu") -> tuple[nn.Module, dict]:
+    """Train the largest network of ``space`` as a supernet on ``device`` and save it (on the CPU)
+    with its validation accuracy and training time; a progress bar shows where it is."""
+    seed_everything(seed)  # the initial weights too come from ``seed``, not from whatever ran before
+    model = build_base(space).to(device)
     start = time.perf_counter()
-    train_supernet(model, space, splits, seed)
+    train_supernet(model, space, splits, seed, progress=f"base network ({device})")
     info = {"accuracy": accuracy(model, splits.val_x, splits.val_y),
-            "train_seconds": time.perf_counter() - start, "seed": seed,
+            "train_seconds": time.perf_counter() - start, "seed": seed, "device": device,
             "fingerprint": space_fingerprint(space)}
+    model.cpu()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save({"state_dict": model.state_dict(), "info": info}, tmp)
@@ -101,9 +106,10 @@ def load_base(space: SearchSpace, path: Path) -> tuple[nn.Module, dict]:
     return model.eval(), saved["info"]
 
 
-def ensure_base(space: SearchSpace, splits: Splits, directory: Path = DEFAULT_BASE_DIR) -> tuple[nn.Module, dict]:
-    """The saved base network of ``space``, trained first if there is none."""
+def ensure_base(space: SearchSpace, splits: Splits, directory: Path = DEFAULT_BASE_DIR,
+                device: str = "cpu") -> tuple[nn.Module, dict]:
+    """The saved base network of ``space``, trained first (on ``device``) if there is none."""
     path = base_path(space, directory)
     if path.is_file():
         return load_base(space, path)
-    return train_base(space, splits, path)
+    return train_base(space, splits, path, device=device)

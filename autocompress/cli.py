@@ -51,23 +51,26 @@ def train_base_command(
     space: SpaceArg,
     base_dir: Annotated[Path, typer.Option(help="where base networks are kept")] = Path("results/_base"),
     force: Annotated[bool, typer.Option(help="train again even if a saved base exists")] = False,
+    device: Annotated[str, typer.Option(help="cpu | cuda (a GPU, where torch finds one)")] = "cpu",
 ) -> None:
     """Train the space's base (largest) network once; later commands reuse it."""
     from autocompress.base import base_path, load_base, train_base
     from autocompress.data import load_splits
+    from autocompress.devices import training_device
     from autocompress.space import load_space
 
+    device = training_device(device)
     search_space = load_space(space)
     path = base_path(search_space, base_dir)
     if path.is_file() and not force:
         _, info = load_base(search_space, path)
         typer.echo(f"base network already trained: {path} (accuracy {info['accuracy']:.4f})")
         return
-    splits = load_splits(search_space.data)
-    typer.echo(f"training the base network of {search_space.name} "
-               f"({search_space.training.base_epochs} epochs, {len(splits.train_y)} images)...")
-    _, info = train_base(search_space, splits, path)
-    typer.echo(f"saved {path}: held-out accuracy {info['accuracy']:.4f}, "
+    splits = load_splits(search_space.data, progress=True)
+    typer.echo(f"training the base network of {search_space.name} on {device} "
+               f"({search_space.training.base_epochs} epochs, {len(splits.train_y)} training images)...")
+    _, info = train_base(search_space, splits, path, device=device)
+    typer.echo(f"saved {path}: validation accuracy {info['accuracy']:.4f}, "
                f"trained in {info['train_seconds']:.1f} s")
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
+import torch
 from torch import nn
 
 from autocompress.candidate import Candidate
@@ -13,7 +15,7 @@ from autocompress.compress.size import model_size_bytes
 from autocompress.data import Splits
 from autocompress.models.family import family_of
 from autocompress.space import SearchSpace
-from autocompress.train import accuracy, finetune, recalibrate_batchnorm
+from autocompress.train import accuracy, finetune, model_device, recalibrate_batchnorm
 
 
 @dataclass(frozen=True)
@@ -32,13 +34,24 @@ def evaluate_candidate(
     seed: int = 0,
     epochs: int | None = None,
 ) -> tuple[nn.Module, Evaluation]:
-    """Build, recalibrate, measure, fine-tune with distillation from ``base``, measure again."""
-    model = family_of(space).build_compressed(candidate, base)
+    """Build, recalibrate, measure, fine-tune with distillation from ``base``, measure again
+    (on ``base``'s device)."""
+    device = model_device(base)
+    model = family_of(space).build_compressed(candidate, base).to(device)
     recalibrate_batchnorm(model, splits.train_x)
-    calibrate_activations(model, [splits.train_x[:256]])
+    calibrate_activations(model, [splits.train_x[:256].to(device)])
     before = accuracy(model, splits.val_x, splits.val_y)
     start = time.perf_counter()
     finetune(model, base, splits, space.training, epochs=epochs, seed=seed)
     seconds = time.perf_counter() - start
     after = accuracy(model, splits.val_x, splits.val_y)
     return model, Evaluation(before, after, model_size_bytes(model), seconds)
+
+
+def load_trial_model(space: SearchSpace, path: Path) -> tuple[Candidate, nn.Module]:
+    """A trial's fine-tuned model as the search saved it (``models/trial_<n>.pt``), in eval mode."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    candidate = Candidate.from_json(saved["candidate"])
+    model = family_of(space).build_compressed(candidate)
+    model.load_state_dict(saved["state_dict"])
+    return candidate, model.eval()

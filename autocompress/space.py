@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from autocompress.errors import UserInputError
 from autocompress.inputs import load_yaml
@@ -28,11 +28,16 @@ class _Strict(BaseModel):
 
 class DataSettings(_Strict):
     source: str = Field("digits", description="digits | npz:PATH | folder:PATH")
-    image_size: int = Field(16, ge=8, le=64)
+    image_size: int = Field(16, ge=8, le=224)
     channels: int = Field(1, ge=1, le=4, description="image channels: 1 for digits")
     num_classes: int = Field(10, ge=2, le=1000)
     val_fraction: float = Field(0.25, gt=0.0, lt=0.9)
-    seed: int = Field(0, ge=0, le=2**32 - 1, description="numpy and torch take seeds in 0..2**32-1")
+    test_fraction: float = Field(0.2, gt=0.0, lt=0.9, description=(
+        "share of each class held out as the test split: never seen by the search, measured on the final front"))
+    seed: int = Field(0, ge=0, le=2**32 - 1, description=(
+        "fixes the train / validation / test split; numpy and torch take seeds in 0..2**32-1"))
+    loader_workers: int = Field(0, ge=0, le=64, description=(
+        "processes decoding training batches of an npz or image folder in parallel (0: in the training process)"))
 
     @field_validator("source")
     @classmethod
@@ -40,6 +45,12 @@ class DataSettings(_Strict):
         if value == "digits" or value.startswith(("npz:", "folder:")):
             return value
         raise ValueError("must be 'digits', 'npz:PATH' or 'folder:PATH'")
+
+    @model_validator(mode="after")
+    def _room_to_train(self) -> DataSettings:
+        if self.val_fraction + self.test_fraction > 0.8:
+            raise ValueError("val_fraction + test_fraction must leave at least 0.2 of the data to train on")
+        return self
 
 
 class StageSettings(_Strict):

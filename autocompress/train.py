@@ -11,8 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autocompress.data import Splits
+from autocompress.data import Images, Splits, chunks
+from autocompress.progress import progress_bar
 from autocompress.space import TrainingSettings
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+"""(x, y) -> (loss, logits of the trained network), the logits for the progress bar's accuracy."""
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -23,19 +27,34 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+EVAL_PIXELS = 1 << 20
+"""Image pixels per batch at most when only evaluating, so that memory stays bounded at any image size."""
+
+
+def _eval_batch(x: Images, largest: int) -> int:
+    height, width = x.shape[-2:]
+    return max(1, min(largest, EVAL_PIXELS // (height * width)))
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where ``model``'s weights are (and so where its input batches must go)."""
+    return next(model.parameters()).device
+
+
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Class predictions of ``model`` in eval mode."""
+def predict(model: nn.Module, x: Images, batch_size: int = 512) -> torch.Tensor:
+    """Class predictions of ``model`` in eval mode, on the CPU."""
     model.eval()
-    return torch.cat([model(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+    device = model_device(model)
+    return torch.cat([model(batch.to(device)).argmax(1).cpu() for batch in chunks(x, _eval_batch(x, batch_size))])
 
 
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+def accuracy(model: nn.Module, x: Images, y: torch.Tensor) -> float:
     return float((predict(model, x) == y).float().mean())
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> None:
+def recalibrate_batchnorm(model: nn.Module, x: Images, batch_size: int = 256) -> None:
     """Re-estimate batch-norm statistics on ``x`` (once-for-all's BN recalibration).
 
     Inherited, pruned or factorised layers shift the activations a batch norm sees; its
@@ -48,8 +67,9 @@ def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int = 2
         norm.reset_running_stats()
         norm.momentum = None
     model.train()
-    for start in range(0, len(x), batch_size):
-        model(x[start : start + batch_size])
+    device = model_device(model)
+    for batch in chunks(x, _eval_batch(x, batch_size)):
+        model(batch.to(device))
     for norm, momentum in zip(norms, momenta, strict=True):
         norm.momentum = momentum
     model.eval()
@@ -63,33 +83,49 @@ def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def run_epochs(model: nn.Module, splits: Splits, epochs: int, settings: TrainingSettings,
-               generator: torch.Generator, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-               peak_lr: float) -> None:
+               generator: torch.Generator, loss_fn: LossFn, peak_lr: float, progress: str | None = None) -> None:
     """SGD with a one-cycle schedule over ``model``'s parameters, minimising ``loss_fn(x, y)``
-    on shifted training batches."""
+    on shifted training batches, moved to ``model``'s device.
+
+    ``progress`` names a bar showing epoch, loss, training accuracy and time left.
+    """
     if epochs <= 0:
         return
     optimizer = torch.optim.SGD(model.parameters(), lr=peak_lr, momentum=0.9, weight_decay=4e-5, nesterov=True)
-    steps = epochs * ((len(splits.train_y) + settings.batch_size - 1) // settings.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, peak_lr, total_steps=steps)
+    per_epoch = (len(splits.train_y) + settings.batch_size - 1) // settings.batch_size
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, peak_lr, total_steps=epochs * per_epoch)
+    device = model_device(model)
     model.train()
-    for _ in range(epochs):
-        for x, y in splits.batches(settings.batch_size, generator):
-            x = _augment(x, generator)
-            loss = loss_fn(x, y)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training loss is {float(loss)}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
+    with progress_bar(progress is not None, total=epochs * per_epoch, desc=progress, unit="batch") as bar:
+        for epoch in range(1, epochs + 1):
+            seen = correct = 0
+            for x, y in splits.batches(settings.batch_size, generator):
+                x, y = _augment(x, generator).to(device), y.to(device)
+                loss, logits = loss_fn(x, y)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"training loss is {float(loss)}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                if not bar.disable:
+                    seen += len(y)
+                    correct += int((logits.argmax(1) == y).sum())
+                    bar.set_postfix(epoch=f"{epoch}/{epochs}", loss=f"{loss.item():.3f}",
+                                    accuracy=f"{correct / seen:.3f}", refresh=False)
+                bar.update()
     model.eval()
 
 
 def train(model: nn.Module, splits: Splits, epochs: int, settings: TrainingSettings, seed: int = 0) -> nn.Module:
     """Plain cross-entropy training (the base network, or a subnet from scratch)."""
     generator = seed_everything(seed)
-    run_epochs(model, splits, epochs, settings, generator, lambda x, y: F.cross_entropy(model(x), y), settings.lr)
+
+    def loss_fn(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = model(x)
+        return F.cross_entropy(logits, y), logits
+
+    run_epochs(model, splits, epochs, settings, generator, loss_fn, settings.lr)
     return model
 
 
@@ -120,7 +156,8 @@ def finetune(
     def loss_fn(x, y):
         with torch.no_grad():
             target = teacher(x)
-        return distillation_loss(student(x), target, y, settings.distill_temperature, settings.distill_alpha)
+        logits = student(x)
+        return distillation_loss(logits, target, y, settings.distill_temperature, settings.distill_alpha), logits
 
     run_epochs(student, splits, settings.finetune_epochs if epochs is None else epochs, settings, generator, loss_fn,
                 settings.finetune_lr)

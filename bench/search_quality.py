@@ -39,8 +39,8 @@ from search_runs import ROOT, SPACE, run_search
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from autocompress.candidate import Candidate
-from autocompress.models.family import family_of
+from autocompress.data import load_splits
+from autocompress.pipeline import load_trial_model
 from autocompress.report.pareto import hypervolume, pareto_mask
 from autocompress.space import load_space
 from autocompress.train import accuracy
@@ -72,21 +72,16 @@ def heldout_space() -> tuple[Path, torch.Tensor, torch.Tensor]:
     space_path = WORK / "mobilenet_digits_heldout.yaml"
     space_path.write_text(yaml.safe_dump(data, sort_keys=False))
     # normalised as the search normalises its data: by the mean and spread of its training split
+    # (data.load_splits computes them; the search's own test split comes out of the 80% too)
     settings = load_space(space_path).data
-    train_x, _ = train_test_split(search_x, test_size=settings.val_fraction, random_state=settings.seed,
-                                  stratify=search_y)
+    train_x = load_splits(settings).train_x
     size = settings.image_size
-    train_x = F.interpolate(torch.from_numpy(train_x), size=(size, size), mode="bilinear", align_corners=False)
     test = F.interpolate(torch.from_numpy(test_x), size=(size, size), mode="bilinear", align_corners=False)
-    mean, std = train_x.mean(), train_x.std().clamp_min(1e-6)
-    return space_path, (test - mean) / std, torch.from_numpy(test_y)
+    return space_path, (test - train_x.mean) / train_x.std, torch.from_numpy(test_y)
 
 
 def test_accuracy(folder: Path, number: int, test_x: torch.Tensor, test_y: torch.Tensor) -> float:
-    space = load_space(folder / "space.yaml")
-    saved = torch.load(folder / "models" / f"trial_{number}.pt", weights_only=True)
-    model = family_of(space).build_compressed(Candidate.from_json(saved["candidate"]))
-    model.load_state_dict(saved["state_dict"])
+    _, model = load_trial_model(load_space(folder / "space.yaml"), folder / "models" / f"trial_{number}.pt")
     return accuracy(model, test_x, test_y)
 
 

@@ -28,7 +28,7 @@ from autocompress.pipeline import evaluate_candidate
 from autocompress.report.pareto import front
 from autocompress.report.run import TRIAL_COLUMNS
 from autocompress.space import load_space
-from autocompress.train import train
+from autocompress.train import accuracy, train
 
 SPACE = Path(__file__).parent / "spaces" / "report_tiny.yaml"
 RANDOM_TRIALS = 7
@@ -84,14 +84,17 @@ def build_run(run_dir: Path) -> Path:
         rows.append({
             "number": number, "kind": "baseline" if label else "search", "label": label,
             "state": "COMPLETE", "accuracy": result.accuracy, "accuracy_before": result.accuracy_before,
+            "test_accuracy": accuracy(model, splits.test_x, splits.test_y),
             "latency_ms": _latency_ms(model, space.input_shape()), "size_kb": result.size_bytes / 1024,
             "candidate_hash": candidate.hash, "candidate": candidate.to_json(), "error": "",
             "started_at": started.isoformat(), "finished_at": finished.isoformat(),
             "duration_s": (finished - started).total_seconds(), "finetune_s": result.finetune_seconds,
         })
     trials = pd.DataFrame(rows, columns=TRIAL_COLUMNS)
+    members = front(trials, ["accuracy", "latency_ms"])
+    trials.loc[~trials.index.isin(members.index), "test_accuracy"] = None  # measured on the front only
     trials.to_csv(run_dir / "trials.csv", index=False)
-    front(trials, ["accuracy", "latency_ms"]).to_csv(run_dir / "pareto.csv", index=False)
+    members.to_csv(run_dir / "pareto.csv", index=False)
     config = {
         "run": run_dir.name, "space_path": str(SPACE), "space": space.model_dump(),
         "profile_path": "hw_profiles/test-host-torch-fp32.json", "profile_device": PROFILE["device"]["name"],
@@ -110,7 +113,7 @@ def in_progress_copy(run_dir: Path, target: Path) -> Path:
     trials = pd.read_csv(target / "trials.csv", keep_default_na=False)
     running = trials.index[-3:]
     trials.loc[running, "state"] = "RUNNING"
-    for column in ("accuracy", "accuracy_before", "latency_ms", "size_kb", "finished_at", "duration_s",
+    for column in ("accuracy", "test_accuracy", "accuracy_before", "latency_ms", "size_kb", "finished_at", "duration_s",
                    "finetune_s"):
         trials[column] = trials[column].astype(object)
         trials.loc[running, column] = ""

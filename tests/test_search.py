@@ -106,6 +106,19 @@ def test_a_trial_that_raises_is_recorded_and_the_search_goes_on(faulty_run):
     assert any(r["state"] == "COMPLETE" and r["kind"] == "search" for r in rows)
 
 
+def test_the_front_alone_is_measured_on_the_test_split_which_the_sampler_never_sees(faulty_run):
+    rows, front = _rows(faulty_run), _rows(faulty_run, "pareto.csv")
+    assert {r["number"] for r in rows if r["test_accuracy"]} == {r["number"] for r in front}
+    assert all(0 <= float(r["test_accuracy"]) <= 1 for r in front)
+    assert any(r["test_accuracy"] != r["accuracy"] for r in front)
+    study = optuna.load_study(study_name="faulty", storage=f"sqlite:///{faulty_run / 'study.db'}")
+    validation = {int(r["number"]): float(r["accuracy"]) for r in rows if r["state"] == "COMPLETE"}
+    for trial in study.trials:  # all the sampler reads: validation accuracy, no test figure
+        assert not any("test" in key for key in trial.user_attrs) and "test" not in str(study.user_attrs)
+        if trial.number in validation:
+            assert trial.values[0] == validation[trial.number]
+
+
 def test_constraints_reject_before_training_and_hold_on_the_front(faulty_run, max_latency_ms):
     rows = _rows(faulty_run)
     rejected = [r for r in rows if r["state"] == "REJECTED"]
@@ -188,6 +201,7 @@ def test_driver_killed_mid_run_resumes_without_losing_or_repeating_a_trial(tmp_p
     assert sum(r["kind"] == "search" for r in rows) == 10
     assert sum(r["kind"] == "baseline" for r in rows) == BASELINES
     assert all((folder / "models" / f"trial_{r['number']}.pt").is_file() for r in rows if r["state"] == "COMPLETE")
+    assert all(r["test_accuracy"] for r in _rows(folder, "pareto.csv"))  # the resumed run's front, measured on test
     if sampler == "predictor":  # its proposals were screened, and never repeat an evaluated candidate
         assert (folder / "predictor.pkl").is_file() and (folder / "screened.csv").is_file()
         hashes = [r["candidate_hash"] for r in rows if r["kind"] == "search"]

@@ -22,10 +22,12 @@ def _accuracy_without_finetune(space, splits, base, **policy):
     return accuracy(model, splits.val_x, splits.val_y)
 
 
-def test_base_reaches_95_percent(trained_base):
-    """Its training time is a benchmark figure (bench/knobs_accuracy.py), not a timed test."""
+def test_base_reaches_94_percent(trained_base):
+    """On 988 training images since the test split was held out (0.953 measured, its initial
+    weights too drawn from seed 0 whatever ran before; 0.971 on the 1347 images it had before).
+    Its training time is a benchmark figure (bench/knobs_accuracy.py), not a timed test."""
     _, info = trained_base
-    assert info["accuracy"] >= 0.95
+    assert info["accuracy"] >= 0.94
 
 
 def test_uniform_8bit_loses_at_most_one_point_without_finetune(default_space, digits_splits, trained_base):

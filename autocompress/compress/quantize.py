@@ -74,7 +74,7 @@ class ActivationFakeQuant(nn.Module):
 
     @torch.no_grad()
     def _observe(self, x: torch.Tensor) -> None:
-        low, high = torch.minimum(x.min(), torch.tensor(0.0)), x.max()
+        low, high = x.min().clamp(max=0.0), x.max()  # the range always holds 0 (on any device)
         if not bool(self.initialised):
             self.low.copy_(low)
             self.high.copy_(high)

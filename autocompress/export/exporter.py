@@ -13,13 +13,15 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import onnxruntime as ort
+import pandas as pd
 import torch
 import yaml
 from torch import nn
 
 from autocompress.candidate import Candidate
 from autocompress.compress.freeze import freeze
-from autocompress.data import load_splits
+from autocompress.data import Images, load_splits
 from autocompress.errors import UserInputError
 from autocompress.export.onnx_files import onnx_predict, write_int8
 from autocompress.export.weights import read_weights, write_weights
@@ -27,7 +29,8 @@ from autocompress.hw.bundle_runner import clock_name, open_session, session_runn
 from autocompress.hw.onnx_export import export_onnx
 from autocompress.hw.runtimes import RUNTIMES, WARMUP_E2E, prepare
 from autocompress.inputs import loading
-from autocompress.models.family import family_of
+from autocompress.pipeline import load_trial_model
+from autocompress.progress import progress_bar
 from autocompress.report.run import Run
 from autocompress.train import predict
 
@@ -43,6 +46,8 @@ class Export:
     reported_bytes: float
     search_accuracy: float
     accuracy: dict[str, float]
+    search_test_accuracy: float | None
+    test_accuracy: dict[str, float]
     agreement_with_search: float
     onnx_agreement_with_torch: float
     runtime: str
@@ -58,8 +63,8 @@ class Export:
         return self.weights_bytes / self.reported_bytes
 
 
-def search_model(run: Run, number: int) -> tuple[Candidate, nn.Module, float, float]:
-    """The trial's fine-tuned model as the search saved it, its accuracy, size (bytes), latency."""
+def search_model(run: Run, number: int) -> tuple[Candidate, nn.Module, pd.Series]:
+    """The trial's fine-tuned model as the search saved it, and its trials.csv row."""
     row = run.trials[run.trials["number"] == number]
     if row.empty or row["state"].iloc[0] != "COMPLETE":
         raise UserInputError(f"{run.path}: trial {number} is not a finished trial (see trials.csv)")
@@ -67,12 +72,8 @@ def search_model(run: Run, number: int) -> tuple[Candidate, nn.Module, float, fl
     if not path.is_file():
         raise UserInputError(f"{path}: the trial's model was not saved")
     with loading(path, "trial model"):
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        candidate = Candidate.from_json(saved["candidate"])
-        model = family_of(run.space).build_compressed(candidate)
-        model.load_state_dict(saved["state_dict"])
-    row = row.iloc[0]
-    return candidate, model.eval(), float(row["accuracy"]), float(row["size_kb"]) * 1024, float(row["latency_ms"])
+        candidate, model = load_trial_model(run.space, path)
+    return candidate, model, row.iloc[0]
 
 
 def _write_structure(run: Run, candidate: Candidate, directory: Path) -> None:
@@ -102,44 +103,59 @@ def _latency(runtime: str, statistic: str, model: nn.Module, files: dict[str, Pa
     return runtime, stats[f"{statistic}_ms"], stats["spread_ms"]
 
 
+def _accuracies(model: nn.Module, sessions: dict[str, ort.InferenceSession], x: Images,
+                labels: torch.Tensor) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+    """Accuracy on (x, labels) of the torch model read back from weights.bin and of each ONNX file,
+    and their predictions."""
+    predictions = {"weights.bin (torch)": predict(model, x)}
+    predictions |= {name: onnx_predict(session, x) for name, session in sessions.items()}
+    return {name: float((p == labels).float().mean()) for name, p in predictions.items()}, predictions
+
+
 def export_trial(run: Run, number: int, directory: Path | None = None) -> Export:
     """Write trial ``number`` of ``run`` into ``directory`` (default: <run>/export/trial_<n>)."""
-    candidate, searched, search_accuracy, reported_bytes, predicted_ms = search_model(run, number)
+    candidate, searched, row = search_model(run, number)
     space = run.space
     device = run.profile.get("device", {})
     shape = space.input_shape(int(device.get("batch_size", 1)))
-    splits = load_splits(space.data)  # before the folder is made: a missing data set leaves nothing
+    splits = load_splits(space.data, progress=True)  # before the folder is made: a missing data set leaves nothing
     directory = Path(directory or run.path / "export" / f"trial_{number}")
     directory.mkdir(parents=True, exist_ok=True)
-
-    _write_structure(run, candidate, directory)
-    weights_bytes = write_weights(searched, directory / "weights.bin")
-    model = read_weights(space, candidate, directory / "weights.bin")
-    paths = {"model.onnx": export_onnx(model, shape, directory / "model.onnx")}
-    int8 = write_int8(model, paths["model.onnx"], directory / "model.int8.onnx", splits.train_x)
-    if int8 is not None:
-        paths["model.int8.onnx"] = int8
-
     threads = int(device.get("threads", 1))
-    labels = splits.val_y
-    exported = predict(model, splits.val_x)
-    frozen = predict(freeze(model), splits.val_x)
-    onnx_runs = {name: onnx_predict(open_session(path, threads), splits.val_x) for name, path in paths.items()}
-    accuracy = {"weights.bin (torch)": float((exported == labels).float().mean()),
-                **{name: float((p == labels).float().mean()) for name, p in onnx_runs.items()}}
     statistic = str(run.profile.get("statistic", "median"))
-    runtime, measured, spread = _latency(str(device.get("runtime", "torch-fp32")), statistic, model, paths, shape,
-                                         threads)
+
+    with progress_bar(total=5, desc=f"export trial {number}", unit="step") as bar:
+        _write_structure(run, candidate, directory)
+        weights_bytes = write_weights(searched, directory / "weights.bin")
+        model = read_weights(space, candidate, directory / "weights.bin")
+        bar.update()
+        paths = {"model.onnx": export_onnx(model, shape, directory / "model.onnx")}
+        bar.update()
+        int8 = write_int8(model, paths["model.onnx"], directory / "model.int8.onnx", splits.train_x)
+        if int8 is not None:
+            paths["model.int8.onnx"] = int8
+        bar.update()
+        sessions = {name: open_session(path, threads) for name, path in paths.items()}
+        accuracy, predicted = _accuracies(model, sessions, splits.val_x, splits.val_y)
+        test_accuracy, _ = _accuracies(model, sessions, splits.test_x, splits.test_y)
+        frozen = predict(freeze(model), splits.val_x)
+        as_searched = predict(searched, splits.val_x)
+        bar.update()
+        runtime, measured, spread = _latency(str(device.get("runtime", "torch-fp32")), statistic, model, paths,
+                                             shape, threads)
+        bar.update()
     written = ["weights.bin", "candidate.json", "space.yaml", *paths]
     files = {name: (directory / name).stat().st_size for name in written}
     result = Export(
         directory=str(directory), trial=number, files=files, weights_bytes=weights_bytes,
-        reported_bytes=reported_bytes, search_accuracy=search_accuracy, accuracy=accuracy,
-        agreement_with_search=float((exported == predict(searched, splits.val_x)).float().mean()),
-        onnx_agreement_with_torch=float((onnx_runs["model.onnx"] == frozen).float().mean()),
+        reported_bytes=float(row["size_kb"]) * 1024, search_accuracy=float(row["accuracy"]), accuracy=accuracy,
+        search_test_accuracy=None if pd.isna(row["test_accuracy"]) else float(row["test_accuracy"]),
+        test_accuracy=test_accuracy,
+        agreement_with_search=float((predicted["weights.bin (torch)"] == as_searched).float().mean()),
+        onnx_agreement_with_torch=float((predicted["model.onnx"] == frozen).float().mean()),
         runtime=runtime, clock=clock_name(threads), statistic=statistic,
         device=f"{device.get('name', '?')} ({device.get('kind', '?')}, {device.get('runtime', '?')})",
-        predicted_ms=predicted_ms, measured_ms=measured, measured_spread_ms=spread,
+        predicted_ms=float(row["latency_ms"]), measured_ms=measured, measured_spread_ms=spread,
     )
     (directory / "export.json").write_text(json.dumps(asdict(result), indent=1) + "\n")
     return result

@@ -16,6 +16,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from autocompress.data import Images, chunks
 from autocompress.hw.onnx_export import QUANTIZED_OPS, quantize_onnx_int8
 from autocompress.hw.runtimes import int8_layers, module_path
 from autocompress.hw.signatures import BitsRule
@@ -33,13 +34,13 @@ def write_int8(model: nn.Module, float_path: Path, path: Path, calibration: torc
     return quantize_onnx_int8(float_path, path, calibration[:CALIBRATION_IMAGES].numpy(), nodes_to_exclude=exclude)
 
 
-def onnx_predict(session: ort.InferenceSession, x: torch.Tensor) -> torch.Tensor:
+def onnx_predict(session: ort.InferenceSession, x: Images) -> torch.Tensor:
     """Class predictions of an ONNX model with a fixed batch size (the last batch padded)."""
     feed = session.get_inputs()[0]
     batch = feed.shape[0]
-    array = x.numpy().astype(np.float32)
-    padding = (-len(array)) % batch
-    if padding:
-        array = np.concatenate([array, np.zeros((padding, *array.shape[1:]), np.float32)])
-    logits = [session.run(None, {feed.name: array[i : i + batch]})[0] for i in range(0, len(array), batch)]
-    return torch.from_numpy(np.concatenate(logits)[: len(x)].argmax(1))
+    predictions = []
+    for images in chunks(x, batch):
+        array = images.numpy().astype(np.float32)
+        padded = np.concatenate([array, np.zeros((batch - len(array), *array.shape[1:]), np.float32)])
+        predictions.append(session.run(None, {feed.name: padded})[0][: len(array)].argmax(1))
+    return torch.from_numpy(np.concatenate(predictions))

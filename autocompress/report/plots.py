@@ -14,7 +14,7 @@ from matplotlib.colors import LogNorm  # noqa: E402
 from autocompress.report.analysis import Analysis  # noqa: E402
 from autocompress.report.policy import KNOBS, knob_matrix, short_layer  # noqa: E402
 
-AXIS_LABELS = {"accuracy": "held-out accuracy", "latency_ms": "latency (ms)", "size_kb": "size (KB)"}
+AXIS_LABELS = {"accuracy": "validation accuracy", "latency_ms": "latency (ms)", "size_kb": "size (KB)"}
 FRONT_COLOUR = "#d62728"
 BIT_TICKS = [2, 4, 8, 32]
 

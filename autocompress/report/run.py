@@ -25,7 +25,8 @@ from autocompress.space import SearchSpace, parse_space
 
 RESULTS_DIR = Path("results")
 STATES = {"COMPLETE", "REJECTED", "FAIL", "RUNNING"}
-NUMERIC_COLUMNS = ["accuracy", "accuracy_before", "latency_ms", "size_kb", "duration_s", "finetune_s"]
+NUMERIC_COLUMNS = ["accuracy", "test_accuracy", "accuracy_before", "latency_ms", "size_kb", "duration_s",
+                   "finetune_s"]
 
 
 def resolve_run(run: str | Path) -> Path:

@@ -34,7 +34,8 @@ def render(analysis: Analysis, files: list[str]) -> str:
         f"# autocompress run `{run.name}`",
         f"Objectives: {', '.join(run.objectives)}; constraints: {constraints}.",
         "## Timings\n\n" + _pairs(tables.timings(analysis)),
-        "## Pareto front\n\n" + (markdown_table(front) if len(front) else "No finished trial yet."),
+        "## Pareto front\n\nSelected by validation accuracy; test accuracy measured once on the test split "
+        "after the search.\n\n" + (markdown_table(front) if len(front) else "No finished trial yet."),
         "## Uniform baselines\n\n" + markdown_table(tables.baseline_table(analysis)),
         "## Device profile\n\n" + _pairs(device) + "\n\nValidation:\n\n" + _pairs(validation),
         "## Files\n\n" + "\n".join(f"- `{name}`" for name in files),

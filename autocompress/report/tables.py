@@ -10,9 +10,9 @@ from autocompress.candidate import Candidate
 from autocompress.report.analysis import Analysis
 from autocompress.report.policy import policy_text
 
-FRONT_COLUMNS = {"number": "trial", "label": "baseline", "accuracy": "accuracy",
-                 "accuracy_before": "accuracy before fine-tune", "latency_ms": "latency (ms)",
-                 "size_kb": "size (KB)", "duration_s": "trial time (s)"}
+FRONT_COLUMNS = {"number": "trial", "label": "baseline", "accuracy": "validation accuracy",
+                 "test_accuracy": "test accuracy", "accuracy_before": "accuracy before fine-tune",
+                 "latency_ms": "latency (ms)", "size_kb": "size (KB)", "duration_s": "trial time (s)"}
 
 
 def front_table(analysis: Analysis, separator: str = "; ") -> pd.DataFrame:
@@ -23,7 +23,8 @@ def front_table(analysis: Analysis, separator: str = "; ") -> pd.DataFrame:
 
 
 def baseline_table(analysis: Analysis) -> pd.DataFrame:
-    columns = {"label": "baseline", "number": "trial", "accuracy": "accuracy", "latency_ms": "latency (ms)",
+    columns = {"label": "baseline", "number": "trial", "accuracy": "validation accuracy",
+               "test_accuracy": "test accuracy", "latency_ms": "latency (ms)",
                "size_kb": "size (KB)", "dominated_by": "dominated by front trials"}
     return analysis.baselines[list(columns)].rename(columns=columns).reset_index(drop=True)
 

@@ -28,7 +28,7 @@ def _frozen_on_resume(**given: object) -> None:
     if named:
         raise UserInputError(f"--{named[0].replace('_', '-')} is frozen in the run's config.json; "
                              "drop it when resuming (only --trials, --time-budget, --workers, --threads, "
-                             "--address may change)")
+                             "--gpus-per-worker, --address may change)")
 
 
 def _check_values(run: str | None, results_dir: Path, seed: int | None, address: str | None,
@@ -72,6 +72,9 @@ def search_command(
     threads: Annotated[int | None, typer.Option(min=1, help=(
         "torch threads (and Ray CPUs) per worker; default: the machine's cores / workers "
         "on a local Ray, 1 on a cluster"))] = None,
+    gpus_per_worker: Annotated[float | None, typer.Option(help=(
+        "Ray GPUs per worker (0.5: two workers share a GPU); > 0 fine-tunes trials and trains the base on "
+        "CUDA; default 0, the CPU"))] = None,
     sampler: Annotated[str | None, typer.Option(help=f"{' | '.join(SAMPLERS)} (default nsga2)")] = None,
     run: Annotated[str | None, typer.Option(help="run name: results/<run>/ (default <space>-<time>)")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run named by --run")] = False,
@@ -86,10 +89,13 @@ def search_command(
     results_dir: Annotated[Path, typer.Option(help="where run folders live")] = Path("results"),
 ) -> None:
     """Search the space for the accuracy/latency Pareto front of compressed networks."""
+    from autocompress.devices import check_gpus_per_worker
     from autocompress.search.rundir import RunFolder
     from autocompress.search.setup import create_run, open_run, plan_run
 
     budget_s = parse_duration(time_budget) if time_budget is not None else None
+    if gpus_per_worker is not None:
+        check_gpus_per_worker(gpus_per_worker, address)
     if resume:
         if run is None:
             raise UserInputError("--resume needs --run NAME (the folder under results/)")
@@ -107,9 +113,11 @@ def search_command(
     _check_values(run, results_dir, seed, address, {"max_latency_ms": max_latency_ms, "max_size_kb": max_size_kb})
     if resume:
         folder = RunFolder(results_dir / run)
-        _, search_space, hw_profile = open_run(folder)  # every file checked before the lock is taken
+        config, search_space, hw_profile = open_run(folder)  # every file checked before the lock is taken
+        check_gpus_per_worker(config.gpus_per_worker if gpus_per_worker is None else gpus_per_worker, address)
         with folder.lock():
-            changes = {"trials": trials, "time_budget_s": budget_s, "workers": workers, "threads": threads}
+            changes = {"trials": trials, "time_budget_s": budget_s, "workers": workers, "threads": threads,
+                       "gpus_per_worker": gpus_per_worker}
             config = SearchConfig.read(folder.config).model_copy(
                 update={k: v for k, v in changes.items() if v is not None})
             config.write(folder.config)
@@ -119,8 +127,8 @@ def search_command(
             "objectives": ["accuracy", "latency_ms"] + (["size_kb"] if objective else []),
             "constraints": Constraints(max_latency_ms=max_latency_ms, max_size_kb=max_size_kb),
             "sampler": sampler or "nsga2", "trials": trials, "time_budget_s": budget_s,
-            "workers": workers or 2, "threads": threads, "seed": seed or 0, "finetune_epochs": finetune_epochs,
-            "native_only": native_only})
+            "workers": workers or 2, "threads": threads, "gpus_per_worker": gpus_per_worker or 0.0,
+            "seed": seed or 0, "finetune_epochs": finetune_epochs, "native_only": native_only})
         folder = plan.folder
         fresh = not folder.path.exists()
         with folder.lock():
@@ -132,11 +140,16 @@ def search_command(
 
 def _run_search(config: SearchConfig, folder: RunFolder, search_space: SearchSpace, hw_profile: HardwareProfile,
                 address: str | None) -> Summary:
+    """The search, then (unless it was interrupted) its front measured once on the test split."""
     from autocompress.search.driver import SearchDriver
+    from autocompress.search.holdout import measure_front
 
     handler = _log_to(folder.log)
     try:
-        return SearchDriver(config, folder, search_space, hw_profile).run(address)
+        summary = SearchDriver(config, folder, search_space, hw_profile).run(address)
+        if not summary.interrupted:  # an interrupted run's front is measured when it is resumed
+            measure_front(folder, config, search_space)
+        return summary
     finally:
         for name in ("autocompress", "optuna"):
             logging.getLogger(name).removeHandler(handler)

@@ -29,7 +29,7 @@ import torch
 from tqdm import tqdm
 
 from autocompress.base import load_base
-from autocompress.data import load_splits
+from autocompress.devices import worker_device
 from autocompress.hw.profile import HardwareProfile
 from autocompress.search import cluster
 from autocompress.search.params import BASELINES, baseline_params, suggest_candidate
@@ -143,10 +143,14 @@ class SearchDriver:
                  self.config.workers, threads, self.config.workers * threads, cpus)
         if cpus < self.config.workers * threads:
             log.warning("the cluster has fewer CPUs than the workers reserve: some wait until it grows")
+        if ray.cluster_resources().get("GPU", 0) < self.config.workers * self.config.gpus_per_worker:
+            log.warning("the cluster has fewer GPUs than --gpus-per-worker x workers: some wait until it grows")
         base, _ = load_base(self.space, self.folder.base)
-        shared = (ray.put(load_splits(self.space.data)), ray.put(base.state_dict()))
-        actor = ray.remote(num_cpus=threads, max_restarts=0)(TrialEvaluator)
-        settings = (self.config.constraints, self.config.seed, self.config.finetune_epochs, threads)
+        shared = (ray.put(base.state_dict()),)  # each worker opens the data itself
+        gpus = self.config.gpus_per_worker
+        actor = ray.remote(num_cpus=threads, num_gpus=gpus, max_restarts=0)(TrialEvaluator)
+        settings = (self.config.constraints, self.config.seed, self.config.finetune_epochs, threads,
+                    worker_device(gpus))
         profile_json = self.profile.model_dump_json()
 
         def spawn():

@@ -10,8 +10,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
-COLUMNS = ["number", "kind", "label", "state", "accuracy", "accuracy_before", "predicted_accuracy", "latency_ms",
-           "size_kb", "candidate_hash", "candidate", "error", "started_at", "finished_at", "duration_s", "finetune_s"]
+COLUMNS = ["number", "kind", "label", "state", "accuracy", "test_accuracy", "accuracy_before", "predicted_accuracy",
+           "latency_ms", "size_kb", "candidate_hash", "candidate", "error", "started_at", "finished_at", "duration_s",
+           "finetune_s"]
+"""``accuracy`` is measured on the validation split (what the search selects by);
+``test_accuracy`` on the test split, once, for the trials on the final front only;
+``predicted_accuracy`` is the predictor's estimate when the predictor sampler proposed the trial."""
 
 REJECTED_ACCURACY = 0.0
 """Accuracy told to Optuna for a candidate rejected before training: with its constraint

@@ -6,6 +6,7 @@ import contextlib
 import csv
 import fcntl
 import io
+import json
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import optuna
 from sqlalchemy import event
 
 from autocompress.errors import UserInputError
-from autocompress.inputs import unreadable
+from autocompress.inputs import load_json, unreadable
 from autocompress.report.pareto import pareto_mask
 from autocompress.search.record import COLUMNS
 from autocompress.search.settings import Constraints
@@ -72,6 +73,7 @@ class RunFolder:
         self.models = self.path / "models"
         self.log = self.path / "search.log"
         self.ray_processes = self.path / "ray_processes.json"
+        self.test_accuracy = self.path / "test_accuracy.json"
 
     @property
     def storage_url(self) -> str:
@@ -143,9 +145,33 @@ class RunFolder:
             handle.flush()
             yield
 
+    def read_test_accuracy(self) -> dict[int, float]:
+        """Test-split accuracy by trial number of the front's trials measured so far (``search.holdout``)."""
+        if not self.test_accuracy.is_file():
+            return {}
+        data = load_json(self.test_accuracy, "test accuracy file")  # UTF-8, finite numbers
+        try:
+            return {int(number): float(value) for number, value in data.items()}
+        except (ValueError, TypeError, AttributeError) as error:
+            raise UserInputError(f"{self.test_accuracy}: not a JSON object of trial number -> accuracy "
+                                 f"({error})") from None
+
+    def write_test_accuracy(self, measured: dict[int, float]) -> None:
+        write_atomic(self.test_accuracy, json.dumps({str(k): v for k, v in sorted(measured.items())}, indent=1))
+
+    def read_rows(self) -> list[dict]:
+        """The rows of trials.csv as ``write_tables`` takes them (empty before the first trial)."""
+        if not self.trials_csv.is_file():
+            return []
+        with open(self.trials_csv, newline="") as handle:
+            return [row | {"number": int(row["number"])} for row in csv.DictReader(handle)]
+
     def write_tables(self, rows: list[dict], objectives: list[str], constraints: Constraints) -> int:
-        """Rewrite trials.csv and pareto.csv from all rows; returns the size of the front."""
-        ordered = sorted(rows, key=lambda r: r["number"])
+        """Rewrite trials.csv and pareto.csv from all rows, with the test accuracies measured so
+        far; returns the size of the front."""
+        measured = self.read_test_accuracy()
+        ordered = [row | {"test_accuracy": measured.get(row["number"], "")}
+                   for row in sorted(rows, key=lambda r: r["number"])]
         front = front_rows(ordered, objectives, constraints)
         write_atomic(self.trials_csv, _csv_text(ordered))
         write_atomic(self.pareto_csv, _csv_text(front))

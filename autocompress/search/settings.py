@@ -71,6 +71,7 @@ class SearchConfig(BaseModel):
     time_budget_s: float | None = Field(None, gt=0)
     workers: int = Field(2, ge=1)
     threads: int | None = Field(None, ge=1, description="per worker; None: cores / workers (local Ray), 1 (cluster)")
+    gpus_per_worker: float = Field(0.0, ge=0, description="Ray GPUs per worker; > 0 trains trials on CUDA")
     seed: int = Field(0, ge=0, le=MAX_SEED)
     finetune_epochs: int | None = Field(None, ge=0)
     native_only: bool = False

@@ -16,6 +16,7 @@ import yaml
 
 from autocompress.base import base_path, ensure_base, load_base
 from autocompress.data import Splits, load_splits
+from autocompress.devices import worker_device
 from autocompress.errors import UserInputError
 from autocompress.hw.predict import check_covers
 from autocompress.hw.profile import HardwareProfile, load_profile
@@ -80,7 +81,7 @@ def plan_run(results_dir: Path, run: str | None, space_path: Path, profile_path:
     if settings.get("native_only"):
         space = restrict_to_native(space, profile, space_path)
     check_covers(profile, space, profile_path)
-    splits = load_splits(space.data)
+    splits = load_splits(space.data, progress=True)  # bad data fail here, before anything is written
     config = SearchConfig(run=folder.path.name, space_path=str(space_path), space=space.model_dump(),
                           profile_path=str(profile_path), profile_device=profile.device.name,
                           base_path=str(folder.base), **settings)
@@ -100,7 +101,7 @@ def create_run(plan: NewRun, fresh: bool) -> None:
             shutil.copyfile(plan.space_path, folder.space)
         shutil.copyfile(plan.profile_path, folder.profile)
         base_dir = folder.path.parent / "_base"
-        ensure_base(plan.space, plan.splits, base_dir)
+        ensure_base(plan.space, plan.splits, base_dir, worker_device(plan.config.gpus_per_worker))
         shutil.copyfile(base_path(plan.space, base_dir), folder.base)
         plan.config.write(folder.config)
     except BaseException:
@@ -128,4 +129,5 @@ def open_run(folder: RunFolder) -> tuple[SearchConfig, SearchSpace, HardwareProf
     space, profile = load_space(folder.space), load_profile(folder.profile)
     check_base(space, folder.base)
     folder.check_storage()
+    folder.read_test_accuracy()  # the front's test figures so far, if any
     return config, space, profile

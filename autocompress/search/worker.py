@@ -1,7 +1,9 @@
 """Evaluation of one candidate, inside a Ray actor that keeps data and base network loaded.
 
-Each actor receives the space, profile, data splits and base weights once (through Ray's
-object store) and then evaluates candidate after candidate, so no trial pays for loading.
+Each actor receives the space, profile and base weights once (through Ray's object store),
+opens the data itself from the space's ``data`` settings (a large data set never passes
+through the driver), and then evaluates candidate after candidate on its device, so no
+trial pays for loading.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import torch
 from autocompress.base import build_base
 from autocompress.candidate import Candidate
 from autocompress.compress.size import model_size_bytes
-from autocompress.data import Splits
+from autocompress.data import load_splits
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import HardwareProfile
 from autocompress.models.family import family_of
@@ -26,17 +28,17 @@ from autocompress.space import SearchSpace
 class TrialEvaluator:
     """Turns candidate JSON into an ``Outcome``; never raises for a bad candidate."""
 
-    def __init__(self, space: SearchSpace, profile_json: str, splits: Splits, base_state: dict,
-                 constraints: Constraints, seed: int, finetune_epochs: int | None, threads: int) -> None:
+    def __init__(self, space: SearchSpace, profile_json: str, base_state: dict, constraints: Constraints,
+                 seed: int, finetune_epochs: int | None, threads: int, device: str = "cpu") -> None:
         torch.set_num_threads(threads)
         # the profile travels as JSON and is validated here: a worker whose autocompress
         # differs from the driver's fails with a clear message, not a half-built object
         self.profile = HardwareProfile.model_validate_json(profile_json)
-        self.space, self.splits = space, splits
+        self.space, self.splits = space, load_splits(space.data)
         self.constraints, self.seed, self.epochs = constraints, seed, finetune_epochs
         self.base = build_base(space)
         self.base.load_state_dict(base_state)
-        self.base.eval()
+        self.base.to(device).eval()
 
     def evaluate(self, candidate_json: str, enforce_constraints: bool = True) -> Outcome:
         """Predict latency and size, reject if a constraint breaks, else train and measure.
@@ -61,4 +63,4 @@ class TrialEvaluator:
         model, result = evaluate_candidate(self.space, candidate, self.base, self.splits, self.seed, self.epochs)
         return Outcome("COMPLETE", latency_ms=latency, size_kb=result.size_bytes / 1024, accuracy=result.accuracy,
                        accuracy_before=result.accuracy_before, finetune_s=result.finetune_seconds,
-                       state_dict=model.state_dict())
+                       state_dict={name: tensor.cpu() for name, tensor in model.state_dict().items()})

@@ -1,0 +1,121 @@
+"""Real workloads: workers open their own data, the front is measured on the test split,
+GPUs are asked for plainly, and base training shows its progress."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from autocompress.base import build_base, train_base
+from autocompress.cli import app
+from autocompress.data import LazyImages, load_splits
+from autocompress.hw.profile import load_profile
+from autocompress.models.family import family_of
+from autocompress.report import write_report
+from autocompress.search import holdout
+from autocompress.search.rundir import RunFolder
+from autocompress.search.settings import Constraints, SearchConfig
+from autocompress.search.worker import TrialEvaluator
+from autocompress.space import load_space, parse_space
+from tests.conftest import REPO
+from tests.report_run import finished_run  # noqa: F401
+
+TINY = REPO / "tests" / "spaces" / "search_tiny.yaml"
+NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+
+
+def _npz_space(tmp_path: Path):
+    x = np.random.default_rng(0).random((60, 8, 8), dtype=np.float32)
+    np.savez(tmp_path / "data.npz", x=x, y=np.arange(60) % 10)
+    data = yaml.safe_load(TINY.read_text())
+    data["data"]["source"] = f"npz:{tmp_path / 'data.npz'}"
+    return parse_space(data, TINY)
+
+
+def test_a_worker_opens_its_data_itself_from_the_space(tmp_path):
+    space = _npz_space(tmp_path)
+    base = build_base(space).state_dict()
+    made = CliRunner().invoke(app, ["profile", str(TINY), "--runtime", "bitfusion-model", "--out",
+                                    str(tmp_path / "bitfusion.json")])
+    assert made.exit_code == 0, made.output
+    profile = load_profile(tmp_path / "bitfusion.json").model_dump_json()
+    evaluator = TrialEvaluator(space, profile, base, Constraints(), seed=0, finetune_epochs=1, threads=1)
+    assert isinstance(evaluator.splits.train_x, LazyImages)
+    assert isinstance(evaluator.splits.train_x.source.array, np.memmap)  # mapped from the file, not shipped
+    family = family_of(space)
+    outcome = evaluator.evaluate(family.uniform_candidate(family.largest_arch(), weight_bits=8).to_json())
+    assert outcome.state == "COMPLETE", outcome.error
+
+
+def _copied_run(source: Path, target: Path) -> tuple[RunFolder, SearchConfig]:
+    shutil.copytree(source, target)
+    trials = pd.read_csv(target / "trials.csv")
+    trials["test_accuracy"] = None  # as the driver leaves it
+    trials.to_csv(target / "trials.csv", index=False)
+    return RunFolder(target), SearchConfig.read(target / "config.json")
+
+
+def test_the_front_alone_is_measured_once_on_the_test_split(finished_run, tmp_path, monkeypatch):  # noqa: F811
+    folder, config = _copied_run(finished_run, tmp_path / "run")
+    space = load_space(folder.space)
+    measured = holdout.measure_front(folder, config, space)
+    trials = pd.read_csv(folder.trials_csv)
+    front = pd.read_csv(folder.pareto_csv)
+    assert set(measured) == set(front["number"]) == set(trials.dropna(subset=["test_accuracy"])["number"])
+    assert front["test_accuracy"].notna().all()
+    assert (front["test_accuracy"] != front["accuracy"]).any()  # test and validation are different images
+    assert json.loads(folder.test_accuracy.read_text()) == {str(k): v for k, v in measured.items()}
+    calls = []
+    monkeypatch.setattr(holdout, "accuracy", lambda *args: calls.append(args))
+    assert holdout.measure_front(folder, config, space) == measured and not calls  # measured once
+    write_report(folder.path)
+    summary = (folder.path / "summary.md").read_text()
+    assert "| validation accuracy | test accuracy |" in summary
+    assert "test accuracy" in (folder.path / "report.html").read_text()
+
+
+def _one_line_exit_2(args: list[str], tmp_path: Path, option: str) -> None:
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and option in lines[0], lines
+    assert not list(tmp_path.iterdir())
+
+
+def _search(tmp_path: Path, *extra: str) -> list[str]:
+    return ["search", str(TINY), "--profile", str(REPO / "hw_profiles" / "cpu-torch-fp32.json"), "--trials", "1",
+            "--results-dir", str(tmp_path), *extra]
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "1.5"])
+def test_a_bad_gpus_per_worker_is_one_line_before_anything_is_created(tmp_path, value):
+    _one_line_exit_2(_search(tmp_path, f"--gpus-per-worker={value}"), tmp_path, "--gpus-per-worker")
+
+
+@NO_GPU
+def test_gpus_per_worker_on_a_machine_without_gpus_is_one_line(tmp_path):
+    _one_line_exit_2(_search(tmp_path, "--gpus-per-worker", "0.5"), tmp_path, "no CUDA GPU")
+
+
+@NO_GPU
+@pytest.mark.parametrize("device", ["cuda", "tpu"])
+def test_base_training_on_a_missing_device_is_one_line(tmp_path, device):
+    _one_line_exit_2(["train-base", str(TINY), "--base-dir", str(tmp_path / "base"), "--device", device], tmp_path,
+                     "--device")
+
+
+def test_base_training_shows_epoch_loss_accuracy_and_time_left(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("AUTOCOMPRESS_PROGRESS", "1")  # a terminal would show it; pytest's pipes do not
+    space = load_space(TINY)
+    train_base(space, load_splits(space.data), tmp_path / "base.pt")
+    bar = capsys.readouterr().err
+    assert "base network (cpu)" in bar and "epoch=1/1" in bar and "loss=" in bar and "accuracy=" in bar
+    assert "<" in bar  # tqdm's elapsed<remaining
