@@ -107,6 +107,7 @@ def test_sampler_proposes_an_unseen_candidate_and_writes_its_screening(space, pr
     assert proposed.hash not in seen
     predicted = study.trials[-1].user_attrs
     assert 0 < predicted["predicted_accuracy"] < 1 and predicted["predicted_std"] >= 0
+    assert trial.user_attrs["predicted_accuracy"] == predicted["predicted_accuracy"]  # what trials.csv is made from
     with open(tmp_path / "screened.csv") as handle:
         screened = list(csv.DictReader(handle))
     assert [r["candidate_hash"] for r in screened if r["chosen"] == "1"] == [proposed.hash]

@@ -200,10 +200,10 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
         log.info("trial %d: screened %d candidates in %.2f s (%.0f a second); proposed %s, predicted accuracy "
                  "%.4f +- %.4f at %.4g ms", trial.number, len(pool.params), seconds, len(pool.params) / seconds,
                  pool.hashes[chosen], pool.mean[chosen], pool.std[chosen], pool.latency_ms[chosen])
-        storage = study._storage
         for key, value in (("predicted_accuracy", float(pool.mean[chosen])),
                            ("predicted_std", float(pool.std[chosen]))):
-            storage.set_trial_user_attr(trial._trial_id, key, value)
+            study._storage.set_trial_user_attr(trial._trial_id, key, value)
+            trial.set_user_attr(key, value)  # the driver's Trial reads this (cached) copy
         if self.folder is not None:
             self._write(trial.number, pool, predicted_front, chosen, predictor,
                         (train_params, train_latency, train_accuracy), trials, seconds)
