@@ -24,7 +24,7 @@ DEFAULT_BASE_DIR = Path("results") / "_base"
 def space_fingerprint(space: SearchSpace) -> str:
     """Digest of what determines the base network's weights (network, data, training)."""
     relevant = {"network": space.network.model_dump(), "data": space.data.model_dump(),
-                "training": space.training.model_dump(), "max": space.choices.block.model_dump()}
+                "training": space.training.model_dump(), "max": family_of(space).fingerprint()}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -63,7 +63,7 @@ def train_supernet(model: nn.Module, space: SearchSpace, splits: Splits, seed: i
     def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         logits = model(x)
         loss = F.cross_entropy(logits, y)
-        for index in range(settings.subnets_per_step):
+        for index in range(settings.subnets_per_step if family.arch_knobs() else 0):  # no subnets: no choices
             arch = smallest if index == 0 else family.random_arch(rng)
             loss = loss + distillation_loss(subnet_logits(space, arch, model, x), logits.detach(), y,
                                             settings.distill_temperature, settings.distill_alpha)
@@ -80,10 +80,15 @@ def build_base(space: SearchSpace) -> nn.Module:
 
 
 def train_base(space: SearchSpace, splits: Splits, path: Path, seed: int = 0) -> tuple[nn.Module, dict]:
-    """Train the largest network of ``space`` as a supernet and save it with its accuracy and time."""
+    """Train the largest network of ``space`` as a supernet (or take the weights its family is
+    given) and save it with its accuracy and time."""
     model = build_base(space)
     start = time.perf_counter()
-    train_supernet(model, space, splits, seed)
+    given = family_of(space).base_weights()
+    if given is None:
+        train_supernet(model, space, splits, seed)
+    else:
+        model.load_state_dict(given)
     info = {"accuracy": accuracy(model, splits.val_x, splits.val_y),
             "train_seconds": time.perf_counter() - start, "seed": seed,
             "fingerprint": space_fingerprint(space)}

@@ -66,7 +66,7 @@ def search_model(run: Run, number: int) -> tuple[Candidate, nn.Module, float, fl
     if not path.is_file():
         raise UserInputError(f"{path}: the trial's model was not saved")
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    candidate = Candidate.from_json(saved["candidate"])
+    candidate = family_of(run.space).parse_candidate(saved["candidate"])
     model = family_of(run.space).build_compressed(candidate)
     model.load_state_dict(saved["state_dict"])
     row = row.iloc[0]
