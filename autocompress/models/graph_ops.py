@@ -40,8 +40,9 @@ FREE_MODULES = (nn.Flatten, nn.Identity, nn.Dropout)
 FREE_FUNCTIONS = {torch.flatten, torch.reshape, F.dropout, getattr}
 FREE_METHODS = {"flatten", "view", "reshape", "size", "dim", "contiguous"}
 RELU = ({nn.ReLU}, {F.relu, torch.relu}, {"relu"})
-ADD = ({operator.add, torch.add, operator.iadd}, {"add"})
-SUPPORTED = ("conv[+batch norm[+relu]] (3x3/1x1... with padding kernel//2), linear, add, relu, "
+ADD = (set(), {operator.add, torch.add, operator.iadd}, {"add"})
+FREE = (FREE_MODULES, FREE_FUNCTIONS, FREE_METHODS)
+SUPPORTED = ("conv (square, padding kernel//2) [+ batch norm [+ relu]], linear, add, relu, "
              "global average pool, squeeze-excite, flatten/view/reshape/dropout")
 
 
@@ -75,7 +76,7 @@ class Site:
 
 def _is(node: fx.Node, modules: dict[str, nn.Module], kinds: tuple) -> bool:
     """Whether ``node`` calls one of ``kinds``: (module classes, functions, method names)."""
-    classes, functions, methods = kinds if len(kinds) == 3 else (set(), *kinds)
+    classes, functions, methods = kinds
     if node.op == "call_module":
         return isinstance(modules[node.target], tuple(classes))
     if node.op == "call_function":
@@ -157,7 +158,7 @@ class _Walker:
             return Site("add", self._shape(node), in_group=self.groups.get(node))
         if _is_global_pool(node, modules):
             return Site("pool", self._shape(source), in_group=self.groups.get(source))
-        if _is(node, modules, (FREE_MODULES, FREE_FUNCTIONS, FREE_METHODS)):
+        if _is(node, modules, FREE):
             return None
         what = type(module).__name__ if module is not None else getattr(node.target, "__name__", str(node.target))
         raise self._unsupported(node, what)
