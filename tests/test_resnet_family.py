@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import random
 import re
 
 import pytest
 import torch
 import yaml
+from typer.testing import CliRunner
 
 from autocompress.base import subnet_logits
 from autocompress.candidate import Candidate
+from autocompress.cli import app
 from autocompress.errors import UserInputError
 from autocompress.hw.signatures import BitsRule
 from autocompress.models.family import family_of
@@ -118,3 +122,19 @@ def test_traced_ops_equal_the_mobilenet_hooks(default_space, seed):
     model = family.build_compressed(family.random_candidate(random.Random(seed)))
     for rule in RULES:
         assert graph_ops(model, (1, 16, 16), rule, "mobilenet") == family.model_ops(model, rule)
+
+
+def test_resnet_space_searched_end_to_end_with_two_workers(tmp_path):
+    space = REPO / "tests" / "spaces" / "resnet_tiny.yaml"
+    profile, results = tmp_path / "bitfusion.json", tmp_path / "results"
+    for args in (["profile", str(space), "--runtime", "bitfusion-model", "--out", str(profile)],
+                 ["search", str(space), "--profile", str(profile), "--trials", "2", "--workers", "2",
+                  "--run", "rn", "--results-dir", str(results)],
+                 ["report", str(results / "rn")]):
+        outcome = CliRunner().invoke(app, args)
+        assert outcome.exit_code == 0, outcome.output
+    with open(results / "rn" / "trials.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 7 and all(row["state"] == "COMPLETE" for row in rows)
+    assert all(len(json.loads(row["candidate"])["stages"]) == 2 for row in rows)
+    assert (results / "rn" / "report.html").is_file()
