@@ -139,3 +139,17 @@ def test_coupled_pruning_makes_a_residual_net_faster():
     finally:
         torch.set_num_threads(threads)
     assert pruned_ms <= 0.85 * full_ms, (full_ms, pruned_ms)
+
+
+def test_a_concat_is_refused_with_the_reason():
+    class _Concat(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.left, self.right = nn.Conv2d(3, 4, 1), nn.Conv2d(3, 4, 1)
+            self.fc = nn.Linear(8, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(torch.cat([self.left(x), self.right(x)], 1).mean((2, 3)))
+
+    with pytest.raises(PruningError, match=r"left: its channels reach 'cat' \(cat\)"):
+        prune_channels(_Concat(), "left", 0.5)
