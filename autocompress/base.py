@@ -59,11 +59,12 @@ def train_supernet(model: nn.Module, space: SearchSpace, splits: Splits, seed: i
     rng = random.Random(seed)
     family = family_of(space)
     smallest = family.smallest_arch()
+    subnets = settings.subnets_per_step if family.arch_knobs() else 0  # a family without choices has no subnets
 
     def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         logits = model(x)
         loss = F.cross_entropy(logits, y)
-        for index in range(settings.subnets_per_step if family.arch_knobs() else 0):  # no subnets: no choices
+        for index in range(subnets):
             arch = smallest if index == 0 else family.random_arch(rng)
             loss = loss + distillation_loss(subnet_logits(space, arch, model, x), logits.detach(), y,
                                             settings.distill_temperature, settings.distill_alpha)

@@ -9,13 +9,17 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
+from autocompress.base import space_fingerprint, train_base
 from autocompress.cli import app
+from autocompress.data import load_splits
 from autocompress.errors import UserInputError
 from autocompress.models.family import family_of
 from autocompress.space import load_space
+from tests.user_models import tiny_residual
 
 MODELS = Path(__file__).with_name("user_models.py")
 
@@ -86,3 +90,18 @@ def test_user_model_searched_end_to_end_with_two_workers_reported_and_exported(t
     exported = _invoke("export", str(run), "--trial", "3", "--out", str(tmp_path / "export"))
     assert "accuracy" in exported
     assert {"weights.bin", "candidate.json", "model.onnx"} <= {p.name for p in (tmp_path / "export").rglob("*")}
+
+
+def test_given_weights_are_the_base_untrained_and_part_of_its_fingerprint(tmp_path):
+    torch.manual_seed(5)
+    weights = tmp_path / "weights.pt"
+    torch.save(tiny_residual().state_dict(), weights)
+    space = load_space(_space(tmp_path, "tiny_residual", weights=str(weights)))
+    base, _ = train_base(space, load_splits(space.data), tmp_path / "base.pt")
+    assert all(torch.equal(base.state_dict()[k], v) for k, v in torch.load(weights).items())
+    before = space_fingerprint(space)
+    torch.save(tiny_residual().state_dict(), weights)
+    assert space_fingerprint(load_space(_space(tmp_path, "tiny_residual", weights=str(weights)))) != before
+    weights.write_text("not a state dict")
+    with pytest.raises(UserInputError, match=r"network\.weights: .*weights\.pt: not a torch state dict"):
+        family_of(load_space(_space(tmp_path, "tiny_residual", weights=str(weights)))).base_weights()
