@@ -115,6 +115,21 @@ def test_resnet_settings_are_its_own(tmp_path):
         parse_space(data, tmp_path / "space.yaml")
 
 
+@pytest.mark.parametrize("path", [RESNET, REPO / "examples" / "byo_model" / "space.yaml"])
+def test_ops_from_the_policy_equal_the_built_candidates(path):
+    """``candidate_ops`` (traced sites of the architecture + the policy, nothing built) gives
+    exactly the ops of the built and compressed candidate, coupled groups included."""
+    space = load_space(path)
+    family = family_of(space)
+    rng = random.Random(2)
+    candidates = [family.random_candidate(rng) for _ in range(3)]
+    candidates += [suggest_candidate(space, lambda _name, choices, pick=rng.choice: pick(choices)) for _ in range(3)]
+    for candidate in candidates:
+        model = family.build_compressed(candidate)
+        for rule in RULES:
+            assert family.candidate_ops(candidate, rule) == family.model_ops(model, rule)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_traced_ops_equal_the_mobilenet_hooks(default_space, seed):
     """The shared graph walker finds exactly what the MobileNet family's own hooks find."""

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 BUILTIN_MODULES = ("autocompress.models.mobilenet", "autocompress.models.resnet", "autocompress.models.torch_model")
 """Modules whose import registers the built-in families."""
+SITES_CACHED = 64
+"""Architectures whose traced sites a family keeps (``candidate_ops``)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class ModelFamily(ABC):
 
     def __init__(self, space: SearchSpace) -> None:
         self.space = space
+        self._sites: dict[tuple, list] = {}
 
     # -- architecture ---------------------------------------------------------------------
     @abstractmethod
@@ -169,9 +172,19 @@ class ModelFamily(ABC):
         return graph_ops(model, self.space.input_shape()[1:], rule, self.label)
 
     def candidate_ops(self, candidate: Candidate, rule: BitsRule) -> list[OpSignature]:
-        """The kernels ``candidate`` runs: ``model_ops`` of its built network. A family may
-        compute them from the choices alone (the same list, without building)."""
-        return self.model_ops(self.build_compressed(candidate), rule)
+        """The kernels ``candidate`` runs: ``model_ops`` of its built network, computed without
+        building it from the traced sites of its architecture (cached) and its policy; a
+        policy the layers do not allow is built, which raises the precise error."""
+        from autocompress.models.graph_ops import candidate_ops, model_sites
+
+        if not self.allows(candidate):
+            return self.model_ops(self.build_compressed(candidate), rule)
+        key = tuple(candidate.stages)
+        if key not in self._sites:
+            if len(self._sites) >= SITES_CACHED:
+                self._sites.pop(next(iter(self._sites)))
+            self._sites[key] = model_sites(self.build(list(key)), self.space.input_shape()[1:], self.label)
+        return candidate_ops(self._sites[key], candidate, rule)
 
     def allows(self, candidate: Candidate) -> bool:
         """Whether every policy names a compressible layer and uses only knobs it allows."""

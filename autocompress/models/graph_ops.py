@@ -34,6 +34,7 @@ from autocompress.hw.signatures import BIAS, BN, BN_RELU, NONE, BitsRule, OpSign
 from autocompress.models.blocks import SqueezeExcite
 
 if TYPE_CHECKING:
+    from autocompress.candidate import Candidate
     from autocompress.models.family import ModelFamily
 
 FREE_MODULES = (nn.Flatten, nn.Identity, nn.Dropout)
@@ -202,40 +203,60 @@ def _widths(group: ChannelGroup | None, full: int, variants: Variants) -> set[in
     return {keep_count(full, ratio) for ratio in variants.prune_ratios}
 
 
-def _dense_variants(site: Site, widths_in: set[int], widths_out: set[int], variants: Variants) -> Iterable[OpSignature]:
-    """A conv or linear layer as ``apply_policy`` may leave it: factorised (rank from the
-    unpruned layer) or not, its input and output channels pruned, at any precision."""
+def _site_ops(site: Site, width_in: int, width_out: int, rank_ratio: float,
+              bits: tuple[int, int] | None) -> list[OpSignature]:
+    """The kernels of ``site`` as ``apply_policy`` leaves it: its input and output channels
+    pruned to ``width_in`` and ``width_out``, factorised at ``rank_ratio`` (rank from the
+    unpruned layer; 1: not factorised), at kernel precision ``bits``."""
     spatial = site.shape[1:]
-    reduced = tuple(-(-size // site.stride) for size in spatial)
-    ranks = variants.rank_ratios if site.name in variants.factorisable else (1.0,)
-    full_out, full_in = site.module.weight.shape[0], site.module.weight[0].numel()
-    second_kernel = 1 if site.op == "conv" else 0
-    for w_in, w_out, ratio, bits in itertools.product(widths_in, widths_out, ranks, variants.bits):
-        if ratio >= 1.0:
-            yield OpSignature(site.op, (w_in, *spatial), w_out, site.kernel, site.stride, 1, site.epilogue, bits)
-            continue
-        rank = rank_of(full_out, full_in, ratio)
-        yield OpSignature(site.op, (w_in, *spatial), rank, site.kernel, site.stride, 1, NONE, bits)
-        yield OpSignature(site.op, (rank, *reduced), w_out, second_kernel, 1, 1, site.epilogue, bits)
+    if site.op in ("conv", "linear") and site.groups == 1:
+        if rank_ratio >= 1.0:
+            return [OpSignature(site.op, (width_in, *spatial), width_out, site.kernel, site.stride, 1, site.epilogue,
+                                bits)]
+        rank = rank_of(site.module.weight.shape[0], site.module.weight[0].numel(), rank_ratio)
+        reduced = tuple(-(-size // site.stride) for size in spatial)
+        return [OpSignature(site.op, (width_in, *spatial), rank, site.kernel, site.stride, 1, NONE, bits),
+                OpSignature(site.op, (rank, *reduced), width_out, 1 if site.op == "conv" else 0, 1, 1, site.epilogue,
+                            bits)]
+    if site.op == "conv" and is_depthwise(site.module):  # its width is its input's
+        return [OpSignature("conv", (width_in, *spatial), width_in, site.kernel, site.stride, width_in,
+                            site.epilogue, bits)]
+    if site.op == "conv":  # grouped: never pruned nor factorised
+        return [OpSignature("conv", site.shape, site.out, site.kernel, site.stride, site.groups, site.epilogue, bits)]
+    return [OpSignature(site.op, (width_in, *spatial), site.out)]
 
 
 def space_ops(model: nn.Module, image_shape: tuple[int, ...], variants: Variants, where: str) -> set[OpSignature]:
     """Every kernel any compressed variant of the (uncompressed) ``model`` can run."""
     found: set[OpSignature] = set()
     for site in model_sites(model, image_shape, where):
-        widths_in = _widths(site.in_group, site.shape[0], variants)
-        if site.op in ("conv", "linear") and site.groups == 1:
-            widths_out = _widths(site.out_group, site.out, variants)
-            found.update(_dense_variants(site, widths_in, widths_out, variants))
-        elif site.op == "conv" and is_depthwise(site.module):  # its width is its input's
-            found.update(OpSignature("conv", (w, *site.shape[1:]), w, site.kernel, site.stride, w, site.epilogue, bits)
-                         for w, bits in itertools.product(widths_in, variants.bits))
-        elif site.op == "conv":  # grouped: never pruned nor factorised
-            found.update(OpSignature("conv", site.shape, site.out, site.kernel, site.stride, site.groups,
-                                     site.epilogue, bits) for bits in variants.bits)
-        else:
-            found.update(OpSignature(site.op, (w, *site.shape[1:]), site.out) for w in widths_in)
+        layer = site.op in ("conv", "linear")
+        widths_out = _widths(site.out_group, site.out, variants) if layer else {site.out}
+        ranks = variants.rank_ratios if site.name in variants.factorisable else (1.0,)
+        for width_in, width_out, ratio, bits in itertools.product(
+                _widths(site.in_group, site.shape[0], variants), widths_out, ranks,
+                variants.bits if layer else (None,)):
+            found.update(_site_ops(site, width_in, width_out, ratio, bits))
     return found
+
+
+def candidate_ops(sites: list[Site], candidate: Candidate, rule: BitsRule) -> list[OpSignature]:
+    """The kernels of ``candidate`` computed from the sites of its uncompressed network and its
+    policy: exactly ``graph_ops`` of the built candidate, without building it (a coupled
+    group is pruned at the largest ratio its layers ask, as ``apply_policy`` does it)."""
+    ratios = {name: layer.sparsity for name, layer in candidate.policy.items() if layer.sparsity_kind == "channel"}
+
+    def width(group: ChannelGroup | None, full: int) -> int:
+        ratio = max((ratios.get(name, 0.0) for name in group.producers), default=0.0) if group else 0.0
+        return keep_count(full, ratio)
+
+    ops = []
+    for site in sites:
+        layer = candidate.layer_policy(site.name)
+        bits = rule.kernel_bits(layer.weight_bits, layer.activation_bits) if site.op in ("conv", "linear") else None
+        ops += _site_ops(site, width(site.in_group, site.shape[0]), width(site.out_group, site.out),
+                         layer.rank_ratio, bits)
+    return ops
 
 
 def traced_space_ops(family: ModelFamily, archs: Iterable[list], rule: BitsRule) -> list[OpSignature]:
