@@ -24,7 +24,7 @@ DEFAULT_BASE_DIR = Path("results") / "_base"
 def space_fingerprint(space: SearchSpace) -> str:
     """Digest of what determines the base network's weights (network, data, training)."""
     relevant = {"network": space.network.model_dump(), "data": space.data.model_dump(exclude={"loader_workers"}),
-                "training": space.training.model_dump(), "max": space.choices.block.model_dump()}
+                "training": space.training.model_dump(), "max": family_of(space).fingerprint()}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -60,11 +60,12 @@ def train_supernet(model: nn.Module, space: SearchSpace, splits: Splits, seed: i
     rng = random.Random(seed)
     family = family_of(space)
     smallest = family.smallest_arch()
+    subnets = settings.subnets_per_step if family.arch_knobs() else 0  # a family without choices has no subnets
 
     def loss_fn(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = model(x)
         loss = F.cross_entropy(logits, y)
-        for index in range(settings.subnets_per_step):
+        for index in range(subnets):
             arch = smallest if index == 0 else family.random_arch(rng)
             loss = loss + distillation_loss(subnet_logits(space, arch, model, x), logits.detach(), y,
                                             settings.distill_temperature, settings.distill_alpha)
@@ -82,12 +83,17 @@ def build_base(space: SearchSpace) -> nn.Module:
 
 def train_base(space: SearchSpace, splits: Splits, path: Path, seed: int = 0,
                device: str = "cpu") -> tuple[nn.Module, dict]:
-    """Train the largest network of ``space`` as a supernet on ``device`` and save it (on the CPU)
-    with its validation accuracy and training time; a progress bar shows where it is."""
+    """Train the largest network of ``space`` as a supernet on ``device`` (or take the weights
+    its family is given) and save it (on the CPU) with its validation accuracy and training
+    time; a progress bar shows where the training is."""
     seed_everything(seed)  # the initial weights too come from ``seed``, not from whatever ran before
     model = build_base(space).to(device)
     start = time.perf_counter()
-    train_supernet(model, space, splits, seed, progress=f"base network ({device})")
+    given = family_of(space).base_weights()
+    if given is None:
+        train_supernet(model, space, splits, seed, progress=f"base network ({device})")
+    else:
+        model.load_state_dict(given)
     info = {"accuracy": accuracy(model, splits.val_x, splits.val_y),
             "train_seconds": time.perf_counter() - start, "seed": seed, "device": device,
             "fingerprint": space_fingerprint(space)}

@@ -24,6 +24,9 @@ class StageArch:
     expand_ratio: int
     squeeze_excite: bool
 
+    def label(self) -> str:
+        return f"d{self.depth} k{self.kernel_size} e{self.expand_ratio}{' se' if self.squeeze_excite else ''}"
+
 
 @dataclass(frozen=True)
 class LayerPolicy:
@@ -53,17 +56,18 @@ class Candidate:
         return json.dumps(self.to_dict(), sort_keys=True, indent=indent)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Candidate:
+    def from_dict(cls, data: dict[str, Any], stage_type: type = StageArch) -> Candidate:
+        """``stage_type``: the model family's stage dataclass (``ModelFamily.parse_candidate``)."""
         try:
-            stages = tuple(StageArch(**s) for s in data["stages"])
+            stages = tuple(stage_type(**s) for s in data["stages"])
             policy = {name: LayerPolicy(**p) for name, p in data.get("policy", {}).items()}
         except (KeyError, TypeError) as error:
             raise UserInputError(f"candidate JSON is malformed: {error}") from None
         return cls(stages, policy)
 
     @classmethod
-    def from_json(cls, text: str) -> Candidate:
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text: str, stage_type: type = StageArch) -> Candidate:
+        return cls.from_dict(json.loads(text), stage_type)
 
     @functools.cached_property
     def hash(self) -> str:

@@ -51,7 +51,8 @@ def evaluate_candidate(
 def load_trial_model(space: SearchSpace, path: Path) -> tuple[Candidate, nn.Module]:
     """A trial's fine-tuned model as the search saved it (``models/trial_<n>.pt``), in eval mode."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    candidate = Candidate.from_json(saved["candidate"])
-    model = family_of(space).build_compressed(candidate)
+    family = family_of(space)
+    candidate = family.parse_candidate(saved["candidate"])  # its stages as the family's stage type
+    model = family.build_compressed(candidate)
     model.load_state_dict(saved["state_dict"])
     return candidate, model.eval()

@@ -60,19 +60,13 @@ class StageSettings(_Strict):
 
 
 class NetworkSettings(_Strict):
-    family: str = Field("mobilenet", description="model family, registered by name (autocompress/models/family.py)")
+    """The MobileNet family's network (other families bring their own, see ``space_class``)."""
+
+    family: Literal["mobilenet"] = Field("mobilenet", description=(
+        "model family, registered by name (autocompress/models/family.py)"))
     stem_channels: int = Field(16, ge=4, le=256)
     head_channels: int = Field(128, ge=8, le=4096)
     stages: list[StageSettings] = Field(min_length=1, max_length=8)
-
-    @field_validator("family")
-    @classmethod
-    def _registered_family(cls, value: str) -> str:
-        from autocompress.models.family import family_names
-
-        if value not in family_names():
-            raise ValueError(f"unknown model family {value!r} (allowed: {', '.join(family_names())})")
-        return value
 
 
 def _distinct_within(values: list, low: float, high: float, what: str, descending: bool = False) -> list:
@@ -82,16 +76,19 @@ def _distinct_within(values: list, low: float, high: float, what: str, descendin
     return sorted(set(values), reverse=descending)
 
 
-class BlockChoices(_Strict):
+class DepthChoices(_Strict):
     depth: list[int] = Field(min_length=1)
-    kernel_size: list[Literal[3, 5, 7]] = Field(min_length=1)
-    expand_ratio: list[Literal[3, 4, 6]] = Field(min_length=1)
-    squeeze_excite: list[bool] = Field(min_length=1)
 
     @field_validator("depth")
     @classmethod
     def _positive_depths(cls, value: list[int]) -> list[int]:
         return _distinct_within(value, 1, 6, "depths")
+
+
+class BlockChoices(DepthChoices):
+    kernel_size: list[Literal[3, 5, 7]] = Field(min_length=1)
+    expand_ratio: list[Literal[3, 4, 6]] = Field(min_length=1)
+    squeeze_excite: list[bool] = Field(min_length=1)
 
 
 class LayerChoices(_Strict):
@@ -134,6 +131,9 @@ class TrainingSettings(_Strict):
 
 
 class SearchSpace(_Strict):
+    """A search space; this class holds the MobileNet family's ``network`` and ``choices``,
+    another family's space is a subclass with its own (``ModelFamily.space_type``)."""
+
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     data: DataSettings = DataSettings()
     network: NetworkSettings
@@ -168,13 +168,24 @@ def per_space(func: Callable[[SearchSpace], T]) -> Callable[[SearchSpace], T]:
     return cached
 
 
-def _format_error(path: Path, error: ValidationError) -> str:
+def space_class(data: dict, origin: Path) -> type[SearchSpace]:
+    """The settings class of the space's model family (``network.family``, default mobilenet)."""
+    from autocompress.models.family import FAMILIES, family_names  # the families import this module
+
+    network = data.get("network")
+    name = network.get("family", "mobilenet") if isinstance(network, dict) else "mobilenet"
+    if name not in family_names():
+        raise UserInputError(f"{origin}: network.family: unknown model family {name!r} "
+                             f"(allowed: {', '.join(family_names())})")
+    return FAMILIES[name].space_type
+
+
+def _format_error(path: Path, error: ValidationError, model: type[BaseModel]) -> str:
     first = error.errors()[0]
     key_path = ".".join(str(part) for part in first["loc"]) or "<root>"
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         parent = first["loc"][:-1]
-        model = SearchSpace
         for part in parent:
             field = model.model_fields.get(str(part)) if isinstance(part, str) else None
             annotation = getattr(field, "annotation", None)
@@ -190,10 +201,11 @@ def parse_space(data: object, origin: Path) -> SearchSpace:
     """Validate already-loaded YAML data; ``origin`` names the file in errors."""
     if not isinstance(data, dict):
         raise UserInputError(f"{origin}: <root>: expected a mapping of keys, got {type(data).__name__}")
+    cls = space_class(data, origin)
     try:
-        return SearchSpace.model_validate(data)
+        return cls.model_validate(data)
     except ValidationError as error:
-        raise UserInputError(_format_error(origin, error)) from None
+        raise UserInputError(_format_error(origin, error, cls)) from None
 
 
 def load_space(path: str | Path) -> SearchSpace:

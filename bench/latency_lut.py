@@ -37,6 +37,36 @@ def save(out: Path, profile, rows: dict) -> None:
     out.write_text(json.dumps(report, indent=1) + "\n")
 
 
+def profile_row(profile, wall: float) -> dict:
+    """The figures of a measured and validated profile (``wall``: seconds it took)."""
+    validation = profile.validation
+    return {
+        "entries": len(profile.entries),
+        "batch_size": profile.device.batch_size,
+        "threads": profile.device.threads,
+        "clock": profile.device.clock,
+        "candidates": validation.candidates,
+        "timed_calls_per_candidate": ROUNDS * CALLS_PER_ROUND,
+        "statistic": profile.statistic,
+        "raw": validation.raw.model_dump(),
+        "corrected": validation.corrected.model_dump(),
+        "flops_tau": validation.flops_tau,
+        "table_seconds": profile.profiling_seconds,
+        "validation_seconds": validation.seconds,
+        "profiling_wall_seconds": wall,
+    }
+
+
+def print_row(label: str, row: dict) -> None:
+    print(f"{label:17s} {row['entries']:5d} entries in {row['table_seconds']:6.1f} s "
+          f"(+{row['validation_seconds']:.0f} s validating {row['candidates']} nets)")
+    for kind in ("raw", "corrected"):
+        fig = row[kind]
+        print(f"  {kind:9s} within +-10% {100 * fig['within_10']:5.1f}%  MAPE "
+              f"{fig['mape']:5.1f}%  tau {fig['kendall_tau']:.3f}")
+    print(f"  FLOPs     tau {row['flops_tau']:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES)
@@ -56,29 +86,8 @@ def main() -> None:
             wall = time.perf_counter() - start
             if args.ship:
                 shutil.copy(path, ROOT / "hw_profiles" / path.name)
-        validation = profile.validation
-        row = {
-            "entries": len(profile.entries),
-            "batch_size": profile.device.batch_size,
-            "threads": profile.device.threads,
-            "clock": profile.device.clock,
-            "candidates": validation.candidates,
-            "timed_calls_per_candidate": ROUNDS * CALLS_PER_ROUND,
-            "statistic": profile.statistic,
-            "raw": validation.raw.model_dump(),
-            "corrected": validation.corrected.model_dump(),
-            "flops_tau": validation.flops_tau,
-            "table_seconds": profile.profiling_seconds,
-            "validation_seconds": validation.seconds,
-            "profiling_wall_seconds": wall,
-        }
-        print(f"{runtime:17s} {row['entries']:5d} entries in {row['table_seconds']:6.1f} s "
-              f"(+{row['validation_seconds']:.0f} s validating {row['candidates']} nets)")
-        for label in ("raw", "corrected"):
-            fig = row[label]
-            print(f"  {label:9s} within +-10% {100 * fig['within_10']:5.1f}%  MAPE "
-                  f"{fig['mape']:5.1f}%  tau {fig['kendall_tau']:.3f}")
-        print(f"  FLOPs     tau {row['flops_tau']:.3f}")
+        row = profile_row(profile, wall)
+        print_row(runtime, row)
         save(args.out, profile, {runtime: row})
     print(f"wrote {args.out}")
 

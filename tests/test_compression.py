@@ -64,10 +64,21 @@ def test_channel_pruning_keeps_the_largest_filters():
     assert model[6].weight.abs().mean() > 1.0
 
 
-def test_channel_pruning_refuses_a_residual_layer(default_space):
+def test_channel_pruning_of_a_residual_layer_prunes_its_coupled_stage(default_space):
+    model = MobileNet(default_space, family_of(default_space).largest_arch()).eval()
+    kept = prune_channels(model, "stages.3.1.project.conv", 0.5)
+    stage = model.stages[3]
+    assert kept == 12
+    assert [block.project.conv.out_channels for block in stage] == [12, 12, 12]
+    assert [block.expand.conv.in_channels for block in stage[1:]] == [12, 12]
+    assert model.stages[4][0].expand.conv.in_channels == 12
+    assert model(torch.randn(2, 1, 16, 16)).shape == (2, 10)
+
+
+def test_channel_pruning_refuses_the_model_output(default_space):
     model = MobileNet(default_space, family_of(default_space).largest_arch())
-    with pytest.raises(PruningError, match="residual"):
-        prune_channels(model, "stages.3.1.project.conv", 0.5)
+    with pytest.raises(PruningError, match="classifier: its channels are the model's output"):
+        prune_channels(model, "classifier", 0.5)
 
 
 def test_channel_pruning_through_squeeze_excite_in_our_network(default_space):

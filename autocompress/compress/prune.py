@@ -1,10 +1,11 @@
 """Pruning: channel pruning that physically removes filters, and unstructured masks.
 
-Channel pruning follows the model's traced graph (torch.fx) from the pruned layer
-through channel-wise operations (batch norm, activations, depthwise convs, modules with
-a ``prune_channels`` method such as squeeze-excite, global pooling) to the one layer that
-consumes those channels, and slices every one of them. A layer whose output reaches
-anything else (a residual add, two consumers) cannot be channel-pruned and says so.
+Channel pruning works on channel groups (``coupling.channel_groups``, from the model's
+torch.fx graph): the layers whose outputs meet at a residual add lose the same channels,
+chosen by L1 importance summed over them, and every batch norm, depthwise conv,
+squeeze-excite and consuming layer on the way is sliced to match. A group that reaches
+the model's input or output, or an operation the analysis cannot slice, is refused with
+the reason.
 
 Unstructured pruning registers a magnitude mask as a weight parametrization, so the
 zeros stay zero through fine-tuning (Deep Compression).
@@ -13,68 +14,14 @@ zeros stay zero through fine-tuning (Deep Compression).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch import fx, nn
+from torch import nn
 from torch.nn.utils import parametrize
 
-_PASS_MODULES = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.SiLU, nn.Identity,
-                 nn.Dropout, nn.AdaptiveAvgPool2d, nn.Flatten)
-_PASS_FUNCTIONS = {F.relu, torch.relu, F.relu6, F.hardswish, F.silu, torch.flatten,
-                   F.adaptive_avg_pool2d, F.dropout}
+from autocompress.compress.coupling import ChannelGroup, channel_groups, is_depthwise
 
 
 class PruningError(ValueError):
     """The requested layer cannot be pruned as asked."""
-
-
-class _LeafTracer(fx.Tracer):
-    def is_leaf_module(self, module: nn.Module, qualname: str) -> bool:
-        return hasattr(module, "prune_channels") or super().is_leaf_module(module, qualname)
-
-
-def _is_depthwise(module: nn.Module) -> bool:
-    if not isinstance(module, nn.Conv2d):
-        return False
-    return module.groups > 1 and module.groups == module.in_channels == module.out_channels
-
-
-def _follow(model: nn.Module, graph: fx.Graph, layer_name: str) -> tuple[list[str], str]:
-    """Channel-wise followers of ``layer_name`` and the one layer consuming its channels."""
-    modules = dict(model.named_modules())
-    producer = next((n for n in graph.nodes if n.op == "call_module" and n.target == layer_name), None)
-    if producer is None:
-        raise PruningError(f"{layer_name}: not a module called in the model's forward pass")
-    followers: list[str] = []
-    consumers: list[str] = []
-    frontier = list(producer.users)
-    while frontier:
-        node = frontier.pop()
-        if len(node.all_input_nodes) > 1 and node.op != "call_module":
-            raise PruningError(f"{layer_name}: its channels reach '{node.name}' ({node.target}), "
-                               "which mixes them with another tensor (residual?)")
-        if node.op == "call_module":
-            module = modules[node.target]
-            if isinstance(module, (nn.BatchNorm2d, nn.BatchNorm1d)) or _is_depthwise(module) or hasattr(
-                module, "prune_channels"
-            ):
-                followers.append(node.target)
-            elif isinstance(module, (nn.Conv2d, nn.Linear)):
-                consumers.append(node.target)
-                continue
-            elif not isinstance(module, _PASS_MODULES):
-                raise PruningError(f"{layer_name}: its channels reach {type(module).__name__} "
-                                   f"'{node.target}', which channel pruning cannot slice")
-        elif node.op == "call_function" and node.target not in _PASS_FUNCTIONS:
-            raise PruningError(f"{layer_name}: its channels reach '{node.name}', "
-                               "which channel pruning cannot follow")
-        elif node.op == "call_method" and node.target not in {"relu", "flatten", "view", "mean"}:
-            raise PruningError(f"{layer_name}: its channels reach '.{node.target}()'")
-        elif node.op == "output":
-            raise PruningError(f"{layer_name}: its channels are the model's output")
-        frontier.extend(node.users)
-    if len(consumers) != 1:
-        raise PruningError(f"{layer_name}: its channels feed {len(consumers)} layers, need exactly one")
-    return followers, consumers[0]
 
 
 def filter_importance(module: nn.Module) -> torch.Tensor:
@@ -90,9 +37,9 @@ def _slice(module: nn.Module, keep: torch.Tensor, dim: int) -> nn.Module:
         for name in ("weight", "bias", "running_mean", "running_var"):
             getattr(new, name).copy_(getattr(module, name)[keep])
         new.num_batches_tracked.copy_(module.num_batches_tracked)
-        return new
+        return new.train(module.training)
     if isinstance(module, nn.Conv2d):
-        depthwise = _is_depthwise(module)
+        depthwise = is_depthwise(module)
         in_ch = len(keep) if dim == 1 or depthwise else module.in_channels
         out_ch = len(keep) if dim == 0 or depthwise else module.out_channels
         new = nn.Conv2d(in_ch, out_ch, module.kernel_size, module.stride, module.padding,
@@ -102,42 +49,58 @@ def _slice(module: nn.Module, keep: torch.Tensor, dim: int) -> nn.Module:
         in_f = len(keep) if dim == 1 else module.in_features
         out_f = len(keep) if dim == 0 else module.out_features
         new = nn.Linear(in_f, out_f, module.bias is not None)
-    weight_dim = 0 if isinstance(module, nn.Conv2d) and _is_depthwise(module) else dim
+    weight_dim = 0 if isinstance(module, nn.Conv2d) and is_depthwise(module) else dim
     new.weight.copy_(module.weight.index_select(weight_dim, keep))
     if module.bias is not None:
         new.bias.copy_(module.bias if dim == 1 else module.bias[keep])
-    return new
+    return new.train(module.training)
 
 
-def channels_to_keep(module: nn.Module, ratio: float) -> torch.Tensor:
-    """Indices of the filters that survive pruning ``ratio`` of them, in original order."""
-    total = module.weight.shape[0]
-    keep_count = max(1, total - int(round(ratio * total)))
-    top = torch.topk(filter_importance(module), keep_count).indices
+def keep_count(channels: int, ratio: float) -> int:
+    """Channels left after pruning ``ratio`` of ``channels``."""
+    return max(1, channels - int(round(ratio * channels)))
+
+
+def _top(scores: torch.Tensor, ratio: float) -> torch.Tensor:
+    top = torch.topk(scores, keep_count(len(scores), ratio)).indices
     return torch.sort(top).values
 
 
-@torch.no_grad()
-def prune_channels(model: nn.Module, layer_name: str, ratio: float) -> int:
-    """Remove ``ratio`` of ``layer_name``'s output filters (lowest L1 norm) in place.
+def group_of(model: nn.Module, layer_name: str, groups: list[ChannelGroup] | None = None) -> ChannelGroup:
+    """The channel group that ``layer_name`` produces; ``PruningError`` if it cannot be pruned."""
+    groups = channel_groups(model) if groups is None else groups
+    group = next((g for g in groups if layer_name in g.producers), None)
+    if group is None:
+        raise PruningError(f"{layer_name}: not a conv or linear layer called in the model's forward pass")
+    if group.refusals:
+        raise PruningError(f"{layer_name}: {group.refusals[0]}")
+    return group
 
-    Returns the number of filters kept. Followers and the consumer are sliced to match.
-    """
+
+@torch.no_grad()
+def prune_group(model: nn.Module, group: ChannelGroup, ratio: float) -> int:
+    """Remove ``ratio`` of the group's channels in place: the same ones from every producer
+    (lowest summed L1 norm), sliced out of its followers and consumers. Returns the kept count."""
     if not 0.0 <= ratio < 1.0:
-        raise PruningError(f"{layer_name}: channel sparsity must be in [0, 1), got {ratio}")
-    graph = _LeafTracer().trace(model)
-    followers, consumer = _follow(model, graph, layer_name)
-    producer = model.get_submodule(layer_name)
-    keep = channels_to_keep(producer, ratio)
-    model.set_submodule(layer_name, _slice(producer, keep, 0))
-    for name in followers:
+        raise PruningError(f"{group.producers[0]}: channel sparsity must be in [0, 1), got {ratio}")
+    keep = _top(sum(filter_importance(model.get_submodule(name)) for name in group.producers), ratio)
+    for name in group.producers:
+        model.set_submodule(name, _slice(model.get_submodule(name), keep, 0))
+    for name in group.followers:
         module = model.get_submodule(name)
         if hasattr(module, "prune_channels"):
             module.prune_channels(keep)
         else:
             model.set_submodule(name, _slice(module, keep, 0))
-    model.set_submodule(consumer, _slice(model.get_submodule(consumer), keep, 1))
+    for name in group.consumers:
+        model.set_submodule(name, _slice(model.get_submodule(name), keep, 1))
     return len(keep)
+
+
+def prune_channels(model: nn.Module, layer_name: str, ratio: float) -> int:
+    """Remove ``ratio`` of ``layer_name``'s output channels, and the same channels of every
+    layer coupled with it (``prune_group``), in place. Returns the number kept."""
+    return prune_group(model, group_of(model, layer_name), ratio)
 
 
 class WeightMask(nn.Module):

@@ -74,6 +74,8 @@ def op_module(signature: OpSignature) -> nn.Module:
         return _Add()
     if s.op == "pool":
         return _Pool()
+    if s.op == "relu":
+        return nn.ReLU()
     raise ValueError(f"unknown op type in signature {s.key}")
 
 

@@ -23,7 +23,6 @@ from torch import nn
 
 from autocompress.candidate import FLOAT_BITS, Candidate
 from autocompress.compress.lowrank import LowRankConv2d, LowRankLinear, rank_for
-from autocompress.compress.prune import channels_to_keep
 from autocompress.compress.quantize import activation_bits_of, weight_bits_of
 from autocompress.models.family import family_of
 from autocompress.space import SearchSpace
@@ -206,11 +205,6 @@ def space_signatures(space: SearchSpace, rule: BitsRule = FLOAT) -> list[OpSigna
 
 
 # --- helpers of the families' op enumerations ---------------------------------------------
-
-@functools.lru_cache(maxsize=4096)
-def kept_channels(channels: int, ratio: float) -> int:
-    """Channels left after channel-pruning ``ratio`` of ``channels`` filters."""
-    return len(channels_to_keep(nn.Conv2d(1, channels, 1, device="meta"), ratio))
 
 
 @functools.lru_cache(maxsize=4096)

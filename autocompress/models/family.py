@@ -8,7 +8,9 @@ never needs to know the network. Families are registered by name and chosen by
 ``network.family`` in the search space.
 
 Adding a family: one module with a ``ModelFamily`` subclass decorated with
-``@register_family``, and its module path in ``BUILTIN_MODULES``.
+``@register_family`` (with its settings as a ``SearchSpace`` subclass if its ``network`` or
+``choices`` differ from MobileNet's), and its module path in ``BUILTIN_MODULES``. Its ops
+come from its traced graph (``graph_ops``) unless it enumerates them itself.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ from autocompress.space import SearchSpace, per_space
 if TYPE_CHECKING:
     from autocompress.hw.signatures import BitsRule, OpSignature
 
-BUILTIN_MODULES = ("autocompress.models.mobilenet",)
+BUILTIN_MODULES = ("autocompress.models.mobilenet", "autocompress.models.resnet", "autocompress.models.torch_model")
 """Modules whose import registers the built-in families."""
+SITES_CACHED = 64
+"""Architectures whose traced sites a family keeps (``candidate_ops``)."""
 
 
 @dataclass(frozen=True)
@@ -80,9 +84,12 @@ class ModelFamily(ABC):
     name: ClassVar[str]
     stage_type: ClassVar[type]
     """The frozen dataclass of one stage's architecture choices (``Candidate.stages``)."""
+    space_type: ClassVar[type[SearchSpace]] = SearchSpace
+    """The settings class of the family's spaces (``network`` and ``choices`` differ)."""
 
     def __init__(self, space: SearchSpace) -> None:
         self.space = space
+        self._sites: dict[tuple, list] = {}
 
     # -- architecture ---------------------------------------------------------------------
     @abstractmethod
@@ -108,6 +115,24 @@ class ModelFamily(ABC):
         return self._arch_picking(rng.choice)
 
     # -- networks and weights -------------------------------------------------------------
+    def parse_candidate(self, text: str) -> Candidate:
+        """A candidate from its JSON, its stages as this family's ``stage_type``."""
+        return Candidate.from_json(text, self.stage_type)
+
+    def fingerprint(self) -> object:
+        """What, beside the space's network, data and training settings, determines the
+        trained base (its largest architecture's choices)."""
+        return self.space.choices.block.model_dump()
+
+    def base_weights(self) -> dict[str, torch.Tensor] | None:
+        """Trained weights of the base network given by the user (then it is not trained)."""
+        return None
+
+    @property
+    def label(self) -> str:
+        """How errors about the family's network name it."""
+        return f"network.family {self.name}"
+
     @abstractmethod
     def build(self, arch: Sequence) -> nn.Module:
         """The float network of architecture ``arch`` (fresh weights)."""
@@ -139,14 +164,27 @@ class ModelFamily(ABC):
         return apply_policy(model, candidate.policy)
 
     # -- ops for the latency table ----------------------------------------------------------
-    @abstractmethod
     def model_ops(self, model: nn.Module, rule: BitsRule) -> list[OpSignature]:
-        """The kernels a built (compressed) network runs for one image, in order."""
+        """The kernels a built (compressed) network runs for one image, in order (from its
+        torch.fx graph; an op no profile can time raises ``UnsupportedOpError``)."""
+        from autocompress.models.graph_ops import graph_ops
+
+        return graph_ops(model, self.space.input_shape()[1:], rule, self.label)
 
     def candidate_ops(self, candidate: Candidate, rule: BitsRule) -> list[OpSignature]:
-        """The kernels ``candidate`` runs: ``model_ops`` of its built network. A family may
-        compute them from the choices alone (the same list, without building)."""
-        return self.model_ops(self.build_compressed(candidate), rule)
+        """The kernels ``candidate`` runs: ``model_ops`` of its built network, computed without
+        building it from the traced sites of its architecture (cached) and its policy; a
+        policy the layers do not allow is built, which raises the precise error."""
+        from autocompress.models.graph_ops import candidate_ops, model_sites
+
+        if not self.allows(candidate):
+            return self.model_ops(self.build_compressed(candidate), rule)
+        key = tuple(candidate.stages)
+        if key not in self._sites:
+            if len(self._sites) >= SITES_CACHED:
+                self._sites.pop(next(iter(self._sites)))
+            self._sites[key] = model_sites(self.build(list(key)), self.space.input_shape()[1:], self.label)
+        return candidate_ops(self._sites[key], candidate, rule)
 
     def allows(self, candidate: Candidate) -> bool:
         """Whether every policy names a compressible layer and uses only knobs it allows."""
@@ -159,9 +197,18 @@ class ModelFamily(ABC):
                 return False
         return True
 
-    @abstractmethod
+    def op_archs(self) -> list[list]:
+        """Architectures whose compressed variants run every kernel of the space: by default
+        the largest (enough when smaller choices only drop blocks or channels the pruning
+        enumeration already covers)."""
+        return [self.largest_arch()]
+
     def space_ops(self, rule: BitsRule) -> list[OpSignature]:
-        """Every distinct kernel any candidate of the space can run, sorted."""
+        """Every distinct kernel any candidate of the space can run, sorted (by default from
+        the traced graphs of ``op_archs``, each layer's knobs crossed with its groups' widths)."""
+        from autocompress.models.graph_ops import traced_space_ops
+
+        return traced_space_ops(self, self.op_archs(), rule)
 
     # -- candidates ---------------------------------------------------------------------------
     def uniform_candidate(self, stages: Sequence, **policy: Any) -> Candidate:
@@ -184,6 +231,13 @@ class ModelFamily(ABC):
                 rank_ratio=rng.choice(layer.rank_ratio) if spec.factorisable else 1.0,
             )
         return Candidate(stages, policy)
+
+
+def stage_group(layer_name: str) -> str:
+    """The search group of a layer of a staged network: ``stages.2.1.expand.conv`` ->
+    ``stages.2``; ``stem.conv`` -> ``stem``."""
+    parts = layer_name.split(".")
+    return ".".join(parts[:2]) if parts[0] == "stages" else parts[0]
 
 
 FAMILIES: dict[str, type[ModelFamily]] = {}

@@ -12,23 +12,16 @@ through it and trains the very weights they will later inherit.
 
 from __future__ import annotations
 
-from itertools import chain
 from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
 from autocompress.compress.prune import filter_importance
 from autocompress.models.blocks import InvertedResidual, SqueezeExcite
+from autocompress.models.slicing import bn_state, top_indices, whole_state
 
 if TYPE_CHECKING:
     from autocompress.models.mobilenet import MobileNet
-
-BN_TENSORS = ("weight", "bias", "running_mean", "running_var")
-
-
-def _top(scores: torch.Tensor, count: int) -> torch.Tensor:
-    return torch.sort(torch.topk(scores, count).indices).values
 
 
 def _centre_crop(weight: torch.Tensor, size: int) -> torch.Tensor:
@@ -36,28 +29,18 @@ def _centre_crop(weight: torch.Tensor, size: int) -> torch.Tensor:
     return weight[..., start : start + size, start : start + size]
 
 
-def _whole(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
-    return {f"{prefix}.{name}": tensor for name, tensor in chain(module.named_parameters(), module.named_buffers())}
-
-
-def _bn(prefix: str, source: nn.BatchNorm2d, index: torch.Tensor) -> dict[str, torch.Tensor]:
-    state = {f"{prefix}.{name}": getattr(source, name)[index] for name in BN_TENSORS}
-    state[f"{prefix}.num_batches_tracked"] = source.num_batches_tracked
-    return state
-
-
 def _block_state(prefix: str, target: InvertedResidual, source: InvertedResidual) -> dict[str, torch.Tensor]:
-    index = _top(filter_importance(source.expand.conv), target.expand.conv.out_channels)
+    index = top_indices(filter_importance(source.expand.conv), target.expand.conv.out_channels)
     state = {
         f"{prefix}.expand.conv.weight": source.expand.conv.weight[index],
-        **_bn(f"{prefix}.expand.bn", source.expand.bn, index),
+        **bn_state(f"{prefix}.expand.bn", source.expand.bn, index),
         f"{prefix}.dw.conv.weight": _centre_crop(source.dw.conv.weight[index], target.dw.conv.kernel_size[0]),
-        **_bn(f"{prefix}.dw.bn", source.dw.bn, index),
+        **bn_state(f"{prefix}.dw.bn", source.dw.bn, index),
         f"{prefix}.project.conv.weight": source.project.conv.weight[:, index],
-        **_whole(f"{prefix}.project.bn", source.project.bn),
+        **whole_state(f"{prefix}.project.bn", source.project.bn),
     }
     if isinstance(target.se, SqueezeExcite) and isinstance(source.se, SqueezeExcite):
-        squeeze = _top(filter_importance(source.se.reduce), target.se.reduce.out_channels)
+        squeeze = top_indices(filter_importance(source.se.reduce), target.se.reduce.out_channels)
         state |= {
             f"{prefix}.se.reduce.weight": source.se.reduce.weight[squeeze][:, index],
             f"{prefix}.se.reduce.bias": source.se.reduce.bias[squeeze],
@@ -70,7 +53,7 @@ def _block_state(prefix: str, target: InvertedResidual, source: InvertedResidual
 def inherited_state(subnet: MobileNet, base: MobileNet) -> dict[str, torch.Tensor]:
     """Every parameter and buffer of ``subnet`` (any architecture of the base's space, on
     any device, ``meta`` included), taken from ``base``'s tensors by indexing."""
-    state = _whole("stem", base.stem) | _whole("head", base.head) | _whole("classifier", base.classifier)
+    state = whole_state("stem", base.stem) | whole_state("head", base.head) | whole_state("classifier", base.classifier)
     for s, (sub_stage, base_stage) in enumerate(zip(subnet.stages, base.stages, strict=True)):
         for b, (sub_block, base_block) in enumerate(zip(sub_stage, base_stage, strict=False)):
             state |= _block_state(f"stages.{s}.{b}", sub_block, base_block)

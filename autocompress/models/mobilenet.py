@@ -11,7 +11,7 @@ from autocompress.candidate import Candidate, StageArch
 from autocompress.hw.signatures import BitsRule, OpSignature
 from autocompress.models import inherit, mobilenet_ops
 from autocompress.models.blocks import ConvBNAct, InvertedResidual
-from autocompress.models.family import ArchKnob, LayerSpec, ModelFamily, register_family
+from autocompress.models.family import ArchKnob, LayerSpec, ModelFamily, register_family, stage_group
 from autocompress.space import SearchSpace
 
 
@@ -95,9 +95,7 @@ class MobileNetFamily(ModelFamily):
         return layers
 
     def layer_group(self, layer_name: str) -> str:
-        """``stages.2.1.expand.conv`` -> ``stages.2``; ``stem.conv`` -> ``stem``."""
-        parts = layer_name.split(".")
-        return ".".join(parts[:2]) if parts[0] == "stages" else parts[0]
+        return stage_group(layer_name)
 
     def inherited_state(self, subnet: nn.Module, base: nn.Module) -> dict[str, torch.Tensor]:
         return inherit.inherited_state(subnet, base)

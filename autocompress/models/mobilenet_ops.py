@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from autocompress.candidate import Candidate, LayerPolicy, StageArch
+from autocompress.compress.prune import keep_count
 from autocompress.hw.signatures import (
     BIAS,
     BN,
@@ -23,7 +24,6 @@ from autocompress.hw.signatures import (
     BitsRule,
     OpSignature,
     conv_signatures,
-    kept_channels,
     linear_signatures,
     rank_of,
 )
@@ -76,7 +76,7 @@ class _Enumerator:
     def dense(self, shape: tuple[int, int, int], out: int, kernel: int, stride: int,
               epilogue: str, factorisable: bool, prune: bool) -> set[int]:
         """A conv with its own rank, pruning and bits choices; returns its output widths."""
-        kept = {kept_channels(out, r) for r in self.prune_ratios} if prune else {out}
+        kept = {keep_count(out, r) for r in self.prune_ratios} if prune else {out}
         ranks = self.rank_ratios if factorisable else [1.0]
         for ratio, bits, width in itertools.product(ranks, self.bits, kept):
             if ratio < 1.0:
@@ -151,7 +151,7 @@ def _dense_ops(shape: tuple[int, int, int], out: int, kernel: int, stride: int, 
     then its output channels pruned, then quantized; returns its ops and output width."""
     bits = rule.kernel_bits(policy.weight_bits, policy.activation_bits)
     pruned = policy.sparsity > 0 and policy.sparsity_kind == "channel"
-    width = kept_channels(out, policy.sparsity) if pruned else out
+    width = keep_count(out, policy.sparsity) if pruned else out
     if policy.rank_ratio < 1.0:
         rank = rank_of(out, shape[0] * kernel**2, policy.rank_ratio)
         mid = (rank, -(-shape[1] // stride), -(-shape[2] // stride))

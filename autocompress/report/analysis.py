@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from autocompress.candidate import Candidate
+from autocompress.models.family import family_of
 from autocompress.report.pareto import (
     front,
     hypervolume_history,
@@ -56,7 +56,7 @@ def _baselines(run: Run, members: pd.DataFrame) -> pd.DataFrame:
 def analyse(run: Run) -> Analysis:
     """Everything a report shows about ``run``, from the trials finished so far."""
     members = front(run.feasible, run.objectives)
-    candidates = {int(row.number): Candidate.from_json(row.candidate) for row in members.itertuples()}
+    candidates = {int(row.number): family_of(run.space).parse_candidate(row.candidate) for row in members.itertuples()}
     return Analysis(run, members, _hypervolume(run), policy_frame(candidates, run.space),
                     _baselines(run, members))
 

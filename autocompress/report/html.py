@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
-from autocompress.candidate import Candidate
+from autocompress.models.family import ModelFamily, family_of
 from autocompress.report import tables
 from autocompress.report.analysis import Analysis
 from autocompress.report.plots import AXIS_LABELS, FRONT_COLOUR
@@ -53,19 +53,20 @@ td.policy { font-family: monospace; font-size: 0.9em; white-space: pre-line; }
 """
 
 
-def _customdata(table: pd.DataFrame) -> list[list[Any]]:
-    return [[int(row.number), float(row.size_kb), policy_text(Candidate.from_json(row.candidate))]
+def _customdata(table: pd.DataFrame, family: ModelFamily) -> list[list[Any]]:
+    return [[int(row.number), float(row.size_kb), policy_text(family.parse_candidate(row.candidate))]
             for row in table.itertuples()]
 
 
 def _scatter(analysis: Analysis) -> go.Figure:
+    family = family_of(analysis.run.space)
     done = analysis.run.complete
     search = done[done["kind"] != "baseline"]
     figure = go.Figure()
     figure.add_scatter(x=search["latency_ms"], y=search["accuracy"], mode="markers", name="trials (darker: later)",
                        marker={"color": search["number"], "colorscale": "Blues", "size": 8, "showscale": False,
                                "line": {"width": 0.5, "color": "#444"}},
-                       customdata=_customdata(search), hovertemplate=_HOVER)
+                       customdata=_customdata(search, family), hovertemplate=_HOVER)
     members = analysis.front.sort_values("latency_ms")
     count = len(analysis.run.objectives)
     figure.add_scatter(x=members["latency_ms"], y=members["accuracy"],
@@ -73,18 +74,19 @@ def _scatter(analysis: Analysis) -> go.Figure:
                        name="Pareto front" if count == 2 else f"Pareto front ({count} objectives)",
                        line={"shape": "hv", "color": FRONT_COLOUR},
                        marker={"size": 12, "symbol": "circle-open", "color": FRONT_COLOUR},
-                       customdata=_customdata(members), hovertemplate=_HOVER)
+                       customdata=_customdata(members, family), hovertemplate=_HOVER)
     tested = members.dropna(subset=["test_accuracy"])
     if len(tested):
         figure.add_scatter(x=tested["latency_ms"], y=tested["test_accuracy"], mode="markers",
                            name="Pareto front on the test split",
                            marker={"symbol": "x", "size": 9, "color": FRONT_COLOUR},
-                           customdata=_customdata(tested), hovertemplate=_HOVER.replace("accuracy", "test accuracy"))
+                           customdata=_customdata(tested, family),
+                           hovertemplate=_HOVER.replace("accuracy", "test accuracy"))
     baselines = analysis.baselines
     figure.add_scatter(x=baselines["latency_ms"], y=baselines["accuracy"], mode="markers+text",
                        name="uniform baselines", text=baselines["label"], textposition="top right",
                        marker={"symbol": "diamond", "size": 11, "color": "black"},
-                       customdata=_customdata(baselines), hovertemplate=_HOVER)
+                       customdata=_customdata(baselines, family), hovertemplate=_HOVER)
     figure.update_layout(title="accuracy against latency: every finished trial", height=520,
                          xaxis_title=AXIS_LABELS["latency_ms"], yaxis_title=AXIS_LABELS["accuracy"],
                          hoverlabel={"font": {"family": "monospace", "size": 11}}, template="plotly_white")

@@ -48,7 +48,7 @@ def role_means(frame: pd.DataFrame) -> pd.DataFrame:
     means = quantized.groupby("role")[list(KNOBS)].mean()
     means["quantized_share"] = frame.groupby("role")["weight_bits"].apply(lambda b: (b < FLOAT_BITS).mean())
     order = ["stem", "expand", "depthwise", "se", "project", "head", "classifier"]
-    return means.reindex([r for r in order if r in means.index])
+    return means.reindex([r for r in order if r in means.index] + sorted(set(means.index) - set(order)))
 
 
 def short_layer(name: str) -> str:
@@ -68,7 +68,6 @@ def _layer_text(name: str, candidate: Candidate) -> str:
 
 def policy_text(candidate: Candidate, separator: str = "<br>") -> str:
     """Architecture and per-layer policy in one compact block (hover text, tables)."""
-    arch = " | ".join(f"d{s.depth} k{s.kernel_size} e{s.expand_ratio}{' se' if s.squeeze_excite else ''}"
-                      for s in candidate.stages)
+    arch = " | ".join(stage.label() for stage in candidate.stages) or "fixed"
     layers = [_layer_text(name, candidate) for name in sorted(candidate.policy, key=layer_sort_key)]
     return separator.join([f"arch: {arch}", *layers])

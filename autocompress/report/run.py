@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +20,7 @@ import pandas as pd
 from autocompress.candidate import Candidate
 from autocompress.errors import UserInputError
 from autocompress.inputs import load_json, read_text
+from autocompress.models.family import family_of
 from autocompress.search.record import COLUMNS as TRIAL_COLUMNS
 from autocompress.search.settings import SearchConfig
 from autocompress.space import SearchSpace, parse_space
@@ -37,8 +39,10 @@ def resolve_run(run: str | Path) -> Path:
     raise UserInputError(f"{run}: not a run folder (no config.json there or under {RESULTS_DIR}/)")
 
 
-def _read_csv(path: Path, objectives: list[str], attempts: int = 5) -> pd.DataFrame:
-    """``path`` as a trial table; empty (with the contract's columns) if the run has none yet."""
+def _read_csv(path: Path, objectives: list[str], parse_candidate: Callable[[str], Candidate] = Candidate.from_json,
+              attempts: int = 5) -> pd.DataFrame:
+    """``path`` as a trial table; empty (with the contract's columns) if the run has none yet;
+    ``parse_candidate``: the run's model family's (its stages are the family's)."""
     for attempt in range(attempts):
         if not path.is_file():
             return pd.DataFrame(columns=TRIAL_COLUMNS)
@@ -51,7 +55,7 @@ def _read_csv(path: Path, objectives: list[str], attempts: int = 5) -> pd.DataFr
             if attempt == attempts - 1:
                 raise UserInputError(f"{path}: unreadable CSV (is it being rewritten?)") from None
             time.sleep(0.2)
-    _check_trials(path, table, objectives)
+    _check_trials(path, table, objectives, parse_candidate)
     for column in TRIAL_COLUMNS:
         if column not in table:
             table[column] = pd.NA
@@ -61,7 +65,8 @@ def _read_csv(path: Path, objectives: list[str], attempts: int = 5) -> pd.DataFr
     return table.sort_values("number").reset_index(drop=True)
 
 
-def _check_trials(path: Path, table: pd.DataFrame, objectives: list[str]) -> None:
+def _check_trials(path: Path, table: pd.DataFrame, objectives: list[str],
+                  parse_candidate: Callable[[str], Candidate]) -> None:
     """A trial table: the columns a report needs, whole trial numbers, known states, and a
     candidate's JSON in every finished row."""
     needed = ["number", "kind", "state", "candidate", *objectives]
@@ -78,7 +83,7 @@ def _check_trials(path: Path, table: pd.DataFrame, objectives: list[str]) -> Non
         if state != "COMPLETE":
             continue
         try:
-            Candidate.from_json(str(text))
+            parse_candidate(str(text))
         except Exception:  # json, key and type errors all mean "not a candidate"
             raise UserInputError(f"{path}: trial {int(number)}: column 'candidate' is not a candidate's JSON") from None
 
@@ -100,7 +105,9 @@ class Run:
         profile = load_json(profile_file, "hardware profile") if profile_file.is_file() else {}
         if not isinstance(profile, dict):
             raise UserInputError(f"{profile_file}: expected a JSON object, got {type(profile).__name__}")
-        return cls(path, config.model_dump(), _read_csv(path / "trials.csv", list(config.objectives)), profile)
+        family = family_of(parse_space(config.space, path / "config.json"))
+        trials = _read_csv(path / "trials.csv", list(config.objectives), family.parse_candidate)
+        return cls(path, config.model_dump(), trials, profile)
 
     @property
     def name(self) -> str:

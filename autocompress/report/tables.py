@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from autocompress.candidate import Candidate
+from autocompress.models.family import family_of
 from autocompress.report.analysis import Analysis
 from autocompress.report.policy import policy_text
 
@@ -18,7 +18,8 @@ FRONT_COLUMNS = {"number": "trial", "label": "baseline", "accuracy": "validation
 def front_table(analysis: Analysis, separator: str = "; ") -> pd.DataFrame:
     """The front, one row per member, with its policy as text."""
     table = analysis.front[list(FRONT_COLUMNS)].rename(columns=FRONT_COLUMNS)
-    table["policy"] = [policy_text(Candidate.from_json(text), separator) for text in analysis.front["candidate"]]
+    family = family_of(analysis.run.space)
+    table["policy"] = [policy_text(family.parse_candidate(text), separator) for text in analysis.front["candidate"]]
     return table.reset_index(drop=True)
 
 

@@ -47,7 +47,7 @@ class TrialEvaluator:
         """
         started, clock = now(), time.perf_counter()
         try:
-            outcome = self._evaluate(Candidate.from_json(candidate_json), enforce_constraints)
+            outcome = self._evaluate(family_of(self.space).parse_candidate(candidate_json), enforce_constraints)
         except Exception as error:  # noqa: BLE001 - any failure of a trial is recorded, not fatal
             outcome = Outcome("FAIL", error=f"{type(error).__name__}: {error}")
         outcome.started_at, outcome.finished_at = started, now()

@@ -1,0 +1,153 @@
+"""Family ``torch-model``: the user's own network, searched per layer.
+
+The space names a Python file and a function returning an ``nn.Module``
+(``network: {family: torch-model, model: path/model.py:build, weights: optional.pt}``).
+There are no architecture choices (a candidate's ``stages`` are empty): every Conv2d and
+Linear layer that torch.fx finds carries its own bits, sparsity and rank, each layer its
+own search group, except that layers coupled by a residual add (one channel group, pruned
+together) share one. Without ``weights`` the network is trained once as the base.
+Its ops for the latency table come from the traced graph; an op no profile can time fails
+with one line naming it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import fx, nn
+
+from autocompress.compress.coupling import channel_groups, is_dense, is_depthwise, trace
+from autocompress.errors import UserInputError
+from autocompress.models.family import LayerSpec, ModelFamily, register_family
+from autocompress.models.graph_ops import model_sites
+from autocompress.models.slicing import whole_state
+from autocompress.space import LayerChoices, SearchSpace, _Strict
+
+
+class TorchModelNetwork(_Strict):
+    family: Literal["torch-model"]
+    model: str = Field(pattern=r"^.+\.py:[A-Za-z_][A-Za-z0-9_]*$",
+                       description="FILE.py:FUNCTION returning the nn.Module (path relative to the working directory)")
+    weights: str | None = Field(None, description="a torch state dict of the model; trained as the base if absent")
+
+
+class TorchModelChoices(_Strict):
+    layer: LayerChoices
+
+
+class TorchModelSpace(SearchSpace):
+    network: TorchModelNetwork
+    choices: TorchModelChoices
+
+
+@dataclass(frozen=True)
+class NoStage:
+    """The family has no architecture choices: a candidate's stages are always empty."""
+
+
+@functools.lru_cache(maxsize=16)
+def _model_function(spec: str, mtime: float) -> Callable[[], nn.Module]:
+    """The function ``spec`` (``FILE.py:FUNCTION``) names, its file imported once per version."""
+    file, function = spec.rsplit(":", 1)
+    module_spec = importlib.util.spec_from_file_location(f"autocompress_user_model_{abs(hash((spec, mtime)))}", file)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as error:  # the user's file: any error is reported as bad input
+        raise UserInputError(f"network.model: {file}: cannot be imported: {type(error).__name__}: {error}") from None
+    if not callable(getattr(module, function, None)):
+        raise UserInputError(f"network.model: {file} has no function {function!r}")
+    return getattr(module, function)
+
+
+def _file(path: str, key: str) -> Path:
+    if not Path(path).is_file():
+        raise UserInputError(f"network.{key}: {path}: file not found")
+    return Path(path)
+
+
+@register_family
+class TorchModelFamily(ModelFamily):
+    name = "torch-model"
+    stage_type = NoStage
+    space_type = TorchModelSpace
+
+    @property
+    def label(self) -> str:
+        return self.space.network.model
+
+    def arch_knobs(self) -> list:
+        return []
+
+    def build(self, arch: Sequence) -> nn.Module:
+        if arch:
+            raise ValueError(f"{self.label}: a torch-model candidate has no stages, got {len(arch)}")
+        spec = self.space.network.model
+        model = _model_function(spec, _file(spec.rsplit(":", 1)[0], "model").stat().st_mtime)()
+        if not isinstance(model, nn.Module):
+            raise UserInputError(f"network.model: {spec} returned {type(model).__name__}, not a torch nn.Module")
+        return model
+
+    @functools.cached_property
+    def _layers(self) -> tuple[list[LayerSpec], dict[str, str]]:
+        """Every Conv2d/Linear of the traced network as a ``LayerSpec``, and each one's search
+        group (the first layer of its coupled channel group). Fails on an op no profile can time."""
+        model = self.build([])
+        try:
+            graph = trace(model)
+        except (fx.proxy.TraceError, TypeError, NotImplementedError) as error:
+            raise UserInputError(f"{self.label}: torch.fx cannot trace the model: {error}") from None
+        model_sites(model, self.space.input_shape()[1:], self.label)
+        groups = {name: group for group in channel_groups(model, graph) for name in group.producers}
+        modules = dict(model.named_modules())
+        specs, group_of = [], {}
+        for node in graph.nodes:
+            module = modules.get(node.target) if node.op == "call_module" else None
+            if not isinstance(module, (nn.Conv2d, nn.Linear)) or node.target in group_of:
+                continue
+            group = groups.get(node.target)
+            role = "linear" if isinstance(module, nn.Linear) else "depthwise" if is_depthwise(module) else "conv"
+            specs.append(LayerSpec(node.target, role, group is not None and group.prunable, is_dense(module)))
+            group_of[node.target] = group.producers[0] if group is not None else node.target
+        return specs, group_of
+
+    def compressible_layers(self, arch: Sequence) -> list[LayerSpec]:
+        return list(self._layers[0])
+
+    def layer_group(self, layer_name: str) -> str:
+        return self._layers[1][layer_name]
+
+    def inherited_state(self, subnet: nn.Module, base: nn.Module) -> dict[str, torch.Tensor]:
+        return whole_state("", base)
+
+    def fingerprint(self) -> object:
+        """The model's file and weights, so that editing either trains a new base."""
+        net = self.space.network
+        digest = hashlib.sha256(_file(net.model.rsplit(":", 1)[0], "model").read_bytes())
+        if net.weights is not None:
+            digest.update(_file(net.weights, "weights").read_bytes())
+        return digest.hexdigest()
+
+    def base_weights(self) -> dict[str, torch.Tensor] | None:
+        path = self.space.network.weights
+        if path is None:
+            return None
+        try:
+            saved = torch.load(_file(path, "weights"), map_location="cpu", weights_only=True)
+        except Exception as error:  # a corrupt or foreign file: one line, not a traceback
+            raise UserInputError(f"network.weights: {path}: not a torch state dict ({error})") from None
+        state = saved.get("state_dict", saved) if isinstance(saved, dict) else saved
+        try:
+            self.build([]).load_state_dict(state)
+        except (RuntimeError, TypeError, AttributeError) as error:
+            first = str(error).strip().splitlines()[0]
+            raise UserInputError(f"network.weights: {path} does not fit {self.label}: {first}") from None
+        return state
