@@ -204,6 +204,8 @@ def test_driver_killed_mid_run_resumes_without_losing_or_repeating_a_trial(tmp_p
     assert all(r["test_accuracy"] for r in _rows(folder, "pareto.csv"))  # the resumed run's front, measured on test
     if sampler == "predictor":  # its proposals were screened, and never repeat an evaluated candidate
         assert (folder / "predictor.pkl").is_file() and (folder / "screened.csv").is_file()
+        assert "<h2>Accuracy predictor</h2>" in (folder / "report.html").read_text()
+        assert "before_evaluation.kendall_tau" in (folder / "summary.md").read_text()
         hashes = [r["candidate_hash"] for r in rows if r["kind"] == "search"]
         assert len(set(hashes)) == len(hashes)
 

@@ -90,12 +90,14 @@ def _check_trials(path: Path, table: pd.DataFrame, objectives: list[str],
 
 @dataclass(frozen=True)
 class Run:
-    """One run folder: its frozen config, its trials so far, its device profile."""
+    """One run folder: its frozen config, its trials so far, its device profile and, for a
+    predictor-guided run, the accuracy predictor's quality (``predictor.json``)."""
 
     path: Path
     config: dict
     trials: pd.DataFrame
     profile: dict
+    predictor: dict
 
     @classmethod
     def load(cls, run: str | Path) -> Run:
@@ -103,11 +105,14 @@ class Run:
         config = SearchConfig.read(path / "config.json")
         profile_file = path / "profile.json"
         profile = load_json(profile_file, "hardware profile") if profile_file.is_file() else {}
-        if not isinstance(profile, dict):
-            raise UserInputError(f"{profile_file}: expected a JSON object, got {type(profile).__name__}")
+        predictor_file = path / "predictor.json"
+        predictor = load_json(predictor_file, "predictor summary") if predictor_file.is_file() else {}
+        for file, data in ((profile_file, profile), (predictor_file, predictor)):
+            if not isinstance(data, dict):
+                raise UserInputError(f"{file}: expected a JSON object, got {type(data).__name__}")
         family = family_of(parse_space(config.space, path / "config.json"))
         trials = _read_csv(path / "trials.csv", list(config.objectives), family.parse_candidate)
-        return cls(path, config.model_dump(), trials, profile)
+        return cls(path, config.model_dump(), trials, profile, predictor)
 
     @property
     def name(self) -> str:

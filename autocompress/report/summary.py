@@ -37,6 +37,9 @@ def render(analysis: Analysis, files: list[str]) -> str:
         "## Pareto front\n\nSelected by validation accuracy; test accuracy measured once on the test split "
         "after the search.\n\n" + (markdown_table(front) if len(front) else "No finished trial yet."),
         "## Uniform baselines\n\n" + markdown_table(tables.baseline_table(analysis)),
+        *(["## Accuracy predictor\n\nPredictions made before each trial was evaluated (before_evaluation), "
+           "and 5-fold cross-validated on the trials it was fitted on.\n\n"
+           + _pairs(tables.flatten(run.predictor))] if run.predictor else []),
         "## Device profile\n\n" + _pairs(device) + "\n\nValidation:\n\n" + _pairs(validation),
         "## Files\n\n" + "\n".join(f"- `{name}`" for name in files),
     ]) + "\n"
