@@ -76,7 +76,8 @@ def faulty_run(tmp_path_factory, profile, max_latency_ms) -> Path:
              runtime_env={"worker_process_setup_hook": "tests.search_faults.install",
                           "env_vars": {"PYTHONPATH": str(REPO)}})
     try:
-        outcome = CliRunner().invoke(app, _search_args(results, profile, "faulty", 12, "--finetune-epochs", "0",
+        outcome = CliRunner().invoke(app, _search_args(results, profile, "faulty", 12, "--sampler", "nsga2",
+                                                       "--finetune-epochs", "0",
                                                        "--max-latency-ms", str(max_latency_ms)))
     finally:
         ray.shutdown()

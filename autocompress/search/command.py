@@ -75,7 +75,7 @@ def search_command(
     gpus_per_worker: Annotated[float | None, typer.Option(help=(
         "Ray GPUs per worker (0.5: two workers share a GPU); > 0 fine-tunes trials and trains the base on "
         "CUDA; default 0, the CPU"))] = None,
-    sampler: Annotated[str | None, typer.Option(help=f"{' | '.join(SAMPLERS)} (default nsga2)")] = None,
+    sampler: Annotated[str | None, typer.Option(help=f"{' | '.join(SAMPLERS)} (default predictor)")] = None,
     run: Annotated[str | None, typer.Option(help="run name: results/<run>/ (default <space>-<time>)")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run named by --run")] = False,
     address: Annotated[str | None, typer.Option(help="join this Ray cluster (host:port), not a local Ray")] = None,
@@ -126,7 +126,7 @@ def search_command(
         plan = plan_run(results_dir, run, space, profile, {
             "objectives": ["accuracy", "latency_ms"] + (["size_kb"] if objective else []),
             "constraints": Constraints(max_latency_ms=max_latency_ms, max_size_kb=max_size_kb),
-            "sampler": sampler or "nsga2", "trials": trials, "time_budget_s": budget_s,
+            "sampler": sampler or "predictor", "trials": trials, "time_budget_s": budget_s,
             "workers": workers or 2, "threads": threads, "gpus_per_worker": gpus_per_worker or 0.0,
             "seed": seed or 0, "finetune_epochs": finetune_epochs, "native_only": native_only})
         folder = plan.folder
