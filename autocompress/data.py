@@ -16,6 +16,7 @@ numbers) and to compute the training statistics.
 from __future__ import annotations
 
 import zipfile
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,17 +35,19 @@ SCAN_BYTES = 1 << 23
 """Float32 bytes of resized images read at once while checking the data (8 MiB)."""
 
 
-class _Source:
+class _Source(ABC):
     """Raw images of a data set, read by index as float32 (n, C, H, W) before resizing."""
 
     origin: str
     shape: tuple[int, int, int]
 
+    @abstractmethod
     def __len__(self) -> int:
-        raise NotImplementedError
+        """How many images the source holds."""
 
+    @abstractmethod
     def read(self, index: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """The images at ``index``."""
 
     def check(self, images: np.ndarray, index: np.ndarray) -> None:
         """Refuse pixels that are not finite numbers, naming the source."""
