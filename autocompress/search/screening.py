@@ -1,8 +1,9 @@
 """Predictor-guided search: screen thousands of candidates, fine-tune only the most promising.
 
-An Optuna sampler (``--sampler predictor``), so Optuna's storage stays the one record of every
-really-evaluated trial and resume stays exact: each proposal is a function of the storage
-and the trial number alone. For each new search trial it
+An Optuna sampler (``--sampler predictor``, the default), so Optuna's storage stays the one
+record of every really-evaluated trial and resume stays exact: each proposal is made from the
+storage alone (its random draws seeded by the trial number) and is stored with its trial.
+For each new search trial it
 
 1. fits the accuracy predictor (``predictor.py``) on every trial fine-tuned so far
    (baselines included),
