@@ -146,7 +146,9 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
             child[name] = rng.choice([c for c in self.choices[name] if c != first[name]])
         return child
 
-    def _pool(self, rng: random.Random, parents: list[dict[str, Any]], taken: set) -> Screened:
+    def _pool(self, rng: random.Random, parents: list[dict[str, Any]],
+              taken: set) -> tuple[list[dict[str, Any]], list[str], np.ndarray]:
+        """Parameters, hashes and LUT latencies of new candidates, bred from ``parents`` or random."""
         params, hashes, latencies = [], [], []
         seen = set(taken)
         skipped = 0
@@ -172,8 +174,7 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
             latencies.append(latency)
         if skipped:
             log.warning("screening skipped %d candidates with ops the profile has no entry for", skipped)
-        empty = np.zeros(len(params))
-        return Screened(params, hashes, np.asarray(latencies, dtype=float), empty, empty)
+        return params, hashes, np.asarray(latencies, dtype=float)
 
     def _screen_and_choose(self, study: optuna.Study, trial: FrozenTrial, rng: random.Random,
                            trials: list[FrozenTrial], finished: list[FrozenTrial], taken: set) -> dict[str, Any]:
@@ -184,10 +185,10 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
         predictor = AccuracyPredictor(self.choices, seed=self.seed).fit(train_params, train_latency, train_accuracy)
         measured = np.column_stack([1.0 - np.asarray(train_accuracy), train_latency])
         parents = [finished[i].params for i in np.flatnonzero(pareto_mask(measured))]
-        pool = self._pool(rng, parents, taken)
-        if not pool.params:
+        params, hashes, latency_ms = self._pool(rng, parents, taken)
+        if not params:
             return self._random_untaken(rng, taken)
-        pool.mean, pool.std = predictor.predict(pool.params, pool.latency_ms)
+        pool = Screened(params, hashes, latency_ms, *predictor.predict(params, latency_ms))
         in_flight = [t for t in trials if t.state == TrialState.RUNNING and t.params and t.number != trial.number]
         lies = np.empty((0, 2))
         if in_flight:
