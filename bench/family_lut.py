@@ -22,7 +22,7 @@ from pathlib import Path
 from latency_lut import print_row, profile_row
 
 from autocompress.hw.profiler import measure_profile
-from autocompress.hw.runtimes import RUNTIMES
+from autocompress.hw.runtimes import measured_runtime_names
 from autocompress.hw.validate import measure_candidates
 from autocompress.models.family import family_of
 from autocompress.space import load_space
@@ -45,7 +45,7 @@ def pruning_speed(space_path: str, runtime: str, batch_size: int, statistic: str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spaces", nargs="+", default=list(SPACES))
-    parser.add_argument("--runtime", default="torch-fp32", choices=RUNTIMES)
+    parser.add_argument("--runtime", default="torch-fp32", choices=measured_runtime_names())
     parser.add_argument("--validate", type=int, default=40, help="candidates measured end to end")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--ship", action="store_true", help="copy the profiles to hw_profiles/")

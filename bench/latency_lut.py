@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from autocompress.hw.profiler import measure_profile
-from autocompress.hw.runtimes import RUNTIMES
+from autocompress.hw.runtimes import measured_runtime_names
 from autocompress.hw.validate import CALLS_PER_ROUND, ROUNDS
 from autocompress.space import load_space
 
@@ -69,7 +69,7 @@ def print_row(label: str, row: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES)
+    parser.add_argument("--runtimes", nargs="+", default=measured_runtime_names(), choices=measured_runtime_names())
     parser.add_argument("--validate", type=int, default=40, help="candidates measured end to end")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--ship", action="store_true", help="copy the profiles to hw_profiles/")

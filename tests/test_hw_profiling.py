@@ -50,7 +50,7 @@ def test_profile_command_measures_validates_and_resumes(tiny, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--runtime", "tpu"], "--runtime: must be one of"),
+    (["--runtime", "tpu"], "--runtime: unknown runtime 'tpu' (allowed: "),
     (["--runtime", "torch-fp32", "--validate", "3"], "--validate: needs 0 or at least 5"),
     (["--runtime", "onnxruntime", "--import", "nowhere.csv"], "nowhere.csv: runner CSV not found"),
 ])

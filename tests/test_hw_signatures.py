@@ -14,7 +14,8 @@ from autocompress.models.family import family_of
 from autocompress.space import load_space
 
 TINY = Path(__file__).parent / "spaces" / "tiny.yaml"
-RULES = {"float": BitsRule(), "int8": BitsRule.of_runtime("onnxruntime-int8"),
+RULES = {"float": BitsRule(), "onnxruntime": BitsRule.of_runtime("onnxruntime"),
+         "int8": BitsRule.of_runtime("onnxruntime-int8"),
          "accelerator": ACCELERATOR}
 
 

@@ -27,7 +27,8 @@ from autocompress.export.onnx_files import onnx_predict, write_int8
 from autocompress.export.weights import read_weights, write_weights
 from autocompress.hw.bundle_runner import clock_name, open_session, session_runner, summarise, time_calls
 from autocompress.hw.onnx_export import export_onnx
-from autocompress.hw.runtimes import RUNTIMES, WARMUP_E2E, prepare
+from autocompress.hw.runtimes import WARMUP_E2E, MeasuredRuntime, runtime_named
+from autocompress.hw.runtimes.onnx import OnnxRuntime, OnnxRuntimeFloat
 from autocompress.inputs import loading
 from autocompress.pipeline import load_trial_model
 from autocompress.progress import progress_bar
@@ -92,15 +93,17 @@ def _latency(runtime: str, statistic: str, model: nn.Module, files: dict[str, Pa
 
     A modelled device cannot be measured here: its latency is reported on onnxruntime.
     """
-    runtime = runtime if runtime in RUNTIMES else "onnxruntime"
-    if runtime == "torch-fp32":
-        call = prepare(runtime, model, shape, threads)
+    timed_on = runtime_named(runtime, "device.runtime")
+    if not isinstance(timed_on, MeasuredRuntime):
+        timed_on = runtime_named(OnnxRuntimeFloat.name)
+    if isinstance(timed_on, OnnxRuntime):
+        path = files.get("model.int8.onnx") if timed_on.quantized else None
+        call = session_runner(open_session(path or files["model.onnx"], threads))
     else:
-        path = files.get("model.int8.onnx") if runtime == "onnxruntime-int8" else None
-        call = session_runner(open_session(path or files["model.onnx"], threads), list(shape))
+        call = timed_on.prepare(model, [shape], threads)
     time_calls(call, WARMUP_E2E, threads)
     stats = summarise(time_calls(call, TIMED_CALLS, threads))
-    return runtime, stats[f"{statistic}_ms"], stats["spread_ms"]
+    return timed_on.name, stats[f"{statistic}_ms"], stats["spread_ms"]
 
 
 def _accuracies(model: nn.Module, sessions: dict[str, ort.InferenceSession], x: Images,

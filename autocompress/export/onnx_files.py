@@ -11,27 +11,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import torch
 from torch import nn
 
 from autocompress.data import Images, chunks
-from autocompress.hw.onnx_export import QUANTIZED_OPS, quantize_onnx_int8
-from autocompress.hw.runtimes import int8_layers, module_path
-from autocompress.hw.signatures import BitsRule
+from autocompress.hw.onnx_export import quantize_onnx_int8
+from autocompress.hw.runtimes.onnx import OnnxRuntimeInt8, float_nodes, int8_layers
 
 CALIBRATION_IMAGES = 256
 
 
 def write_int8(model: nn.Module, float_path: Path, path: Path, calibration: torch.Tensor) -> Path | None:
     """The int8 file of ``model`` (exported at ``float_path``); None if no layer is quantized."""
-    quantized = int8_layers(model, BitsRule.of_runtime("onnxruntime-int8"))
+    quantized = int8_layers(model, OnnxRuntimeInt8().bits_rule)
     if not quantized:
         return None
-    nodes = [n for n in onnx.load(str(float_path)).graph.node if n.op_type in QUANTIZED_OPS]
-    exclude = [n.name for n in nodes if module_path(n.name) not in quantized]
-    return quantize_onnx_int8(float_path, path, calibration[:CALIBRATION_IMAGES].numpy(), nodes_to_exclude=exclude)
+    return quantize_onnx_int8(float_path, path, calibration[:CALIBRATION_IMAGES].numpy(),
+                              nodes_to_exclude=float_nodes(float_path, quantized))
 
 
 def onnx_predict(session: ort.InferenceSession, x: Images) -> torch.Tensor:

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import math
 
-from autocompress.hw.profile import MODELLED_RUNTIMES, SCHEMA_VERSION, Device, Entry, HardwareProfile
+from autocompress.hw.profile import SCHEMA_VERSION, Device, Entry, HardwareProfile
+from autocompress.hw.runtimes.registry import Runtime, register_runtime
 from autocompress.hw.signatures import BitsRule, OpSignature, space_signatures
 from autocompress.space import SearchSpace
 
-RUNTIME = MODELLED_RUNTIMES[0]
 NATIVE_BITS = (2, 4, 8, 16)
 BRICKS = 512 * 16
 CLOCK_HZ = 500e6
@@ -32,6 +32,19 @@ VECTOR_LANES = 64
 OP_OVERHEAD_MS = 0.0005
 WIDE = 16
 RULE = BitsRule(weight=NATIVE_BITS, activation=NATIVE_BITS, follow=False)
+
+
+@register_runtime
+class BitFusionModel(Runtime):
+    """The modelled accelerator: any of its bit-widths runs natively, nothing is fused."""
+
+    name = "bitfusion-model"
+    default_device = "bitfusion"
+    modelled = True
+
+    @property
+    def bits_rule(self) -> BitsRule:
+        return RULE
 
 
 def _io_elements(signature: OpSignature) -> int:
@@ -63,7 +76,7 @@ def modelled_profile(space: SearchSpace, space_path: str, name: str, batch_size:
     entries = {s.key: Entry(median_ms=modelled_ms(s, batch_size),
                              min_ms=modelled_ms(s, batch_size), spread_ms=0.0, samples=1)
                for s in space_signatures(space, RULE)}
-    device = Device.on_this_host(name, "modelled", RUNTIME, 1, batch_size)
+    device = Device.on_this_host(name, "modelled", BitFusionModel.name, 1, batch_size)
     constants = {"formula": "max(B*MACs*ceil2(w)/2*ceil2(a)/2/bricks, "
                             "(weights*w + B*io*a)/8/bytes_per_cycle)/clock + overhead",
                  "bricks": BRICKS, "clock_hz": CLOCK_HZ, "bytes_per_cycle": BYTES_PER_CYCLE,

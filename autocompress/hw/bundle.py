@@ -26,47 +26,54 @@ from autocompress.hw.profile import (
     utc_now,
     write_json_atomic,
 )
-from autocompress.hw.profiler import CALLS_PER_ROUND, CHUNK, ROUNDS, WARMUP, op_module
-from autocompress.hw.runtimes import int8_layers, write_onnx
+from autocompress.hw.profiler import CALLS_PER_ROUND, CHUNK, ROUNDS, WARMUP, op_module, op_shapes
+from autocompress.hw.runtimes import runtime_named, runtime_names
+from autocompress.hw.runtimes.onnx import OnnxRuntime, int8_layers
 from autocompress.hw.signatures import BitsRule, space_signatures
 from autocompress.hw.validate import score, validation_candidates
 from autocompress.inputs import read_text, validated
 from autocompress.models.family import family_of
 from autocompress.space import SearchSpace
 
-ONNX_RUNTIMES = ("onnxruntime", "onnxruntime-int8")
 NET_PREFIX = "net/"
 
 
-def _write(runtime: str, model, shape: tuple[int, ...], target: Path, int8: set[str] | None,
-           isolated: bool) -> None:
+def onnx_runtime(name: str, where: str) -> OnnxRuntime:
+    """The registered runtime ``name``, which must run ONNX files (a bundle's runner does)."""
+    runtime = runtime_named(name, where)
+    if not isinstance(runtime, OnnxRuntime):
+        allowed = [n for n in runtime_names() if isinstance(runtime_named(n), OnnxRuntime)]
+        raise UserInputError(f"{where}: runtime must be one of {', '.join(allowed)}, "
+                             f"got {name!r} (a bundle runs ONNX models)")
+    return runtime
+
+
+def _write(runtime: OnnxRuntime, model, shapes: list[tuple[int, ...]], target: Path,
+           int8: set[str] | None, isolated: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        shutil.move(write_onnx(runtime, model, shape, Path(tmp), int8, isolated), target)
+        shutil.move(runtime.write_onnx(model, shapes, Path(tmp), int8, isolated), target)
 
 
 def export_bundle(space: SearchSpace, runtime: str, folder: Path, batch_size: int, threads: int,
                   validate_count: int, seed: int = 0) -> Path:
     """Write a self-contained bundle for ``runtime`` into ``folder``; returns the manifest."""
-    if runtime not in ONNX_RUNTIMES:
-        raise UserInputError(f"--export-bundle: runtime must be one of {', '.join(ONNX_RUNTIMES)}, "
-                             f"got {runtime!r} (a bundle runs ONNX models)")
-    rule = BitsRule.of_runtime(runtime)
+    target = onnx_runtime(runtime, "--export-bundle")
+    rule = target.bits_rule
     (folder / "ops").mkdir(parents=True, exist_ok=True)
     (folder / "nets").mkdir(exist_ok=True)
     models = []
     for index, signature in enumerate(tqdm(space_signatures(space, rule), desc="bundle ops")):
-        shape = (batch_size, *signature.shape)
         file = f"ops/{index:05d}.onnx"
-        _write(runtime, op_module(signature).eval(), shape, folder / file,
+        _write(target, op_module(signature).eval(), op_shapes(signature, batch_size), folder / file,
                None if signature.quantized else set(), isolated=True)
-        models.append({"key": signature.key, "file": file, "shape": list(shape)})
+        models.append({"key": signature.key, "file": file})
     shape = space.input_shape(batch_size)
     candidates = validation_candidates(space, validate_count, seed)
     for index, candidate in enumerate(tqdm(candidates, desc="bundle networks")):
         model = family_of(space).build_compressed(candidate)
         file = f"nets/{index:03d}.onnx"
-        _write(runtime, model, shape, folder / file, int8_layers(model, rule), isolated=False)
-        models.append({"key": f"{NET_PREFIX}{index}", "file": file, "shape": list(shape)})
+        _write(target, model, [shape], folder / file, int8_layers(model, rule), isolated=False)
+        models.append({"key": f"{NET_PREFIX}{index}", "file": file})
     shutil.copy(bundle_runner.__file__, folder / "runner.py")
     manifest = folder / "manifest.json"
     write_json_atomic(manifest, {"runtime": runtime, "threads": threads, "batch_size": batch_size,
@@ -136,9 +143,7 @@ def import_csv(space: SearchSpace, space_path: str, path: Path, name: str,
                                 "threads": first["threads"], "clock": first["clock"],
                                 "batch_size": first["batch_size"], "host_cpu": first["host_cpu"],
                                 "host_threads": first["host_threads"], "date": utc_now()}, f"{path}: line 2")
-    if device.runtime not in ONNX_RUNTIMES:
-        raise UserInputError(f"{path}: runtime {device.runtime!r} is not a bundle runtime")
-    rule = BitsRule.of_runtime(device.runtime)
+    rule = onnx_runtime(device.runtime, f"{path}: line 2").bits_rule
     _check_signatures(path, space, rule, set(entries))
     network_ms = _network_ms(path, nets, statistic)
     profile = HardwareProfile(schema_version=SCHEMA_VERSION, device=device, space=space_path,

@@ -89,9 +89,10 @@ def summarise(samples_ms: list[float]) -> dict[str, float]:
             "spread_ms": quartiles[2] - quartiles[0], "samples": len(samples_ms)}
 
 
-def session_runner(session: ort.InferenceSession, shape: list[int]) -> Callable[[], object]:
-    feeds = {session.get_inputs()[0].name:
-             np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
+def session_runner(session: ort.InferenceSession) -> Callable[[], object]:
+    """A call running one batch of random data through every (fixed-shape) input."""
+    rng = np.random.default_rng(0)
+    feeds = {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in session.get_inputs()}
     return lambda: session.run(None, feeds)
 
 
@@ -118,7 +119,7 @@ def main() -> None:
     rows = []
     for begin in range(0, len(models), chunk):
         items = models[begin:begin + chunk]
-        runs = [session_runner(open_session(folder / item["file"], threads), item["shape"]) for item in items]
+        runs = [session_runner(open_session(folder / item["file"], threads)) for item in items]
         timed = time_interleaved(runs, manifest["rounds"], manifest["calls"], threads, manifest["warmup"])
         rows.extend({"key": item["key"], **summarise(samples), **context}
                     for item, samples in zip(items, timed, strict=True))

@@ -9,15 +9,10 @@ from typing import Annotated
 import typer
 
 from autocompress.errors import UserInputError
-from autocompress.hw.profile import DEVICE_NAME, MODELLED_RUNTIMES, HardwareProfile, save_profile
-from autocompress.hw.runtimes import RUNTIMES
+from autocompress.hw.profile import DEVICE_NAME, HardwareProfile, save_profile
+from autocompress.hw.runtimes import runtime_named, runtime_names
 
-MODELLED = MODELLED_RUNTIMES[0]
 MIN_VALIDATE = 5
-
-
-def _default_name(runtime: str) -> str:
-    return "bitfusion" if runtime == MODELLED else f"cpu-{runtime}"
 
 
 def _print_validation(profile: HardwareProfile) -> None:
@@ -33,8 +28,7 @@ def _print_validation(profile: HardwareProfile) -> None:
 
 def profile_command(
     space: Annotated[Path, typer.Argument(help="search space YAML the table is made for")],
-    runtime: Annotated[str, typer.Option(
-        help=f"{', '.join(RUNTIMES)} (measured here) or {MODELLED} (modelled accelerator)")],
+    runtime: Annotated[str, typer.Option(help=f"one of {', '.join(runtime_names())}")],
     device: Annotated[str | None, typer.Option(help="device name (default: cpu-RUNTIME)")] = None,
     out: Annotated[Path | None, typer.Option(help="default: hw_profiles/DEVICE.json")] = None,
     validate: Annotated[int, typer.Option(
@@ -52,15 +46,13 @@ def profile_command(
     from autocompress.space import load_space
 
     search_space = load_space(space)
-    if runtime not in (*RUNTIMES, MODELLED):
-        raise UserInputError(f"--runtime: must be one of {', '.join((*RUNTIMES, MODELLED))}, "
-                             f"got {runtime!r}")
+    chosen = runtime_named(runtime)
     if validate and validate < MIN_VALIDATE:
         raise UserInputError(f"--validate: needs 0 or at least {MIN_VALIDATE} candidates "
                              f"(30 or more for figures worth quoting), got {validate}")
     if statistic not in ("min", "median"):
         raise UserInputError(f"--statistic: must be min or median, got {statistic!r}")
-    name = device or _default_name(runtime)
+    name = device or chosen.default_device
     if not re.match(DEVICE_NAME, name):
         raise UserInputError(f"--device: {name!r} is not a device name (letters, digits, '_', '.', '-')")
     out = out or Path("hw_profiles") / f"{name}.json"
@@ -81,7 +73,7 @@ def profile_command(
 
         profile = read_csv(search_space, str(space), import_csv, name, statistic)
         save_profile(profile, out)
-    elif runtime == MODELLED:
+    elif chosen.modelled:
         from autocompress.hw.accelerator import modelled_profile
 
         profile = modelled_profile(search_space, str(space), name, batch_size)

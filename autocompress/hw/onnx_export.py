@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import platform
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,16 +33,22 @@ INPUT_NAME = "input"
 QUANTIZED_OPS = ("Conv", "Gemm", "MatMul")
 
 
-def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: Path) -> Path:
-    """Write ``freeze(model)`` to ``path`` as ONNX with one fixed input shape; returns ``path``."""
+def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: Path,
+                extra_shapes: Sequence[tuple[int, ...]] = ()) -> Path:
+    """Write ``freeze(model)`` to ``path`` as ONNX with fixed input shapes; returns ``path``.
+
+    ``extra_shapes`` are those of further inputs (``extra0``, ...), such as the tensor a
+    fused kernel adds to its conv's output.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frozen = freeze(model)
-    example = torch.zeros(input_shape)
+    examples = tuple(torch.zeros(shape) for shape in (input_shape, *extra_shapes))
+    names = [INPUT_NAME, *(f"extra{index}" for index in range(len(extra_shapes)))]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(frozen, (example,), str(path), dynamo=False, opset_version=OPSET,
-                          input_names=[INPUT_NAME], output_names=["output"],
+        torch.onnx.export(frozen, examples, str(path), dynamo=False, opset_version=OPSET,
+                          input_names=names, output_names=["output"],
                           do_constant_folding=True)
     return path
 

@@ -21,8 +21,6 @@ from autocompress.hw.bundle_runner import clock_name, host_cpu
 from autocompress.inputs import load_json, validated
 
 SCHEMA_VERSION = 1
-MODELLED_RUNTIMES = ("bitfusion-model",)
-"""Runtimes whose latencies come from a formula (``device.kind`` modelled), not a measurement."""
 Bits = Annotated[int, Field(ge=1, le=32)]
 DEVICE_NAME = r"^[A-Za-z0-9_.-]+$"
 
@@ -128,10 +126,15 @@ class HardwareProfile(_Strict):
     @model_validator(mode="after")
     def _kind_matches_origin(self) -> HardwareProfile:
         """A modelled device has a modelled runtime and the formula's constants; a measured one neither."""
+        from autocompress.hw.runtimes import runtime_named, runtime_names
+
+        names = runtime_names()
+        if self.device.runtime not in names:
+            raise ValueError(f"device.runtime {self.device.runtime!r} is unknown (allowed: {', '.join(names)})")
         modelled = self.device.kind == "modelled"
-        if modelled != (self.device.runtime in MODELLED_RUNTIMES):
+        if modelled != runtime_named(self.device.runtime).modelled:
             raise ValueError(f"device.kind is {self.device.kind!r} but runtime {self.device.runtime!r} is "
-                             f"{'not ' if modelled else ''}a modelled one ({', '.join(MODELLED_RUNTIMES)})")
+                             f"{'not ' if modelled else ''}a modelled one")
         if modelled != bool(self.model):
             raise ValueError(f"device.kind is {self.device.kind!r} but the profile "
                              f"{'has no' if modelled else 'has a'} model formula ('model')")

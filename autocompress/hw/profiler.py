@@ -1,9 +1,10 @@
 """Measure a LUT: every op signature of a space, timed on a runtime, resumable.
 
 Each signature becomes a small torch module with exactly that kernel (a conv with its batch
-norm and ReLU, a squeeze-excite gate, ...), prepared on the runtime like a whole network
-would be, warmed up and timed. Signatures are prepared a chunk at a time and timed in
-interleaved rounds over the chunk (``time_interleaved`` says why). Finished chunks go to a
+norm and ReLU, a squeeze-excite gate, a conv with the residual add fused into it, ...),
+prepared on the runtime like a whole network would be, warmed up and timed. Signatures
+are prepared a chunk at a time and timed in interleaved rounds over the chunk
+(``time_interleaved`` says why). Finished chunks go to a
 side file next to the output, written atomically, so an interrupted run resumes there.
 """
 
@@ -30,8 +31,8 @@ from autocompress.hw.profile import (
     save_profile,
     write_json_atomic,
 )
-from autocompress.hw.runtimes import prepare, runtime_settings
-from autocompress.hw.signatures import BIAS, BN_RELU, NONE, BitsRule, OpSignature, space_signatures
+from autocompress.hw.runtimes import MeasuredRuntime, measured_runtime
+from autocompress.hw.signatures import BIAS, BN_RELU, NONE, OpSignature, space_signatures
 from autocompress.hw.validate import validate
 from autocompress.models.blocks import ConvBNAct, SqueezeExcite
 from autocompress.space import SearchSpace
@@ -58,9 +59,42 @@ class _Pool(nn.Module):
         return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
 
 
+class _Fused(nn.Module):
+    """A fused kernel: the head op, then each fused op on its output (an add adds the next
+    extra input, a ReLU rectifies), so the exported graph is the pattern the runtime fuses.
+
+    An added tensor first passes a 1x1 depthwise conv (one pass over it): ONNX Runtime
+    folds an add into its blocked-layout (NCHWc) conv only when both operands are in that
+    layout, as a residual produced by the previous block is; a graph input is plain NCHW,
+    and the conv puts it in the layout, as the reorder of the head's input does for that.
+    """
+
+    def __init__(self, head: nn.Module, fused: tuple[str, ...], added: list[int]) -> None:
+        super().__init__()
+        self.head, self.fused = head, fused
+        self.layout = nn.ModuleList(nn.Conv2d(c, c, 1, groups=c, bias=False) for c in added)
+
+    def forward(self, x: torch.Tensor, *added: torch.Tensor) -> torch.Tensor:
+        out, pending = self.head(x), iter(zip(self.layout, added, strict=True))
+        for op in self.fused:
+            if op == "add":
+                layout, tensor = next(pending)
+                out = out + layout(tensor)
+            else:
+                out = torch.relu(out)
+        return out
+
+
 def op_module(signature: OpSignature) -> nn.Module:
-    """A module that runs exactly the kernel of ``signature`` (random weights)."""
-    s = signature
+    """A module that runs exactly the kernel of ``signature`` (random weights); its inputs
+    have the signature's ``input_shapes``."""
+    if signature.fused:
+        return _Fused(_single_op_module(signature), tuple(op.op for op in signature.fused),
+                      [shape[0] for shape in signature.input_shapes[1:]])
+    return _single_op_module(signature)
+
+
+def _single_op_module(s: OpSignature) -> nn.Module:
     if s.op == "conv":
         if s.epilogue == NONE:
             return nn.Conv2d(s.shape[0], s.out, s.kernel, s.stride, s.kernel // 2,
@@ -79,10 +113,16 @@ def op_module(signature: OpSignature) -> nn.Module:
     raise ValueError(f"unknown op type in signature {s.key}")
 
 
-def prepare_op(runtime: str, signature: OpSignature, batch_size: int, threads: int) -> Callable[[], object]:
+def op_shapes(signature: OpSignature, batch_size: int) -> list[tuple[int, ...]]:
+    """Input shapes of a batch through the kernel of ``signature``."""
+    return [(batch_size, *shape) for shape in signature.input_shapes]
+
+
+def prepare_op(runtime: MeasuredRuntime, signature: OpSignature, batch_size: int,
+               threads: int) -> Callable[[], object]:
     """A callable running one batch through the kernel of ``signature`` on ``runtime``."""
-    return prepare(runtime, op_module(signature).eval(), (batch_size, *signature.shape), threads,
-                   int8=None if signature.quantized else set(), isolated=True)
+    return runtime.prepare(op_module(signature).eval(), op_shapes(signature, batch_size), threads,
+                           int8=None if signature.quantized else set(), isolated=True)
 
 
 def partial_path(out: Path) -> Path:
@@ -101,7 +141,7 @@ def load_partial(out: Path, settings: dict) -> dict[str, Entry]:
     return {key: Entry(**value) for key, value in data["entries"].items()}
 
 
-def measure_table(runtime: str, signatures: Iterable[OpSignature], out: Path, settings: dict,
+def measure_table(runtime: MeasuredRuntime, signatures: Iterable[OpSignature], out: Path, settings: dict,
                   known: dict[str, Entry]) -> dict[str, Entry]:
     """Measure every signature not in ``known`` (or the side file), saving after each chunk.
 
@@ -110,7 +150,7 @@ def measure_table(runtime: str, signatures: Iterable[OpSignature], out: Path, se
     entries = {**known, **load_partial(out, settings)}
     todo = [s for s in signatures if s.key not in entries]
     threads = settings["threads"]
-    with tqdm(total=len(todo) * (1 + ROUNDS), desc=f"ops on {runtime}", unit="step") as bar:
+    with tqdm(total=len(todo) * (1 + ROUNDS), desc=f"ops on {runtime.name}", unit="step") as bar:
         for begin in range(0, len(todo), CHUNK):
             chunk = todo[begin:begin + CHUNK]
             runs = []
@@ -150,17 +190,18 @@ def measure_profile(space: SearchSpace, space_path: str, runtime: str, name: str
     the command after a space grows measures only what is new.
     """
     start = time.perf_counter()
-    rule = BitsRule.of_runtime(runtime)
+    timed_on = measured_runtime(runtime)
+    rule = timed_on.bits_rule
     signatures = space_signatures(space, rule)
     previous = _existing(out, runtime, threads, batch_size)
     known = previous.entries if previous is not None else {}
     settings = {"runtime": runtime, "threads": threads, "batch_size": batch_size,
                 "space": space.model_dump(mode="json")}
-    entries = measure_table(runtime, signatures, out, settings, known)
+    entries = measure_table(timed_on, signatures, out, settings, known)
     profile = HardwareProfile(
         schema_version=SCHEMA_VERSION,
         device=Device.on_this_host(name, "measured", runtime, threads, batch_size).model_copy(
-            update={"settings": runtime_settings(runtime) | {"timing": TIMING}}),
+            update={"settings": timed_on.settings() | {"timing": TIMING}}),
         space=space_path, native_weight_bits=list(rule.weight),
         native_activation_bits=list(rule.activation), activation_bits_follow_weights=rule.follow,
         native_sparsity=["channel"], entries=entries, statistic=statistic,

@@ -2,7 +2,9 @@
 
 A signature is keyed by what actually runs: a conv with its batch norm and activation
 (one fused kernel in ONNX Runtime, one ``ConvBNAct`` unit in eager torch), a
-squeeze-excite gate, a residual add, the global pool, a linear layer. Shapes are those of
+squeeze-excite gate, a residual add, the global pool, a linear layer; and, where the
+runtime's fusion rules (``BitsRule.fusion``) join consecutive ops into one kernel, the
+head op with the ops fused into it (``conv/...>add/...``: one entry, one timed unit). Shapes are those of
 the compressed model (channels after pruning, both factors of a low-rank layer), for one
 image; the profile's batch size multiplies them at measurement time. Bit-widths are in the
 key only where the device has more than one kernel precision, mapped by ``BitsRule`` to the
@@ -13,21 +15,25 @@ Unstructured sparsity never changes a signature: no profile here has sparse kern
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
 from collections.abc import Container, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import nn
 
 from autocompress.candidate import FLOAT_BITS, Candidate
 from autocompress.compress.lowrank import LowRankConv2d, LowRankLinear, rank_for
 from autocompress.compress.quantize import activation_bits_of, weight_bits_of
+from autocompress.hw.runtimes.fusion import FusionRule, fuse, fuse_space
 from autocompress.models.family import family_of
 from autocompress.space import SearchSpace
 
 BN_RELU, BN, NONE, BIAS = "bn+relu", "bn", "none", "bias"
+FUSED = ">"
+"""Joins the keys of the ops of one fused kernel, head first: ``conv/.../bn>add/8x16x16``."""
 
 
 @dataclass(frozen=True, order=True)
@@ -36,7 +42,8 @@ class OpSignature:
 
     ``out`` is the output channels (conv, linear) or the squeeze width (se); ``epilogue``
     what is fused after the kernel; ``bits`` the (weight, activation) kernel precision,
-    ``None`` on devices with one precision.
+    ``None`` on devices with one precision; ``fused`` the ops the runtime runs inside this
+    one's kernel (each consuming a tensor of its output shape).
     """
 
     op: str
@@ -47,9 +54,14 @@ class OpSignature:
     groups: int = 1
     epilogue: str = NONE
     bits: tuple[int, int] | None = None
+    fused: tuple[OpSignature, ...] = field(default=())
 
     @functools.cached_property
     def key(self) -> str:
+        return FUSED.join([self._own_key, *(op.key for op in self.fused)])
+
+    @property
+    def _own_key(self) -> str:
         parts = [self.op, "x".join(map(str, self.shape))]
         if self.op in ("conv", "linear", "se"):
             parts.append(f"o{self.out}")
@@ -63,6 +75,11 @@ class OpSignature:
 
     @classmethod
     def from_key(cls, key: str) -> OpSignature:
+        head, *fused = key.split(FUSED)
+        return dataclasses.replace(cls._from_own_key(head), fused=tuple(map(cls._from_own_key, fused)))
+
+    @classmethod
+    def _from_own_key(cls, key: str) -> OpSignature:
         op, shape, *rest = key.split("/")
         fields: dict = {"op": op, "shape": tuple(int(v) for v in shape.split("x"))}
         for part in rest:
@@ -80,8 +97,29 @@ class OpSignature:
     def quantized(self) -> bool:
         return self.bits is not None and min(self.bits) < FLOAT_BITS
 
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        """Shape of the op's output for one image."""
+        if self.op == "conv":
+            _, h, w = self.shape
+            return self.out, -(-h // self.stride), -(-w // self.stride)
+        if self.op == "linear":
+            return (self.out,)
+        if self.op == "pool":
+            return (self.shape[0],)
+        return self.shape
+
+    @property
+    def input_shapes(self) -> list[tuple[int, ...]]:
+        """Shapes of the kernel's inputs for one image: the head op's, then one per fused add
+        (the tensor added to the head's output)."""
+        return [self.shape, *(op.shape for op in self.fused if op.op == "add")]
+
     def macs(self) -> int:
         """Multiply-accumulates per image (the FLOPs baseline and the modelled device)."""
+        return self._own_macs() + sum(op.macs() for op in self.fused)
+
+    def _own_macs(self) -> int:
         if self.op == "conv":
             c, h, w = self.shape
             out_h, out_w = -(-h // self.stride), -(-w // self.stride)
@@ -94,6 +132,9 @@ class OpSignature:
         return math.prod(self.shape)
 
     def weight_count(self) -> int:
+        return self._own_weights() + sum(op.weight_count() for op in self.fused)
+
+    def _own_weights(self) -> int:
         if self.op == "conv":
             return self.out * (self.shape[0] // self.groups) * self.kernel**2
         if self.op == "linear":
@@ -110,24 +151,31 @@ class BitsRule:
     Each side rounds up to the smallest native bit-width that holds it (the widest if none
     does); with ``follow`` the activations take the weights' kernel precision, as on a CPU
     whose int8 kernels need int8 on both sides and whose float kernels take float inputs.
+    ``fusion`` holds the runtime's fusion rules: with the bit-widths, they make a
+    candidate's ops into the kernels the runtime runs, which key its table.
     """
 
     weight: tuple[int, ...] = (FLOAT_BITS,)
     activation: tuple[int, ...] = (FLOAT_BITS,)
     follow: bool = False
+    fusion: tuple[FusionRule, ...] = ()
 
     @classmethod
     def of(cls, profile) -> BitsRule:
+        """The rule of a profile: its native bit-widths, its runtime's fusion rules."""
+        from autocompress.hw.runtimes import runtime_named
+
         return cls(tuple(sorted(profile.native_weight_bits)),
                    tuple(sorted(profile.native_activation_bits)),
-                   profile.activation_bits_follow_weights)
+                   profile.activation_bits_follow_weights,
+                   runtime_named(profile.device.runtime, "device.runtime").bits_rule.fusion)
 
     @classmethod
     def of_runtime(cls, runtime: str) -> BitsRule:
-        """The rule of a measured CPU runtime: only ``onnxruntime-int8`` has int8 kernels."""
-        if runtime == "onnxruntime-int8":
-            return cls(weight=(8, FLOAT_BITS), activation=(8, FLOAT_BITS), follow=True)
-        return cls()
+        """The rule of the registered runtime ``runtime``."""
+        from autocompress.hw.runtimes import runtime_named
+
+        return runtime_named(runtime).bits_rule
 
     @property
     def keyed(self) -> bool:
@@ -195,13 +243,13 @@ def candidate_signatures(space: SearchSpace, candidate: Candidate,
     if key not in _CACHE:
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = tuple(family_of(space).candidate_ops(candidate, rule))
+        _CACHE[key] = tuple(fuse(family_of(space).candidate_ops(candidate, rule), rule.fusion))
     return list(_CACHE[key])
 
 
 def space_signatures(space: SearchSpace, rule: BitsRule = FLOAT) -> list[OpSignature]:
     """Every distinct signature any candidate of ``space`` can contain, sorted."""
-    return family_of(space).space_ops(rule)
+    return fuse_space(family_of(space).space_ops(rule), rule.fusion)
 
 
 # --- helpers of the families' op enumerations ---------------------------------------------

@@ -21,7 +21,8 @@ from tqdm import tqdm
 from autocompress.candidate import Candidate
 from autocompress.hw.bundle_runner import summarise, time_interleaved
 from autocompress.hw.profile import Correction, Figures, HardwareProfile, Validation
-from autocompress.hw.runtimes import WARMUP_E2E, int8_layers, prepare
+from autocompress.hw.runtimes import WARMUP_E2E, measured_runtime
+from autocompress.hw.runtimes.onnx import int8_layers
 from autocompress.hw.signatures import BitsRule, candidate_signatures, network_macs
 from autocompress.models.family import family_of
 from autocompress.space import SearchSpace
@@ -54,12 +55,13 @@ def measure_candidates(space: SearchSpace, candidates: list[Candidate], runtime:
                        batch_size: int, threads: int, statistic: str) -> list[float]:
     """End-to-end latency (ms per batch, by ``statistic``) of each candidate, timed
     interleaved."""
-    rule = BitsRule.of_runtime(runtime)
+    timed_on = measured_runtime(runtime)
+    rule = timed_on.bits_rule
     shape = space.input_shape(batch_size)
     runs = []
     for candidate in tqdm(candidates, desc=f"building on {runtime}", unit="net"):
         model = family_of(space).build_compressed(candidate)
-        runs.append(prepare(runtime, model, shape, threads, int8=int8_layers(model, rule)))
+        runs.append(timed_on.prepare(model, [shape], threads, int8=int8_layers(model, rule)))
     with tqdm(total=ROUNDS, desc=f"timing on {runtime}", unit="round") as bar:
         samples = time_interleaved(runs, ROUNDS, CALLS_PER_ROUND, threads, WARMUP_E2E, on_round=bar.update)
     return [summarise(s)[f"{statistic}_ms"] for s in samples]

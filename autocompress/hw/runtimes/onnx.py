@@ -1,0 +1,137 @@
+"""``onnxruntime`` and ``onnxruntime-int8``: a model's ONNX export run by ONNX Runtime.
+
+``onnxruntime`` runs the float export; ``onnxruntime-int8`` the ONNX Runtime static QDQ int8
+quantization of it, where only the convs/linears whose kernel precision is int8
+(``BitsRule``) are quantized.
+
+Their fusion rules come from the graphs ONNX Runtime writes after its optimisations
+(``SessionOptions.optimized_model_filepath``, level ``ORT_ENABLE_ALL`` as the profiler and the
+exporter run) for this project's networks. Float: batch norm is folded into the conv and a
+ReLU after it becomes the conv's activation (both already inside a conv signature); the
+conv is rewritten to the blocked-layout (NCHWc) kernel, which also takes the residual add
+that follows a conv with no activation as its ``Sum`` input (and the ReLU after it), so
+the project conv of a residual block and its add run as one kernel. Int8: the quantized
+conv becomes ``QLinearConv`` (NHWC, with the ReLU dropped into its output range), and a
+residual add stays a float ``Add`` between DequantizeLinear and QuantizeLinear nodes,
+fusing with nothing.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from torch import nn
+
+from autocompress.compress.quantize import activation_bits_of, weight_bits_of
+from autocompress.hw import bundle_runner as runner
+from autocompress.hw.onnx_export import (
+    OPSET,
+    QUANTIZED_OPS,
+    add_boundary_qdq,
+    export_onnx,
+    int8_weights_need_reduce_range,
+    quantize_onnx_int8,
+)
+from autocompress.hw.runtimes.fusion import FusionRule
+from autocompress.hw.runtimes.registry import MeasuredRuntime, register_runtime
+from autocompress.hw.signatures import BN, FLOAT_BITS, BitsRule
+
+NCHWC_SUM = "com.microsoft.nchwc:Conv (Sum input)"
+FLOAT_FUSION = (FusionRule(NCHWC_SUM, ("conv", "add"), BN),
+                FusionRule(f"{NCHWC_SUM}, activation Relu", ("conv", "add", "relu"), BN))
+
+
+def module_path(node_name: str) -> str:
+    """Module path of an ONNX node named by torch's exporter scopes.
+
+    ``/stages/stages.3/stages.3.0/expand/conv/conv.0/Conv`` -> ``stages.3.0.expand.conv.0``:
+    a scope that extends the previous one (``conv`` -> ``conv.0``) replaces it.
+    """
+    scopes = node_name.strip("/").split("/")[:-1]
+    path: list[str] = []
+    for scope in scopes:
+        if path and scope.startswith(path[-1] + "."):
+            path[-1] = scope
+        else:
+            path.append(scope)
+    return ".".join(path)
+
+
+def int8_layers(model: nn.Module, rule: BitsRule) -> set[str]:
+    """Paths of the convs/linears of a (not yet frozen) model that run as int8."""
+    return {name for name, m in model.named_modules()
+            if isinstance(m, (nn.Conv2d, nn.Linear))
+            and rule.kernel_bits(weight_bits_of(m), activation_bits_of(m)) == (8, 8)}
+
+
+def float_nodes(onnx_path: Path, quantized: set[str]) -> list[str]:
+    """Names of the quantizable nodes of an export whose layers are not in ``quantized``."""
+    nodes = [n for n in onnx.load(str(onnx_path)).graph.node if n.op_type in QUANTIZED_OPS]
+    return [n.name for n in nodes if module_path(n.name) not in quantized]
+
+
+class OnnxRuntime(MeasuredRuntime):
+    """A runtime that runs a model's ONNX file in an ONNX Runtime session."""
+
+    quantized: ClassVar[bool]
+    """Runs the int8 QDQ file of a model (else the float one)."""
+
+    def settings(self) -> dict[str, str]:
+        return {"onnxruntime": ort.__version__, "onnx_opset": str(OPSET)}
+
+    def write_onnx(self, model: nn.Module, shapes: Sequence[tuple[int, ...]], folder: Path,
+                   int8: set[str] | None = None, isolated: bool = False) -> Path:
+        """``model`` as the ONNX file this runtime runs, in ``folder`` (see ``prepare``)."""
+        return export_onnx(model, shapes[0], folder / "float.onnx", shapes[1:])
+
+    def prepare(self, model: nn.Module, shapes: Sequence[tuple[int, ...]], threads: int,
+                int8: set[str] | None = None, isolated: bool = False) -> Callable[[], object]:
+        with tempfile.TemporaryDirectory() as tmp:
+            session = runner.open_session(self.write_onnx(model, shapes, Path(tmp), int8, isolated), threads)
+        return runner.session_runner(session)
+
+
+@register_runtime
+class OnnxRuntimeFloat(OnnxRuntime):
+    name = "onnxruntime"
+    default_device = "cpu-onnxruntime"
+    quantized = False
+
+    @property
+    def bits_rule(self) -> BitsRule:
+        return BitsRule(fusion=FLOAT_FUSION)
+
+
+@register_runtime
+class OnnxRuntimeInt8(OnnxRuntime):
+    name = "onnxruntime-int8"
+    default_device = "cpu-onnxruntime-int8"
+    quantized = True
+
+    @property
+    def bits_rule(self) -> BitsRule:
+        return BitsRule(weight=(8, FLOAT_BITS), activation=(8, FLOAT_BITS), follow=True)
+
+    def settings(self) -> dict[str, str]:
+        return super().settings() | {"int8_weights": "7-bit (reduce_range: this CPU has no VNNI)"
+                                     if int8_weights_need_reduce_range() else "8-bit"}
+
+    def write_onnx(self, model: nn.Module, shapes: Sequence[tuple[int, ...]], folder: Path,
+                   int8: set[str] | None = None, isolated: bool = False) -> Path:
+        """The int8 QDQ file of ``model``: ``int8`` lists the layer paths to quantize (``None``
+        every conv/linear, an empty set none); an ``isolated`` float op is wrapped in the
+        quantize/dequantize pairs it sits between inside an int8 network."""
+        path = super().write_onnx(model, shapes, folder)
+        if int8 == set():
+            return add_boundary_qdq(path, folder / "boundary.onnx") if isolated else path
+        exclude = float_nodes(path, int8) if int8 is not None else []
+        shape = shapes[0]
+        calibration = np.random.default_rng(1).standard_normal((shape[0] * 2, *shape[1:]))
+        return quantize_onnx_int8(path, folder / "int8.onnx", calibration.astype(np.float32),
+                                  nodes_to_exclude=exclude)

@@ -1,0 +1,84 @@
+"""Kernel-level ONNX Runtime tables: the fusion rules predict the kernels ONNX Runtime runs.
+
+Each network is exported as the runtime runs it, ONNX Runtime writes the graph it has
+optimised (``optimized_model_filepath``, the profiler's optimisation level), and the kernels
+in that graph are compared with those the runtime's fusion rules give the candidate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import onnxruntime as ort
+import pytest
+
+from autocompress.hw.bundle_runner import open_session
+from autocompress.hw.profiler import op_module, op_shapes
+from autocompress.hw.runtimes import runtime_named
+from autocompress.hw.runtimes.onnx import int8_layers
+from autocompress.hw.signatures import OpSignature, candidate_signatures
+from autocompress.models.family import family_of
+from autocompress.space import load_space
+
+TINY = Path(__file__).parent / "spaces" / "tiny.yaml"
+BATCH = 4
+
+
+def optimised_nodes(path: Path, folder: Path) -> list[onnx.NodeProto]:
+    """The nodes of the graph ONNX Runtime runs for the model at ``path``."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = open_session(path, 1).get_session_options().graph_optimization_level
+    options.optimized_model_filepath = str(folder / "optimised.onnx")
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return list(onnx.load(options.optimized_model_filepath).graph.node)
+
+
+def conv_with_sum(nodes: list[onnx.NodeProto]) -> int:
+    """Convs that take a tensor to add to their output (NCHWc ``Sum`` input, the 4th)."""
+    return sum(n.op_type == "Conv" and n.domain == "com.microsoft.nchwc" and len(n.input) == 4 for n in nodes)
+
+
+def adds(nodes: list[onnx.NodeProto]) -> int:
+    return sum(n.op_type == "Add" for n in nodes)
+
+
+@pytest.fixture(scope="module")
+def residual():
+    """A float-width tiny network of two blocks, the second a residual one, and its space."""
+    space = load_space(TINY)
+    family = family_of(space)
+    stages = [s.__class__(**{**s.__dict__, "depth": 2}) for s in family.largest_arch()]
+    return space, family.uniform_candidate(stages, weight_bits=8, activation_bits=8)
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "onnxruntime-int8"])
+def test_fusion_rules_predict_the_kernels_onnx_runtime_runs(residual, runtime, tmp_path):
+    space, candidate = residual
+    chosen = runtime_named(runtime)
+    kernels = candidate_signatures(space, candidate, chosen.bits_rule)
+    fused = [k for k in kernels if k.fused]
+    alone = [k for k in kernels if k.op == "add"]
+    model = family_of(space).build_compressed(candidate)
+    path = chosen.write_onnx(model, [space.input_shape(BATCH)], tmp_path,
+                             int8_layers(model, chosen.bits_rule))
+    nodes = optimised_nodes(path, tmp_path)
+    # one table entry per kernel: a fused conv+add is one entry and one ONNX Runtime kernel,
+    # an add ONNX Runtime runs on its own is an entry of its own
+    assert (conv_with_sum(nodes), adds(nodes)) == (len(fused), len(alone))
+    if runtime == "onnxruntime":
+        assert [k.key.count(">") for k in fused] == [1] and not alone
+        assert OpSignature.from_key(fused[0].key) == fused[0]
+    else:
+        assert not fused and len(alone) == 1
+
+
+def test_a_fused_kernel_is_timed_as_one_unit(residual, tmp_path):
+    space, candidate = residual
+    chosen = runtime_named("onnxruntime")
+    kernel = next(k for k in candidate_signatures(space, candidate, chosen.bits_rule) if k.fused)
+    path = chosen.write_onnx(op_module(kernel).eval(), op_shapes(kernel, BATCH), tmp_path)
+    nodes = optimised_nodes(path, tmp_path)
+    assert conv_with_sum(nodes) == 1 and adds(nodes) == 0
+    run = chosen.prepare(op_module(kernel).eval(), op_shapes(kernel, BATCH), threads=1)
+    assert run()[0].shape == (BATCH, *kernel.fused[0].shape)

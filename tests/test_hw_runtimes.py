@@ -1,0 +1,44 @@
+"""The runtime registry: names, precision rules, settings, fusion rules; old tables refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from autocompress.errors import MissingSignaturesError, UserInputError
+from autocompress.hw.predict import check_covers
+from autocompress.hw.profile import load_profile
+from autocompress.hw.runtimes import MeasuredRuntime, runtime_named, runtime_names
+from autocompress.hw.signatures import FLOAT_BITS
+from autocompress.space import load_space
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_unknown_runtime_is_one_line_listing_the_names():
+    with pytest.raises(UserInputError) as error:
+        runtime_named("tpu")
+    assert str(error.value) == (f"--runtime: unknown runtime 'tpu' (allowed: {', '.join(runtime_names())})")
+
+
+@pytest.mark.parametrize(("name", "weight", "follow", "fused", "settings"), [
+    ("torch-fp32", (FLOAT_BITS,), False, 0, {"torch", "allocator"}),
+    ("onnxruntime", (FLOAT_BITS,), False, 2, {"onnxruntime", "onnx_opset"}),
+    ("onnxruntime-int8", (8, FLOAT_BITS), True, 0, {"onnxruntime", "onnx_opset", "int8_weights"}),
+    ("bitfusion-model", (2, 4, 8, 16), False, 0, set()),
+])
+def test_each_runtime_has_its_rule_and_settings(name, weight, follow, fused, settings):
+    runtime = runtime_named(name)
+    rule = runtime.bits_rule
+    assert (rule.weight, rule.follow, len(rule.fusion)) == (weight, follow, fused)
+    assert set(runtime.settings()) == settings
+    assert runtime.modelled == (name == "bitfusion-model") != isinstance(runtime, MeasuredRuntime)
+
+
+def test_a_float_onnx_runtime_table_without_kernel_entries_asks_to_reprofile(tmp_path):
+    shipped = load_profile(REPO / "hw_profiles" / "cpu-onnxruntime.json")
+    op_level = {key: entry for key, entry in shipped.entries.items() if ">" not in key}
+    profile = shipped.model_copy(update={"entries": op_level})
+    with pytest.raises(MissingSignaturesError, match=r"conv/.*>add/.*autocompress profile .* --runtime onnxruntime"):
+        check_covers(profile, load_space(REPO / "search_spaces" / "mobilenet_digits.yaml"), Path("p.json"))
