@@ -26,6 +26,27 @@ class Evaluation:
     finetune_seconds: float
 
 
+def compress_and_calibrate(space: SearchSpace, candidate: Candidate, base: nn.Module,
+                           splits: Splits) -> tuple[nn.Module, float]:
+    """The candidate built from ``base`` (on its device), batch norm recalibrated and activations
+    calibrated, and its validation accuracy so, before any fine-tune: the cheap fidelity."""
+    device = model_device(base)
+    model = family_of(space).build_compressed(candidate, base).to(device)
+    recalibrate_batchnorm(model, splits.train_x)
+    calibrate_activations(model, [splits.train_x[:256].to(device)])
+    return model, accuracy(model, splits.val_x, splits.val_y)
+
+
+def finetune_and_measure(space: SearchSpace, model: nn.Module, base: nn.Module, splits: Splits,
+                         accuracy_before: float, seed: int = 0, epochs: int | None = None) -> Evaluation:
+    """Fine-tune ``model`` with distillation from ``base``, then measure it on validation."""
+    start = time.perf_counter()
+    finetune(model, base, splits, space.training, epochs=epochs, seed=seed)
+    seconds = time.perf_counter() - start
+    after = accuracy(model, splits.val_x, splits.val_y)
+    return Evaluation(accuracy_before, after, model_size_bytes(model), seconds)
+
+
 def evaluate_candidate(
     space: SearchSpace,
     candidate: Candidate,
@@ -36,16 +57,8 @@ def evaluate_candidate(
 ) -> tuple[nn.Module, Evaluation]:
     """Build, recalibrate, measure, fine-tune with distillation from ``base``, measure again
     (on ``base``'s device)."""
-    device = model_device(base)
-    model = family_of(space).build_compressed(candidate, base).to(device)
-    recalibrate_batchnorm(model, splits.train_x)
-    calibrate_activations(model, [splits.train_x[:256].to(device)])
-    before = accuracy(model, splits.val_x, splits.val_y)
-    start = time.perf_counter()
-    finetune(model, base, splits, space.training, epochs=epochs, seed=seed)
-    seconds = time.perf_counter() - start
-    after = accuracy(model, splits.val_x, splits.val_y)
-    return model, Evaluation(before, after, model_size_bytes(model), seconds)
+    model, before = compress_and_calibrate(space, candidate, base, splits)
+    return model, finetune_and_measure(space, model, base, splits, before, seed, epochs)
 
 
 def load_trial_model(space: SearchSpace, path: Path) -> tuple[Candidate, nn.Module]:

@@ -1,7 +1,7 @@
 """Fault injection for the search tests, installed in Ray workers at start-up.
 
-``install`` wraps ``pipeline.evaluate_candidate`` so that candidates whose second stage is
-one block of expand ratio 3 raise, as a diverging fine-tune would. The reference
+``install`` wraps ``pipeline.compress_and_calibrate`` (the first step of every evaluation) so
+that candidates whose second stage is one block of expand ratio 3 raise, as a diverging fine-tune would. The reference
 baselines (the base architecture: two blocks, expand ratio 4) never match.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from autocompress import pipeline
 
-_real_evaluate = pipeline.evaluate_candidate
+_real_compress = pipeline.compress_and_calibrate
 
 
 def fails(candidate) -> bool:
@@ -17,11 +17,11 @@ def fails(candidate) -> bool:
     return stage.depth == 1 and stage.expand_ratio == 3
 
 
-def _evaluate(space, candidate, *args, **kwargs):
+def _compress(space, candidate, *args, **kwargs):
     if fails(candidate):
         raise FloatingPointError("training loss is nan (injected by the test)")
-    return _real_evaluate(space, candidate, *args, **kwargs)
+    return _real_compress(space, candidate, *args, **kwargs)
 
 
 def install() -> None:
-    pipeline.evaluate_candidate = _evaluate
+    pipeline.compress_and_calibrate = _compress

@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 from autocompress.cli import app
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import load_profile
+from autocompress.search.gate import FinetuneGate, required_accuracy
 from autocompress.search.params import search_params, suggest_candidate
-from autocompress.search.predictor import AccuracyPredictor
+from autocompress.search.predictor import AccuracyPredictor, CheapFidelityEncoding, ParamEncoding
 from autocompress.search.screening import PredictorGuidedSampler, hypervolume_gain
 from autocompress.space import load_space
 from tests.conftest import REPO
@@ -53,7 +54,8 @@ def test_predictor_learns_the_order_and_round_trips_through_the_run_folder(space
     params = _random_params(space, 60, seed=0)
     latency = [predict(suggest_candidate(space, lambda n, _c, p=p: p[n]), profile, space) for p in params]
     accuracy = [_synthetic_accuracy(p) for p in params]
-    predictor = AccuracyPredictor(search_params(space), seed=0).fit(params[:40], latency[:40], accuracy[:40])
+    predictor = AccuracyPredictor(ParamEncoding(search_params(space)), seed=0).fit(
+        params[:40], latency[:40], accuracy[:40])
     mean, std = predictor.predict(params[40:], latency[40:])
     assert np.all(std >= 0) and std.max() > 0
     assert kendalltau(mean, accuracy[40:]).statistic > 0.5  # ranks trials it has not seen
@@ -89,7 +91,7 @@ def _told(study: optuna.Study, space, profile, params: dict, kind: str) -> None:
     trial = study.ask()
     suggest_candidate(space, trial.suggest_categorical)
     for key, value in {"candidate_hash": candidate.hash, "state": "COMPLETE", "accuracy": accuracy,
-                       "latency_ms": latency}.items():
+                       "accuracy_before": accuracy - 0.1, "latency_ms": latency}.items():
         trial.set_user_attr(key, value)
     study.tell(trial, [accuracy, latency])
 
@@ -113,7 +115,28 @@ def test_sampler_proposes_an_unseen_candidate_and_writes_its_screening(space, pr
     assert [r["candidate_hash"] for r in screened if r["chosen"] == "1"] == [proposed.hash]
     summary = json.loads((tmp_path / "predictor.json").read_text())
     assert summary["fitted_on_trials"] == 12 and summary["last_screening"]["candidates"] > 500
+    assert summary["cheap_fidelity"]["fitted_on_trials"] == 12
     assert AccuracyPredictor.load(tmp_path / "predictor.pkl").trained_on == 12
+    assert AccuracyPredictor.load(tmp_path / "cheap_predictor.pkl").trained_on == 12
+    gate = study.sampler.finetune_gate(trial.number)  # handed to the worker once, with the proposal
+    assert gate is not None and gate.params == study.trials[-1].params
+    assert study.sampler.finetune_gate(trial.number) is None
+
+
+def test_fine_tune_gate_turns_down_what_the_cheap_accuracy_shows_cannot_pay(space, profile):
+    """Fine-tuned accuracy is the cheap accuracy + 0.1 here: with 0.9 to beat, a candidate
+    whose cheap accuracy is 0.5 is not fine-tuned, one at 0.85 is."""
+    params = _random_params(space, 30, seed=3)
+    latency = [predict(suggest_candidate(space, lambda n, _c, p=p: p[n]), profile, space) for p in params]
+    before = list(np.linspace(0.3, 0.85, len(params)))
+    cheap = AccuracyPredictor(CheapFidelityEncoding(space), seed=0).fit(
+        params, latency, [b + 0.1 for b in before], before)
+    gate = FinetuneGate(cheap, params[0], latency[0], required_accuracy=0.9)
+    low, high = gate.judge(0.5), gate.judge(0.85)
+    assert not low.finetune and "0.9000" in low.reason
+    assert high.finetune and high.predicted_accuracy > low.predicted_accuracy
+    assert required_accuracy(np.array([0.8, 0.9, 0.95]), np.array([1.0, 2.0, 3.0]), 2.5) == 0.9
+    assert required_accuracy(np.array([0.8]), np.array([1.0]), 0.5) == 0.0  # nothing as fast: anything adds
 
 
 def test_sampler_leaves_queued_baselines_alone(space, profile, tmp_path):

@@ -27,6 +27,7 @@ from autocompress.cli import app
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import load_profile
 from autocompress.models.family import family_of
+from autocompress.search import screening
 from autocompress.search.params import BASELINES as BASELINES_POLICY
 from autocompress.space import load_space
 from tests.search_faults import fails
@@ -193,13 +194,14 @@ def test_driver_killed_mid_run_resumes_without_losing_or_repeating_a_trial(tmp_p
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert not _live(leftovers)
     after = optuna.load_study(study_name="killed", storage=storage).trials
-    assert len(after) == BASELINES + 10
+    pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in after)  # by the fine-tune gate: not counted
+    assert len(after) == BASELINES + 10 + pruned
     assert all(t.state.is_finished() for t in after)
     for number, finished_at in finished_before.items():
         assert after[number].user_attrs["finished_at"] == finished_at  # not run again
     rows = _rows(folder)
-    assert [int(r["number"]) for r in rows] == list(range(BASELINES + 10))
-    assert sum(r["kind"] == "search" for r in rows) == 10
+    assert [int(r["number"]) for r in rows] == list(range(BASELINES + 10 + pruned))
+    assert sum(r["kind"] == "search" and r["state"] != "PRUNED" for r in rows) == 10
     assert sum(r["kind"] == "baseline" for r in rows) == BASELINES
     assert all((folder / "models" / f"trial_{r['number']}.pt").is_file() for r in rows if r["state"] == "COMPLETE")
     assert all(r["test_accuracy"] for r in _rows(folder, "pareto.csv"))  # the resumed run's front, measured on test
@@ -232,6 +234,31 @@ def test_a_duplicate_candidate_does_not_use_up_a_search_trial(tmp_path, profile)
     duplicates = [r for r in rows if r["kind"] == "duplicate"]
     assert duplicates, "the random sampler should repeat a candidate of so small a space"
     assert all(float(r["duration_s"]) == 0.0 for r in duplicates)  # answered from the cache, not re-trained
+
+
+def test_trials_pruned_by_the_fine_tune_gate_do_not_use_up_the_budget(tmp_path, profile, monkeypatch):
+    """With a front no candidate can beat, the gate prunes every gated proposal after its cheap
+    fidelity; still 4 search trials are fine-tuned, and never more than 3 are pruned in a row."""
+    monkeypatch.setattr(screening, "required_accuracy", lambda *_: 2.0)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+    try:
+        outcome = CliRunner().invoke(app, _search_args(tmp_path, profile, "gated", 4, "--finetune-epochs", "0"))
+    finally:
+        ray.shutdown()
+    assert outcome.exit_code == 0, outcome.output
+    rows = [r for r in _rows(tmp_path / "gated") if r["kind"] == "search"]
+    pruned = [r for r in rows if r["state"] == "PRUNED"]
+    assert sum(r["state"] == "COMPLETE" for r in rows) == 4 and pruned
+    assert "pruned by the fine-tune gate" in outcome.output
+    states = "".join("P" if r["state"] == "PRUNED" else "C" for r in rows)
+    assert "PPPP" not in states
+    for row in pruned:
+        assert row["accuracy"] == "" and 0 <= float(row["accuracy_before"]) <= 1 and row["predicted_accuracy_cheap"]
+        assert "not fine-tuned: cheap accuracy" in row["error"] and float(row["finetune_s"]) == 0
+        assert not (tmp_path / "gated" / "models" / f"trial_{row['number']}.pt").exists()
+    summary = json.loads((tmp_path / "gated" / "predictor.json").read_text())
+    assert summary["cheap_fidelity"]["pruned_trials"] == len(pruned)
 
 
 def _free_port() -> int:

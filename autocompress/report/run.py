@@ -26,7 +26,7 @@ from autocompress.search.settings import SearchConfig
 from autocompress.space import SearchSpace, parse_space
 
 RESULTS_DIR = Path("results")
-STATES = {"COMPLETE", "REJECTED", "FAIL", "RUNNING"}
+STATES = {"COMPLETE", "REJECTED", "PRUNED", "FAIL", "RUNNING"}
 NUMERIC_COLUMNS = ["accuracy", "test_accuracy", "accuracy_before", "latency_ms", "size_kb", "duration_s",
                    "finetune_s"]
 

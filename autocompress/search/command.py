@@ -157,8 +157,8 @@ def _run_search(config: SearchConfig, folder: RunFolder, search_space: SearchSpa
 
 def _print_summary(summary: Summary, results_dir: Path) -> None:
     typer.echo(f"{summary.folder}: {summary.complete} complete, {summary.failed} failed, "
-               f"{summary.rejected} rejected; {summary.front} on the Pareto front "
-               f"(pareto.csv); {summary.wall_s:.0f} s")
+               f"{summary.rejected} rejected, {summary.pruned} pruned by the fine-tune gate; "
+               f"{summary.front} on the Pareto front (pareto.csv); {summary.wall_s:.0f} s")
     if summary.interrupted:
         typer.echo(f"stopped. Resume with: autocompress search --run {summary.run} --resume"
                    + (f" --results-dir {results_dir}" if results_dir != Path("results") else ""))

@@ -36,6 +36,7 @@ from autocompress.search.params import BASELINES, baseline_params, suggest_candi
 from autocompress.search.record import Outcome, now, trial_row
 from autocompress.search.rundir import RunFolder, front_rows
 from autocompress.search.samplers import SamplerContext, make_sampler
+from autocompress.search.screening import PredictorGuidedSampler
 from autocompress.search.settings import SearchConfig
 from autocompress.search.worker import TrialEvaluator
 from autocompress.space import SearchSpace
@@ -46,7 +47,10 @@ MAX_DUPLICATES_IN_A_ROW = 200
 TABLE_INTERVAL_S = 2.0
 """At most one rewrite of trials.csv/pareto.csv per interval (and one at the end)."""
 OPTUNA_STATE = {"COMPLETE": optuna.trial.TrialState.COMPLETE, "REJECTED": optuna.trial.TrialState.COMPLETE,
-                "FAIL": optuna.trial.TrialState.FAIL}
+                "PRUNED": optuna.trial.TrialState.PRUNED, "FAIL": optuna.trial.TrialState.FAIL}
+UNCOUNTED = ("duplicate", "PRUNED")
+"""Search trials that do not use up ``--trials``: a duplicate (answered from the cache) and a
+trial pruned by the fine-tune gate (its cheap fidelity only)."""
 
 
 @dataclass
@@ -56,6 +60,7 @@ class Summary:
     complete: int
     failed: int
     rejected: int
+    pruned: int
     front: int
     wall_s: float
     evaluation_s: float
@@ -175,8 +180,8 @@ class SearchDriver:
 
     # -- the loop -------------------------------------------------------------------------------
     def _wants_search_trial(self, deadline: float | None) -> bool:
-        """Whether to ask for another search trial. A duplicate (a candidate evaluated before,
-        answered from the cache) does not use up ``--trials``."""
+        """Whether to ask for another search trial (see ``UNCOUNTED`` for what does not use up
+        ``--trials``)."""
         if deadline is not None and time.monotonic() >= deadline:
             return False
         if self.duplicates_in_a_row >= MAX_DUPLICATES_IN_A_ROW:
@@ -185,7 +190,8 @@ class SearchDriver:
                             self.duplicates_in_a_row)
                 self.exhausted_logged = True
             return False
-        return self.config.trials is None or self._count(kind="search") < self.config.trials
+        return self.config.trials is None or self._count(kind="search") - self._count(
+            kind="search", state="PRUNED") < self.config.trials
 
     def _next_trial(self) -> optuna.Trial:
         if self.stale:
@@ -225,7 +231,9 @@ class SearchDriver:
             return
         self.duplicates_in_a_row = 0
         actor = self.idle.pop()
-        self.in_flight[actor.evaluate.remote(candidate.to_json(), not baseline)] = (trial, actor)
+        gate = (self.study.sampler.finetune_gate(trial.number)
+                if isinstance(self.study.sampler, PredictorGuidedSampler) else None)
+        self.in_flight[actor.evaluate.remote(candidate.to_json(), not baseline, gate)] = (trial, actor)
 
     def _finish(self, trial: optuna.Trial, outcome: Outcome, source: int | None = None) -> None:
         """Store the outcome: model file first, then attributes, then the final state."""
@@ -248,7 +256,7 @@ class SearchDriver:
                     warnings.simplefilter("ignore")
                     trial.set_constraint(key, value)
                 trial.set_user_attr(f"constraint:{key}", value)
-        values = outcome.values(self.config.objectives) if outcome.state != "FAIL" else None
+        values = outcome.values(self.config.objectives) if outcome.state in ("COMPLETE", "REJECTED") else None
         self.study.tell(trial, values, state=OPTUNA_STATE[outcome.state])
         self.rows[number] = trial_row(number, trial.user_attrs, running=False)
         if outcome.state in ("COMPLETE", "REJECTED") and source is None:
@@ -257,11 +265,12 @@ class SearchDriver:
         log.info("trial %d %s: %s", number, outcome.state,
                  outcome.error or {k: self.rows[number][k] for k in self.config.objectives})
         self._write_tables()
-        if self.rows[number]["kind"] != "duplicate":
+        if self.rows[number]["kind"] not in UNCOUNTED and outcome.state not in UNCOUNTED:
             self.bar.update()
 
     def _show_progress(self, deadline: float | None) -> None:
         postfix = {"failed": self._count(state="FAIL"), "rejected": self._count(state="REJECTED"),
+                   "pruned": self._count(state="PRUNED"),
                    "front": self.front_size}
         if deadline is not None:
             postfix["budget_left_s"] = max(0, int(deadline - time.monotonic()))
@@ -313,8 +322,8 @@ class SearchDriver:
             self.bar.close()
             cluster.stop(started, self.folder.ray_processes)
         return Summary(config.run, self.folder.path, self._count(state="COMPLETE"), self._count(state="FAIL"),
-                       self._count(state="REJECTED"), self._front(), time.monotonic() - start, self.evaluation_s,
-                       interrupted)
+                       self._count(state="REJECTED"), self._count(state="PRUNED"), self._front(),
+                       time.monotonic() - start, self.evaluation_s, interrupted)
 
 
 def _outcome_attrs(attrs: dict) -> dict:

@@ -11,11 +11,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 COLUMNS = ["number", "kind", "label", "state", "accuracy", "test_accuracy", "accuracy_before", "predicted_accuracy",
-           "latency_ms", "size_kb", "candidate_hash", "candidate", "error", "started_at", "finished_at", "duration_s",
-           "finetune_s"]
+           "predicted_accuracy_cheap", "latency_ms", "size_kb", "candidate_hash", "candidate", "error", "started_at",
+           "finished_at", "duration_s", "finetune_s"]
 """``accuracy`` is measured on the validation split (what the search selects by);
 ``test_accuracy`` on the test split, once, for the trials on the final front only;
-``predicted_accuracy`` is the predictor's estimate when the predictor sampler proposed the trial."""
+``predicted_accuracy`` is the predictor's estimate when the predictor sampler proposed the trial;
+``predicted_accuracy_cheap`` the fine-tune gate's, from the trial's ``accuracy_before``. A PRUNED
+trial is one the gate did not fine-tune: it has ``accuracy_before`` and the gate's prediction,
+no ``accuracy``."""
 
 REJECTED_ACCURACY = 0.0
 """Accuracy told to Optuna for a candidate rejected before training: with its constraint
@@ -29,13 +32,16 @@ def now() -> str:
 
 @dataclass
 class Outcome:
-    """A trial's result as a worker returns it (``state_dict`` only for COMPLETE)."""
+    """A trial's result as a worker returns it (``state_dict`` only for COMPLETE). States:
+    COMPLETE, REJECTED (a constraint broke before training), PRUNED (not fine-tuned: the
+    fine-tune gate), FAIL."""
 
     state: str
     latency_ms: float | None = None
     size_kb: float | None = None
     accuracy: float | None = None
     accuracy_before: float | None = None
+    predicted_accuracy_cheap: float | None = None
     error: str = ""
     started_at: str = ""
     finished_at: str = ""

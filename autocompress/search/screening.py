@@ -15,9 +15,13 @@ For each new search trial it
    adds the most hypervolume to the measured front, with the trials still in flight counted
    at their predicted accuracy (so two workers are not sent the same region). Where no
    candidate adds any, the most uncertain one of the predicted front is proposed.
+4. hands the driver a fine-tune gate for the proposal (``gate.py``): a second predictor, fitted
+   on the trials' cheap-fidelity accuracy (measured before every fine-tune), lets the worker
+   skip the fine-tune of a candidate whose cheap accuracy shows it cannot add to the front.
 
-The run folder gets the fitted predictor (``predictor.pkl``), its quality (``predictor.json``)
-and, per proposal, the predicted front of the pool it screened (``screened.csv``).
+The run folder gets the fitted predictors (``predictor.pkl``, ``cheap_predictor.pkl``), their
+quality (``predictor.json``) and, per proposal, the predicted front of the pool it screened
+(``screened.csv``).
 """
 
 from __future__ import annotations
@@ -41,8 +45,9 @@ from autocompress.errors import MissingSignaturesError
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import HardwareProfile
 from autocompress.report.pareto import hypervolume, pareto_mask
+from autocompress.search.gate import EXPLORATION, FinetuneGate, required_accuracy
 from autocompress.search.params import search_params, suggest_candidate
-from autocompress.search.predictor import DESCRIPTION, AccuracyPredictor, quality
+from autocompress.search.predictor import AccuracyPredictor, CheapFidelityEncoding, ParamEncoding, quality
 from autocompress.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -56,10 +61,12 @@ model, a ResNet architecture seen for the first time) costs milliseconds a candi
 proposal must not keep a worker idle for minutes."""
 MUTANT_SHARE = 0.6
 """Share of the pool bred from the measured front; the rest is uniform random."""
-EXPLORATION = 1.0
-"""Standard deviations added to the predicted accuracy in the acquisition (UCB)."""
 STARTUP_TRIALS = 2
 """Search trials proposed uniformly at random before the predictor is used."""
+UNGATED_AFTER_PRUNED = 3
+"""After this many search trials in a row pruned by the fine-tune gate, the next proposal is
+fine-tuned whatever its cheap accuracy: the front and the predictors then learn from a real
+fine-tune, and the search cannot stall on cheap evaluations."""
 SCREENED_COLUMNS = ["trial", "candidate_hash", "predicted_accuracy", "predicted_std", "latency_ms", "chosen"]
 
 
@@ -98,6 +105,8 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
         self.distributions = {name: CategoricalDistribution(choices) for name, choices in self.choices.items()}
         self._independent = optuna.samplers.RandomSampler(seed=seed)
         self.last_screening: dict[str, float] = {}
+        self.cheap_encoding = CheapFidelityEncoding(space)
+        self.gates: dict[int, FinetuneGate] = {}
 
     # -- Optuna's sampler interface ---------------------------------------------------------------
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
@@ -118,6 +127,10 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
         if sum(t.user_attrs.get("kind") == "search" for t in finished) < STARTUP_TRIALS:
             return self._random_untaken(rng, taken)
         return self._screen_and_choose(study, trial, rng, trials, finished, taken)
+
+    def finetune_gate(self, number: int) -> FinetuneGate | None:
+        """The gate made with trial ``number``'s proposal (once), None if it has none."""
+        return self.gates.pop(number, None)
 
     # -- the screening round ------------------------------------------------------------------------
     def _decode(self, params: Mapping[str, Any]):
@@ -179,11 +192,17 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
     def _screen_and_choose(self, study: optuna.Study, trial: FrozenTrial, rng: random.Random,
                            trials: list[FrozenTrial], finished: list[FrozenTrial], taken: set) -> dict[str, Any]:
         clock = time.perf_counter()
-        train_params = [t.params for t in finished]
-        train_latency = [float(t.user_attrs["latency_ms"]) for t in finished]
-        train_accuracy = [float(t.user_attrs["accuracy"]) for t in finished]
-        predictor = AccuracyPredictor(self.choices, seed=self.seed).fit(train_params, train_latency, train_accuracy)
-        measured = np.column_stack([1.0 - np.asarray(train_accuracy), train_latency])
+        # pruned trials teach the screening predictor too, at the accuracy the gate predicted for
+        # them: without them it would keep proposing the region the gate just turned down
+        pruned = [t for t in trials if t.user_attrs.get("state") == "PRUNED"]
+        taught = finished + pruned
+        train_params = [t.params for t in taught]
+        train_latency = [float(t.user_attrs["latency_ms"]) for t in taught]
+        train_accuracy = [float(t.user_attrs["accuracy"]) for t in finished] + [
+            float(t.user_attrs["predicted_accuracy_cheap"]) for t in pruned]
+        predictor = AccuracyPredictor(ParamEncoding(self.choices), self.seed).fit(
+            train_params, train_latency, train_accuracy)
+        measured = np.column_stack([1.0 - np.asarray(train_accuracy[:len(finished)]), train_latency[:len(finished)]])
         parents = [finished[i].params for i in np.flatnonzero(pareto_mask(measured))]
         params, hashes, latency_ms = self._pool(rng, parents, taken)
         if not params:
@@ -197,7 +216,8 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
             lies = np.column_stack([1.0 - lie_mean, lie_latency])
         scale = max(float(np.max(train_latency)), float(np.max(pool.latency_ms)))
         reference = np.array([1.0, 1.1])
-        front = np.vstack([measured, lies]) / np.array([1.0, scale])
+        known = np.vstack([measured, lies])  # (1 - accuracy, latency): measured and in flight
+        front = known / np.array([1.0, scale])
         optimistic = np.column_stack([1.0 - (pool.mean + EXPLORATION * pool.std), pool.latency_ms / scale])
         gains = hypervolume_gain(optimistic, front, reference)
         predicted_front = pareto_mask(np.column_stack([1.0 - pool.mean, pool.latency_ms]))
@@ -205,6 +225,13 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
             chosen = int(np.argmax(gains))
         else:
             chosen = int(np.flatnonzero(predicted_front)[np.argmax(pool.std[predicted_front])])
+        cheap_predictor = AccuracyPredictor(self.cheap_encoding, self.seed).fit(
+            [t.params for t in finished], train_latency[:len(finished)], train_accuracy[:len(finished)],
+            [float(t.user_attrs["accuracy_before"]) for t in finished])
+        if not self._gate_suspended(trials):
+            latency = float(pool.latency_ms[chosen])
+            self.gates[trial.number] = FinetuneGate(cheap_predictor, pool.params[chosen], latency,
+                                                    required_accuracy(1.0 - known[:, 0], known[:, 1], latency))
         seconds = time.perf_counter() - clock
         self.last_screening = {"candidates": len(pool.params), "seconds": seconds}
         log.info("trial %d: screened %d candidates in %.2f s (%.0f a second); proposed %s, predicted accuracy "
@@ -215,14 +242,25 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
             study._storage.set_trial_user_attr(trial._trial_id, key, value)
             trial.set_user_attr(key, value)  # the driver's Trial reads this (cached) copy
         if self.folder is not None:
-            self._write(trial.number, pool, predicted_front, chosen, predictor,
-                        (train_params, train_latency, train_accuracy), trials, seconds)
+            self._write(trial.number, pool, predicted_front, chosen, (predictor, cheap_predictor), finished,
+                        trials, seconds)
         return pool.params[chosen]
+
+    @staticmethod
+    def _gate_suspended(trials: list[FrozenTrial]) -> bool:
+        """Whether the last ``UNGATED_AFTER_PRUNED`` finished search trials were all pruned."""
+        searched = [t.user_attrs.get("state") for t in trials
+                    if t.user_attrs.get("kind") == "search" and t.state != TrialState.RUNNING]
+        recent = searched[-UNGATED_AFTER_PRUNED:]
+        return len(recent) == UNGATED_AFTER_PRUNED and all(state == "PRUNED" for state in recent)
 
     # -- what the run folder gets ----------------------------------------------------------------------
     def _write(self, number: int, pool: Screened, predicted_front: np.ndarray, chosen: int,
-               predictor: AccuracyPredictor, training: tuple, trials: list[FrozenTrial], seconds: float) -> None:
+               predictors: tuple[AccuracyPredictor, AccuracyPredictor], finished: list[FrozenTrial],
+               trials: list[FrozenTrial], seconds: float) -> None:
+        predictor, cheap_predictor = predictors
         predictor.save(self.folder / "predictor.pkl")
+        cheap_predictor.save(self.folder / "cheap_predictor.pkl")
         rows = [i for i in np.flatnonzero(predicted_front)] + ([chosen] if not predicted_front[chosen] else [])
         table = self.folder / "screened.csv"
         new = not table.exists()
@@ -233,17 +271,34 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
             for i in rows:
                 writer.writerow([number, pool.hashes[i], round(float(pool.mean[i]), 5), round(float(pool.std[i]), 5),
                                  round(float(pool.latency_ms[i]), 5), int(i == chosen)])
-        judged = [t for t in trials if t.user_attrs.get("state") == "COMPLETE"
-                  and t.user_attrs.get("predicted_accuracy") is not None]
+        params = [t.params for t in finished]
+        latency = [float(t.user_attrs["latency_ms"]) for t in finished]
+        accuracy = [float(t.user_attrs["accuracy"]) for t in finished]
+        before = [float(t.user_attrs["accuracy_before"]) for t in finished]
         summary = {
-            "model": DESCRIPTION,
+            "model": predictor.description,
             "fitted_on_trials": predictor.trained_on,
-            "cross_validated": predictor.cross_validated(*training),
-            "before_evaluation": (quality([t.user_attrs["predicted_accuracy"] for t in judged],
-                                          [t.user_attrs["accuracy"] for t in judged]) if len(judged) > 1 else None),
+            "cross_validated": predictor.cross_validated(params, latency, accuracy),
+            "before_evaluation": _quality_of(trials, "predicted_accuracy"),
+            "cheap_fidelity": {
+                "model": cheap_predictor.description,
+                "fitted_on_trials": cheap_predictor.trained_on,
+                "cross_validated": cheap_predictor.cross_validated(params, latency, accuracy, before),
+                "before_finetune": _quality_of(trials, "predicted_accuracy_cheap"),
+                "pruned_trials": sum(t.user_attrs.get("state") == "PRUNED" for t in trials),
+            },
             "last_screening": {"trial": number, "candidates": len(pool.params), "seconds": round(seconds, 3),
                                "candidates_per_s": round(len(pool.params) / seconds, 1)},
         }
         tmp = self.folder / ".predictor.json.tmp"
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
         tmp.replace(self.folder / "predictor.json")
+
+
+def _quality_of(trials: list[FrozenTrial], key: str) -> dict[str, float] | None:
+    """Quality of the predictions stored under ``key`` against the fine-tuned accuracy they were
+    made before (None with fewer than two such trials)."""
+    judged = [t for t in trials if t.user_attrs.get("state") == "COMPLETE" and t.user_attrs.get(key) is not None]
+    if len(judged) < 2:
+        return None
+    return quality([t.user_attrs[key] for t in judged], [t.user_attrs["accuracy"] for t in judged])

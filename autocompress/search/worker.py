@@ -12,6 +12,7 @@ import time
 
 import torch
 
+from autocompress import pipeline
 from autocompress.base import build_base
 from autocompress.candidate import Candidate
 from autocompress.compress.size import model_size_bytes
@@ -19,7 +20,7 @@ from autocompress.data import load_splits
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import HardwareProfile
 from autocompress.models.family import family_of
-from autocompress.pipeline import evaluate_candidate
+from autocompress.search.gate import FinetuneGate
 from autocompress.search.record import Outcome, now
 from autocompress.search.settings import Constraints
 from autocompress.space import SearchSpace
@@ -40,27 +41,38 @@ class TrialEvaluator:
         self.base.load_state_dict(base_state)
         self.base.to(device).eval()
 
-    def evaluate(self, candidate_json: str, enforce_constraints: bool = True) -> Outcome:
-        """Predict latency and size, reject if a constraint breaks, else train and measure.
+    def evaluate(self, candidate_json: str, enforce_constraints: bool = True,
+                 gate: FinetuneGate | None = None) -> Outcome:
+        """Predict latency and size, reject if a constraint breaks, else measure the cheap
+        fidelity, and fine-tune and measure unless ``gate`` says the fine-tune cannot pay.
 
         Reference baselines pass ``enforce_constraints=False``: they are measured anyway.
         """
         started, clock = now(), time.perf_counter()
         try:
-            outcome = self._evaluate(family_of(self.space).parse_candidate(candidate_json), enforce_constraints)
+            outcome = self._evaluate(family_of(self.space).parse_candidate(candidate_json), enforce_constraints, gate)
         except Exception as error:  # noqa: BLE001 - any failure of a trial is recorded, not fatal
             outcome = Outcome("FAIL", error=f"{type(error).__name__}: {error}")
         outcome.started_at, outcome.finished_at = started, now()
         outcome.duration_s = time.perf_counter() - clock
         return outcome
 
-    def _evaluate(self, candidate: Candidate, enforce_constraints: bool) -> Outcome:
+    def _evaluate(self, candidate: Candidate, enforce_constraints: bool, gate: FinetuneGate | None) -> Outcome:
         latency = predict(candidate, self.profile, self.space)
         size_kb = model_size_bytes(family_of(self.space).build_compressed(candidate)) / 1024
         reason = self.constraints.rejection(latency, size_kb)
         if reason and enforce_constraints:
             return Outcome("REJECTED", latency_ms=latency, size_kb=size_kb, error=reason)
-        model, result = evaluate_candidate(self.space, candidate, self.base, self.splits, self.seed, self.epochs)
+        model, before = pipeline.compress_and_calibrate(self.space, candidate, self.base, self.splits)
+        predicted = None
+        if gate is not None:
+            verdict = gate.judge(before)
+            predicted = verdict.predicted_accuracy
+            if not verdict.finetune:
+                return Outcome("PRUNED", latency_ms=latency, size_kb=size_kb, accuracy_before=before,
+                               predicted_accuracy_cheap=predicted, error=f"not fine-tuned: {verdict.reason}")
+        result = pipeline.finetune_and_measure(self.space, model, self.base, self.splits, before, self.seed,
+                                               self.epochs)
         return Outcome("COMPLETE", latency_ms=latency, size_kb=result.size_bytes / 1024, accuracy=result.accuracy,
-                       accuracy_before=result.accuracy_before, finetune_s=result.finetune_seconds,
+                       accuracy_before=before, predicted_accuracy_cheap=predicted, finetune_s=result.finetune_seconds,
                        state_dict={name: tensor.cpu() for name, tensor in model.state_dict().items()})
