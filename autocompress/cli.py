@@ -88,3 +88,6 @@ from autocompress.report.command import compare_command, report_command  # noqa:
 register("report", report_command)
 register("export", export_command)
 register("compare", compare_command)
+from autocompress.verify.command import verify_command  # noqa: E402
+
+register("verify", verify_command)

@@ -38,19 +38,21 @@ def save(out: Path, profile, rows: dict) -> None:
 
 
 def profile_row(profile, wall: float) -> dict:
-    """The figures of a measured and validated profile (``wall``: seconds it took)."""
+    """The figures of a measured and validated profile (``wall``: seconds it took), per
+    validation set (search distribution, random per-layer) and statistic."""
     validation = profile.validation
     return {
         "entries": len(profile.entries),
         "batch_size": profile.device.batch_size,
         "threads": profile.device.threads,
         "clock": profile.device.clock,
-        "candidates": validation.candidates,
         "timed_calls_per_candidate": ROUNDS * CALLS_PER_ROUND,
         "statistic": profile.statistic,
-        "raw": validation.raw.model_dump(),
-        "corrected": validation.corrected.model_dump(),
-        "flops_tau": validation.flops_tau,
+        "sets": {name: {"candidates": figures.candidates, "statistics": {
+            statistic: {"raw": stats.raw.model_dump(), "corrected": stats.corrected.model_dump(),
+                        "flops_tau": stats.flops_tau}
+            for statistic, stats in figures.statistics.items()}}
+                 for name, figures in validation.sets.items()},
         "table_seconds": profile.profiling_seconds,
         "validation_seconds": validation.seconds,
         "profiling_wall_seconds": wall,
@@ -59,18 +61,21 @@ def profile_row(profile, wall: float) -> dict:
 
 def print_row(label: str, row: dict) -> None:
     print(f"{label:17s} {row['entries']:5d} entries in {row['table_seconds']:6.1f} s "
-          f"(+{row['validation_seconds']:.0f} s validating {row['candidates']} nets)")
-    for kind in ("raw", "corrected"):
-        fig = row[kind]
-        print(f"  {kind:9s} within +-10% {100 * fig['within_10']:5.1f}%  MAPE "
-              f"{fig['mape']:5.1f}%  tau {fig['kendall_tau']:.3f}")
-    print(f"  FLOPs     tau {row['flops_tau']:.3f}")
+          f"(+{row['validation_seconds']:.0f} s validating)")
+    for name, figures in row["sets"].items():
+        print(f"  {name} candidates ({figures['candidates']}):")
+        for statistic, stats in figures["statistics"].items():
+            for kind in ("raw", "corrected"):
+                fig = stats[kind]
+                print(f"    {statistic:6s} {kind:9s} within +-10% {100 * fig['within_10']:5.1f}%  MAPE "
+                      f"{fig['mape']:5.1f}%  tau {fig['kendall_tau']:.3f}")
+            print(f"    {statistic:6s} FLOPs     tau {stats['flops_tau']:.3f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runtimes", nargs="+", default=measured_runtime_names(), choices=measured_runtime_names())
-    parser.add_argument("--validate", type=int, default=40, help="candidates measured end to end")
+    parser.add_argument("--validate", type=int, default=40, help="candidates of each set measured end to end")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--ship", action="store_true", help="copy the profiles to hw_profiles/")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latency_lut.json")

@@ -34,12 +34,14 @@ SPACE = Path(__file__).parent / "spaces" / "report_tiny.yaml"
 RANDOM_TRIALS = 7
 
 PROFILE = {
-    "schema_version": 1,
+    "schema_version": 2,
     "device": {"name": "test-host-torch-fp32", "kind": "measured", "runtime": "torch-fp32", "threads": 1,
-               "batch_size": 1, "host": {"cpu": "test CPU"}, "date": "2026-11-26"},
-    "native": {"weight_bits": [32], "sparsity": []},
-    "validation": {"candidates": 30, "mape": 0.06, "within_10pct": 0.9, "kendall_tau": 0.93},
+               "clock": "thread-cpu", "batch_size": 1, "host_cpu": "test CPU", "host_threads": 1,
+               "date": "2026-11-26", "settings": {"allocator": "system default"}},
+    "space": str(SPACE), "native_weight_bits": [32], "native_activation_bits": [32],
+    "activation_bits_follow_weights": False, "native_sparsity": [], "entries": {}, "statistic": "median",
 }
+"""A valid profile without entries: this run's latencies were measured, not predicted."""
 
 
 @torch.no_grad()

@@ -241,8 +241,8 @@ PROFILE_CASES = [
     Case("profile", "overflowing latency", _text("acc.json", '"min_ms": ', '"min_ms": 1e999, "x": ', "bad.json"),
          _search(profile="bad.json"), "bad.json"),
     Case("profile", "NaN correction",
-         _json("acc.json", lambda d: d.update(correction={"intercept": float("nan"), "per_lut_ms": 1, "per_op": 0,
-                                                          "per_transition": 0}), "bad.json"),
+         _json("acc.json", lambda d: d.update(corrections={"median": {
+             "intercept": float("nan"), "per_lut_ms": 1, "per_op": 0, "per_transition": 0}}), "bad.json"),
          _search(profile="bad.json"), "bad.json"),
     Case("profile", "negative latency", _json("acc.json", _first_entry("median_ms", -1.0), "bad.json"),
          _search(profile="bad.json"), "median_ms"),
@@ -264,7 +264,7 @@ PROFILE_CASES = [
     Case("profile", "entries missing", _json("acc.json", _entries(lambda e: [e.pop(k) for k in list(e)[::3]]),
                                              "bad.json"), _search(profile="bad.json"), "bad.json"),
     Case("profile", "made for another space", _nothing, _search(profile=str(SHIPPED_FP32)), "cpu-torch-fp32.json"),
-    Case("profile", "schema 2", _json("acc.json", lambda d: d.update(schema_version=2), "bad.json"),
+    Case("profile", "schema 3", _json("acc.json", lambda d: d.update(schema_version=3), "bad.json"),
          _search(profile="bad.json"), "schema_version"),
     Case("profile", "missing", _nothing, _search(profile="nowhere.json"), "nowhere.json"),
 ]

@@ -42,10 +42,12 @@ def test_profile_command_measures_validates_and_resumes(tiny, tmp_path):
     assert result.exit_code == 0, result.output
     profile = load_profile(out)
     assert not partial_path(out).exists()
-    assert profile.entries[first.key].median_ms == 123.0 and profile.latency(first.key) == 120.0
+    assert profile.entries[first.key].median_ms == 123.0 and profile.latency(first.key, "min") == 120.0
+    assert profile.statistic == "median" and profile.latency(first.key) == 123.0
     assert len(profile.entries) == len(space_signatures(tiny, BitsRule()))
     assert profile.device.batch_size == 8 and profile.device.clock == "thread-cpu"
-    assert profile.validation.candidates == 6 and profile.correction is not None
+    assert {name: s.candidates for name, s in profile.validation.sets.items()} == {"search": 6, "random": 6}
+    assert set(profile.corrections) == {"median", "min"}
     assert "Kendall tau" in result.output
 
 
@@ -60,19 +62,21 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
     assert message in result.output and result.output.count("\n") == 1
 
 
-def test_bundle_export_run_import_round_trip(tiny, tmp_path):
+@pytest.mark.parametrize("runtime", ["onnxruntime-int8", "onnxruntime"])  # the float one has fused kernels
+def test_bundle_export_run_import_round_trip(tiny, tmp_path, runtime):
     bundle = tmp_path / "bundle"
-    export_bundle(tiny, "onnxruntime-int8", bundle, batch_size=8, threads=1, validate_count=5)
+    export_bundle(tiny, runtime, bundle, batch_size=8, threads=1, validate_count=3)
     runner = (bundle / "runner.py").read_text()
     assert "autocompress" not in runner.split('"""')[2]  # the code itself needs no autocompress
     csv_path = tmp_path / "latency.csv"
     subprocess.run([sys.executable, "-I", "runner.py", "--out", str(csv_path)], cwd=bundle,
                    check=True, capture_output=True)
     profile = import_csv(tiny, str(TINY), csv_path, "remote")
-    expected = space_signatures(tiny, BitsRule.of_runtime("onnxruntime-int8"))
+    expected = space_signatures(tiny, BitsRule.of_runtime(runtime))
     assert sorted(profile.entries) == sorted(s.key for s in expected)
-    assert profile.device.runtime == "onnxruntime-int8" and profile.measured
-    assert profile.native_weight_bits == [8, 32]
-    assert profile.validation.candidates == 5
+    assert profile.device.runtime == runtime and profile.measured
+    assert profile.native_weight_bits == ([8, 32] if runtime == "onnxruntime-int8" else [32])
+    assert any(s.fused for s in expected) == (runtime == "onnxruntime")
+    assert {name: s.candidates for name, s in profile.validation.sets.items()} == {"search": 3, "random": 3}
     candidate = family_of(tiny).random_candidate(random.Random(3))
     assert predict(candidate, profile, tiny) > 0

@@ -34,6 +34,9 @@ def test_report_and_export_of_a_real_search(searched_run, tmp_path):
     assert len(run.complete) == 3 + 5  # search trials and the five uniform baselines
     text = write_report(searched_run).read_text()
     assert "Pareto front" in text and "bitfusion" in text
+    named = "latency_ms (median, ms per batch of 32)"  # the statistic a latency is, wherever it is shown
+    assert named in text and named in (searched_run / "summary.md").read_text()
+    assert named in (searched_run / "search.log").read_text()
     number = int(run.complete[run.complete["kind"] == "search"]["number"].iloc[0])
     result = export_trial(run, number, tmp_path / "export")
     assert abs(result.size_ratio - 1) <= 0.05

@@ -38,5 +38,5 @@ def export_command(
                f"model.onnx vs torch on {result.onnx_agreement_with_torch:.2%}")
     typer.echo(f"latency: measured {result.measured_ms:.3f} ms ({result.statistic} of the calls, IQR "
                f"{result.measured_spread_ms:.3f}) on {result.runtime} here ({result.clock} clock); "
-               f"the search predicted {result.predicted_ms:.3f} ms "
+               f"the search predicted {result.predicted_ms:.3f} ms as {result.predicted_label} "
                f"for {result.device}")

@@ -56,6 +56,7 @@ class Export:
     statistic: str
     device: str
     predicted_ms: float
+    predicted_label: str
     measured_ms: float
     measured_spread_ms: float
 
@@ -119,13 +120,14 @@ def export_trial(run: Run, number: int, directory: Path | None = None) -> Export
     """Write trial ``number`` of ``run`` into ``directory`` (default: <run>/export/trial_<n>)."""
     candidate, searched, row = search_model(run, number)
     space = run.space
-    device = run.profile.get("device", {})
-    shape = space.input_shape(int(device.get("batch_size", 1)))
+    profile = run.profile
+    device = profile.device if profile is not None else None
+    shape = space.input_shape(device.batch_size if device else 1)
     splits = load_splits(space.data, progress=True)  # before the folder is made: a missing data set leaves nothing
     directory = Path(directory or run.path / "export" / f"trial_{number}")
     directory.mkdir(parents=True, exist_ok=True)
-    threads = int(device.get("threads", 1))
-    statistic = str(run.profile.get("statistic", "median"))
+    threads = device.threads if device else 1
+    statistic = profile.statistic if profile is not None else "median"
 
     with progress_bar(total=5, desc=f"export trial {number}", unit="step") as bar:
         _write_structure(run, candidate, directory)
@@ -144,7 +146,7 @@ def export_trial(run: Run, number: int, directory: Path | None = None) -> Export
         frozen = predict(freeze(model), splits.val_x)
         as_searched = predict(searched, splits.val_x)
         bar.update()
-        runtime, measured, spread = _latency(str(device.get("runtime", "torch-fp32")), statistic, model, paths,
+        runtime, measured, spread = _latency(device.runtime if device else "torch-fp32", statistic, model, paths,
                                              shape, threads)
         bar.update()
     written = ["weights.bin", "candidate.json", "space.yaml", *paths]
@@ -157,8 +159,9 @@ def export_trial(run: Run, number: int, directory: Path | None = None) -> Export
         agreement_with_search=float((predicted["weights.bin (torch)"] == as_searched).float().mean()),
         onnx_agreement_with_torch=float((predicted["model.onnx"] == frozen).float().mean()),
         runtime=runtime, clock=clock_name(threads), statistic=statistic,
-        device=f"{device.get('name', '?')} ({device.get('kind', '?')}, {device.get('runtime', '?')})",
-        predicted_ms=float(row["latency_ms"]), measured_ms=measured, measured_spread_ms=spread,
+        device=f"{device.name} ({device.kind}, {device.runtime})" if device else "? (no profile in the run)",
+        predicted_ms=float(row["latency_ms"]), predicted_label=run.latency_label,
+        measured_ms=measured, measured_spread_ms=spread,
     )
     (directory / "export.json").write_text(json.dumps(asdict(result), indent=1) + "\n")
     return result

@@ -23,6 +23,7 @@ from autocompress.hw.profile import (
     Device,
     Entry,
     HardwareProfile,
+    Statistic,
     utc_now,
     write_json_atomic,
 )
@@ -30,7 +31,7 @@ from autocompress.hw.profiler import CALLS_PER_ROUND, CHUNK, ROUNDS, WARMUP, op_
 from autocompress.hw.runtimes import runtime_named, runtime_names
 from autocompress.hw.runtimes.onnx import OnnxRuntime, int8_layers
 from autocompress.hw.signatures import BitsRule, space_signatures
-from autocompress.hw.validate import score, validation_candidates
+from autocompress.hw.validate import Timing, by_set, flat, score, validation_sets
 from autocompress.inputs import read_text, validated
 from autocompress.models.family import family_of
 from autocompress.space import SearchSpace
@@ -68,7 +69,7 @@ def export_bundle(space: SearchSpace, runtime: str, folder: Path, batch_size: in
                None if signature.quantized else set(), isolated=True)
         models.append({"key": signature.key, "file": file})
     shape = space.input_shape(batch_size)
-    candidates = validation_candidates(space, validate_count, seed)
+    candidates = flat(validation_sets(space, validate_count, seed))
     for index, candidate in enumerate(tqdm(candidates, desc="bundle networks")):
         model = family_of(space).build_compressed(candidate)
         file = f"nets/{index:03d}.onnx"
@@ -120,17 +121,17 @@ def _check_signatures(path: Path, space: SearchSpace, rule: BitsRule, keys: set[
                                  f"run runner.py of a bundle exported for {space.name} with this runtime")
 
 
-def _network_ms(path: Path, nets: dict[str, Entry], statistic: str) -> list[float]:
+def _network_ms(path: Path, nets: dict[str, Entry]) -> list[Timing]:
     """The validation networks' latencies in index order (rows ``net/0`` .. ``net/N-1``)."""
     expected = [f"{NET_PREFIX}{index}" for index in range(len(nets))]
     if sorted(nets) != sorted(expected):
         raise UserInputError(f"{path}: network rows must be {NET_PREFIX}0 .. {NET_PREFIX}{len(nets) - 1}, "
                              f"got {', '.join(sorted(nets)[:5])}")
-    return [getattr(nets[key], f"{statistic}_ms") for key in expected]
+    return [{"median": nets[key].median_ms, "min": nets[key].min_ms} for key in expected]
 
 
 def import_csv(space: SearchSpace, space_path: str, path: Path, name: str,
-               statistic: str = "min", seed: int = 0) -> HardwareProfile:
+               statistic: Statistic = "median", seed: int = 0) -> HardwareProfile:
     """The profile measured by a bundle's runner: LUT entries and validation figures.
 
     The CSV must time every op signature of ``space`` (and nothing else) with finite
@@ -145,14 +146,14 @@ def import_csv(space: SearchSpace, space_path: str, path: Path, name: str,
                                 "host_threads": first["host_threads"], "date": utc_now()}, f"{path}: line 2")
     rule = onnx_runtime(device.runtime, f"{path}: line 2").bits_rule
     _check_signatures(path, space, rule, set(entries))
-    network_ms = _network_ms(path, nets, statistic)
+    network_ms = _network_ms(path, nets)
     profile = HardwareProfile(schema_version=SCHEMA_VERSION, device=device, space=space_path,
                               native_weight_bits=list(rule.weight),
                               native_activation_bits=list(rule.activation),
                               activation_bits_follow_weights=rule.follow,
                               native_sparsity=["channel"], entries=entries, statistic=statistic)
-    if len(network_ms) < 2:
+    if len(network_ms) < 4:  # two of each validation set at least
         return profile
-    candidates = validation_candidates(space, len(network_ms), seed)
-    validation, correction = score(space, profile, candidates, network_ms, 0.0, seed)
-    return profile.model_copy(update={"validation": validation, "correction": correction})
+    sets = validation_sets(space, len(network_ms) // 2, seed)
+    validation, corrections = score(space, profile, sets, by_set(sets, network_ms), 0.0, seed)
+    return profile.model_copy(update={"validation": validation, "corrections": corrections})

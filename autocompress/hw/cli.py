@@ -15,15 +15,20 @@ from autocompress.hw.runtimes import runtime_named, runtime_names
 MIN_VALIDATE = 5
 
 
-def _print_validation(profile: HardwareProfile) -> None:
-    validation = profile.validation
-    if validation is None:
-        return
-    for label, figures in (("raw LUT sum", validation.raw), ("corrected", validation.corrected)):
-        typer.echo(f"  {label:12s} MAPE {figures.mape:5.1f}%  within +-10% "
-                   f"{100 * figures.within_10:5.1f}%  Kendall tau {figures.kendall_tau:.3f}")
-    typer.echo(f"  FLOPs alone  Kendall tau {validation.flops_tau:.3f}  "
-               f"({validation.candidates} candidates measured end to end)")
+def _print_prediction(profile: HardwareProfile) -> None:
+    """What the profile predicts, the settings it holds for, and its validation figures."""
+    from autocompress.hw.describe import deployment_line, prediction_line, validation_rows
+
+    typer.echo(prediction_line(profile))
+    typer.echo(deployment_line(profile))
+    heading = None
+    for row in validation_rows(profile):
+        if row["candidates"] != heading:
+            heading = row["candidates"]
+            typer.echo(f"validation on {heading}, measured end to end "
+                       f"(FLOPs alone: Kendall tau {row['FLOPs tau']:.3f}):")
+        typer.echo(f"  {row['statistic']:6s} {row['prediction']:11s}  MAPE {row['MAPE %']:5.1f}%  "
+                   f"within +-10% {row['within +-10 %']:5.1f}%  Kendall tau {row['Kendall tau']:.3f}")
 
 
 def profile_command(
@@ -32,7 +37,8 @@ def profile_command(
     device: Annotated[str | None, typer.Option(help="device name (default: cpu-RUNTIME)")] = None,
     out: Annotated[Path | None, typer.Option(help="default: hw_profiles/DEVICE.json")] = None,
     validate: Annotated[int, typer.Option(
-        help="random candidates measured end to end to validate the table (0: skip)")] = 30,
+        help="candidates of each set (drawn as the search draws them; random per-layer) measured "
+             "end to end to validate the table (0: skip)")] = 30,
     threads: Annotated[int, typer.Option(min=1, help="threads the runtime may use")] = 1,
     batch_size: Annotated[int, typer.Option(min=1, help="images per timed batch")] = 32,
     export_bundle: Annotated[Path | None, typer.Option(
@@ -40,7 +46,8 @@ def profile_command(
     import_csv: Annotated[Path | None, typer.Option(
         "--import", help="build the profile from a bundle runner's CSV")] = None,
     statistic: Annotated[str, typer.Option(
-        help="latency figure used: min (reproducible on a busy machine) or median")] = "min",
+        help="statistic predictions show by default (both are fitted): median (typical) or "
+             "min (best case, reproducible on a busy machine)")] = "median",
 ) -> None:
     """Measure a device's latency lookup table for SPACE and validate it end to end."""
     from autocompress.space import load_space
@@ -86,4 +93,4 @@ def profile_command(
     typer.echo(f"wrote {out}: {len(profile.entries)} entries, {profile.device.kind} "
                f"{profile.device.runtime}, batch {profile.device.batch_size}, "
                f"{profile.device.threads} thread(s)")
-    _print_validation(profile)
+    _print_prediction(profile)

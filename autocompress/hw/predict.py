@@ -1,4 +1,9 @@
-"""Latency prediction from a hardware profile: sum of LUT entries, then the correction."""
+"""Latency prediction from a hardware profile: sum of LUT entries, then the correction.
+
+Every function predicts one statistic of the network's timed calls (``median``: typical,
+``min``: best case), the profile's default unless one is named; the LUT figures and the
+correction used are that statistic's.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from autocompress.candidate import Candidate
-from autocompress.errors import MissingSignaturesError
-from autocompress.hw.profile import HardwareProfile
+from autocompress.errors import MissingSignaturesError, UserInputError
+from autocompress.hw.profile import HardwareProfile, Statistic
 from autocompress.hw.signatures import BitsRule, OpSignature, candidate_signatures, missing, space_signatures
 from autocompress.space import SearchSpace
 
@@ -24,12 +29,12 @@ def profile_command(profile: HardwareProfile, space: SearchSpace) -> str:
 
 
 def lut_sum(signatures: Sequence[OpSignature], profile: HardwareProfile,
-            space: SearchSpace) -> float:
-    """Sum of the table's latencies over ``signatures`` (ms per batch)."""
+            space: SearchSpace, statistic: Statistic | None = None) -> float:
+    """Sum of the table's latencies (of ``statistic``) over ``signatures`` (ms per batch)."""
     absent = list(missing(signatures, profile.entries))
     if absent:
         raise MissingSignaturesError(_missing_text(absent, profile, space))
-    return sum(profile.latency(s.key) for s in signatures)
+    return sum(profile.latency(s.key, statistic) for s in signatures)
 
 
 def _missing_text(absent: Sequence[OpSignature], profile: HardwareProfile, space: SearchSpace) -> str:
@@ -54,22 +59,28 @@ def precision_transitions(signatures: Sequence[OpSignature]) -> int:
     return sum(a != b for a, b in zip(kernels, kernels[1:], strict=False))
 
 
-def corrected(raw_ms: float, op_count: int, transitions: int, profile: HardwareProfile) -> float:
-    """Apply the profile's fitted correction (if any) to a LUT sum."""
-    fit = profile.correction
+def corrected(raw_ms: float, op_count: int, transitions: int, profile: HardwareProfile,
+              statistic: Statistic | None = None) -> float:
+    """Apply the profile's correction fitted for ``statistic`` (if any) to a LUT sum of it."""
+    statistic = statistic or profile.statistic
+    if statistic not in profile.predicts:
+        raise UserInputError(f"profile '{profile.device.name}' predicts {', '.join(profile.predicts)} only, "
+                             f"not {statistic}: profile the device again to fit it")
+    fit = profile.corrections.get(statistic)
     if fit is None:
         return raw_ms
     return max(0.0, fit.intercept + fit.per_lut_ms * raw_ms + fit.per_op * op_count
                + fit.per_transition * transitions)
 
 
-def predict(candidate: Candidate, profile: HardwareProfile, space: SearchSpace) -> float:
+def predict(candidate: Candidate, profile: HardwareProfile, space: SearchSpace,
+            statistic: Statistic | None = None) -> float:
     """Predicted latency of ``candidate`` on ``profile``'s device, in ms per batch of
-    ``profile.device.batch_size`` images.
+    ``profile.device.batch_size`` images, as ``statistic`` (default: the profile's) of timed calls.
 
     Raises ``MissingSignaturesError`` naming the missing signatures and the command that
     profiles them.
     """
     signatures = candidate_signatures(space, candidate, BitsRule.of(profile))
-    return corrected(lut_sum(signatures, profile, space), len(signatures),
-                     precision_transitions(signatures), profile)
+    return corrected(lut_sum(signatures, profile, space, statistic), len(signatures),
+                     precision_transitions(signatures), profile, statistic)

@@ -2,8 +2,12 @@
 
 A profile says what the device runs natively (weight and activation bit-widths with real
 kernels, which sparsity kind speeds anything up), holds one LUT entry per op signature
-(median latency, spread, sample count) and the validation figures of the ``profile`` run
-that made it. Reading one validates it; a bad file fails with one line naming it.
+(median and minimum latency, spread, sample count) and the validation figures of the
+``profile`` run that made it. It predicts two statistics of a network's latency, each with
+its own correction fitted against whole networks timed the same way: the typical one
+(``median``) and the best case (``min``); ``statistic`` names the one shown by default.
+Reading one validates it (and brings a schema 1 file up to date); a bad file fails with one
+line naming it.
 """
 
 from __future__ import annotations
@@ -20,9 +24,17 @@ from autocompress.errors import UserInputError
 from autocompress.hw.bundle_runner import clock_name, host_cpu
 from autocompress.inputs import load_json, validated
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 Bits = Annotated[int, Field(ge=1, le=32)]
 DEVICE_NAME = r"^[A-Za-z0-9_.-]+$"
+Statistic = Literal["median", "min"]
+STATISTICS: tuple[Statistic, ...] = ("median", "min")
+MEANING = {"median": "typical", "min": "best case"}
+"""What each statistic of repeated timed calls tells a user."""
+DISTRIBUTIONS = {"search": "drawn as the search draws them (per-group policies, end layers held)",
+                 "random": "random per-layer policies"}
+"""The validation's candidate sets, by how their candidates were drawn."""
 
 
 def utc_now() -> str:
@@ -86,26 +98,39 @@ class Figures(_Strict):
     kendall_tau: float
 
 
-class Validation(_Strict):
-    """Prediction vs end-to-end measurement of random candidates.
+class StatisticFigures(_Strict):
+    """One statistic's prediction vs measurement over one candidate set.
 
     ``corrected`` figures are cross-validated (each candidate predicted by a correction
     fitted without it); ``flops_tau`` is the rank correlation FLOPs alone would give.
     """
 
-    candidates: int
     raw: Figures
     corrected: Figures
     flops_tau: float
-    seconds: float
     measured_ms: list[float] = Field(default_factory=list, description="each candidate, end to end")
     lut_ms: list[float] = Field(default_factory=list, description="each candidate's raw LUT sum")
     corrected_ms: list[float] = Field(default_factory=list,
                                       description="each candidate's cross-validated corrected prediction")
 
 
+class CandidateSet(_Strict):
+    """The candidates of one distribution (``DISTRIBUTIONS``) and their figures per statistic."""
+
+    candidates: int
+    statistics: dict[Statistic, StatisticFigures]
+
+
+class Validation(_Strict):
+    """Prediction vs end-to-end measurement (interleaved rounds) of candidate networks, per
+    candidate set (``search``, ``random``) and per statistic."""
+
+    sets: dict[Literal["search", "random"], CandidateSet]
+    seconds: float
+
+
 class HardwareProfile(_Strict):
-    schema_version: Literal[1]
+    schema_version: Literal[2]
     device: Device
     space: str = Field(description="search space file the table was made for")
     native_weight_bits: list[Bits] = Field(min_length=1)
@@ -116,10 +141,11 @@ class HardwareProfile(_Strict):
     model: dict[str, float | str] = Field(default_factory=dict,
                                           description="formula and constants of a modelled device")
     entries: dict[str, Entry]
-    statistic: Literal["median", "min"] = Field(description=(
-        "which figure of an entry (and of a measured network) latency means: 'min' is the "
-        "reproducible one on a machine shared with other work, 'median' the typical one"))
-    correction: Correction | None = None
+    statistic: Statistic = Field(description=(
+        "the statistic predictions show by default: 'median' (typical, what a person timing the "
+        "model sees) or 'min' (best case, the reproducible one on a machine shared with other work)"))
+    corrections: dict[Statistic, Correction] = Field(
+        default_factory=dict, description="per statistic, fitted against whole networks' figures of it")
     validation: Validation | None = None
     profiling_seconds: float = 0.0
 
@@ -144,10 +170,35 @@ class HardwareProfile(_Strict):
     def measured(self) -> bool:
         return self.device.kind == "measured"
 
-    def latency(self, key: str) -> float:
-        """The table's latency for a signature key, by the profile's statistic (ms)."""
+    @model_validator(mode="after")
+    def _default_is_predicted(self) -> HardwareProfile:
+        if self.statistic not in self.predicts:
+            raise ValueError(f"statistic is {self.statistic!r} but the profile has corrections for "
+                             f"{', '.join(self.corrections)} only")
+        return self
+
+    @property
+    def predicts(self) -> tuple[Statistic, ...]:
+        """The statistics this profile can predict: those with a fitted correction, or every one
+        when none is fitted (a modelled device, or a table not validated)."""
+        return tuple(s for s in STATISTICS if s in self.corrections) if self.corrections else STATISTICS
+
+    def latency(self, key: str, statistic: Statistic | None = None) -> float:
+        """The table's latency for a signature key (ms), by ``statistic`` (default: the profile's)."""
         entry = self.entries[key]
-        return entry.min_ms if self.statistic == "min" else entry.median_ms
+        return entry.min_ms if (statistic or self.statistic) == "min" else entry.median_ms
+
+    def latency_label(self, statistic: Statistic | None = None) -> str:
+        """How a predicted latency is named wherever it is shown, e.g.
+        ``median, ms per batch of 32``."""
+        return f"{statistic or self.statistic}, ms per batch of {self.device.batch_size}"
+
+    def deployment(self) -> dict[str, str]:
+        """What a deployment must share with the profiling run to see the predicted latency."""
+        device = self.device
+        return {"device": f"{device.name} ({device.kind}, {device.runtime})",
+                "threads": str(device.threads), "batch size": str(device.batch_size),
+                "clock": device.clock, "host CPU": device.host_cpu, **device.settings}
 
 
 def load_profile(path: str | Path) -> HardwareProfile:
@@ -157,10 +208,33 @@ def load_profile(path: str | Path) -> HardwareProfile:
     if not isinstance(data, dict):
         raise UserInputError(f"{path}: expected a JSON object, got {type(data).__name__}")
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         raise UserInputError(f"{path}: schema_version is {version!r}, this autocompress reads "
-                             f"{SCHEMA_VERSION}: re-run 'autocompress profile' to rebuild it")
-    return validated(HardwareProfile, data, path)
+                             f"{', '.join(map(str, READABLE_VERSIONS))}: re-run 'autocompress profile' "
+                             "to rebuild it")
+    return validated(HardwareProfile, from_schema_1(data) if version == 1 else data, path)
+
+
+def from_schema_1(data: dict) -> dict:
+    """A schema 1 profile in schema 2's form, without re-measuring anything.
+
+    Schema 1 fitted one correction, for its one ``statistic``, on random per-layer candidates
+    only; it becomes that statistic's correction and the ``random`` candidate set, and stays
+    the statistic shown by default (the other one has no correction until the device is
+    profiled again).
+    """
+    old = dict(data)
+    correction = old.pop("correction", None)
+    validation = old.pop("validation", None)
+    statistic = old.get("statistic")
+    upgraded = old | {"schema_version": 2,
+                      "corrections": {statistic: correction} if correction is not None else {}}
+    if isinstance(validation, dict):
+        figures = {key: validation[key] for key in ("raw", "corrected", "flops_tau", "measured_ms",
+                                                    "lut_ms", "corrected_ms") if key in validation}
+        upgraded["validation"] = {"seconds": validation.get("seconds"), "sets": {"random": {
+            "candidates": validation.get("candidates"), "statistics": {statistic: figures}}}}
+    return upgraded
 
 
 def write_json_atomic(path: Path, data: object) -> None:

@@ -27,6 +27,7 @@ from autocompress.hw.profile import (
     Device,
     Entry,
     HardwareProfile,
+    Statistic,
     load_profile,
     save_profile,
     write_json_atomic,
@@ -183,7 +184,7 @@ def _existing(out: Path, runtime: str, threads: int, batch_size: int) -> Hardwar
 
 def measure_profile(space: SearchSpace, space_path: str, runtime: str, name: str, out: Path,
                     threads: int, batch_size: int, validate_count: int,
-                    statistic: str = "min") -> HardwareProfile:
+                    statistic: Statistic = "median") -> HardwareProfile:
     """Measure every signature of ``space`` on ``runtime``, validate, and save to ``out``.
 
     Entries of a profile already at ``out`` with the same settings are kept, so re-running
@@ -207,8 +208,8 @@ def measure_profile(space: SearchSpace, space_path: str, runtime: str, name: str
         native_sparsity=["channel"], entries=entries, statistic=statistic,
         profiling_seconds=time.perf_counter() - start)
     if validate_count:
-        validation, correction = validate(space, profile, validate_count)
-        profile = profile.model_copy(update={"validation": validation, "correction": correction})
+        validation, corrections = validate(space, profile, validate_count)
+        profile = profile.model_copy(update={"validation": validation, "corrections": corrections})
     save_profile(profile, out)
     partial_path(out).unlink(missing_ok=True)
     return profile

@@ -1,47 +1,54 @@
-"""Validation of a LUT: predicted vs measured end-to-end latency of random candidates.
+"""Validation of a LUT: predicted vs measured end-to-end latency of candidate networks.
 
-The candidates are prepared first and then timed in interleaved rounds, so a slow spell
-of the machine spreads over all of them instead of skewing one. The
-correction (LUT sum and op count -> measured ms) is a linear regression; its reported
-figures are cross-validated, the stored one is fitted on all candidates.
+Two candidate sets are measured: candidates drawn the way the search draws them (random
+values of its sampler's parameters, decoded by ``suggest_candidate``: per-group policies,
+end layers held) and random per-layer ones. All are prepared first and then timed together
+in interleaved rounds, so a slow spell of the machine spreads over all of them instead of
+skewing one; each network's median and minimum over its calls are kept. For each statistic
+the correction (LUT sum, op count, precision switches -> measured ms of that statistic) is a
+linear regression over both sets; its reported figures are cross-validated, the stored one
+is fitted on all candidates.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from scipy.stats import kendalltau
 from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import KFold, cross_val_predict
+from torch import nn
 from tqdm import tqdm
 
 from autocompress.candidate import Candidate
 from autocompress.hw.bundle_runner import summarise, time_interleaved
-from autocompress.hw.profile import Correction, Figures, HardwareProfile, Validation
+from autocompress.hw.profile import (
+    STATISTICS,
+    CandidateSet,
+    Correction,
+    Figures,
+    HardwareProfile,
+    Statistic,
+    StatisticFigures,
+    Validation,
+)
 from autocompress.hw.runtimes import WARMUP_E2E, measured_runtime
 from autocompress.hw.runtimes.onnx import int8_layers
 from autocompress.hw.signatures import BitsRule, candidate_signatures, network_macs
 from autocompress.models.family import family_of
+from autocompress.search.params import suggest_candidate
 from autocompress.space import SearchSpace
 
 ROUNDS = 30
 CALLS_PER_ROUND = 3
 FOLDS = 5
+TIMING = f"{WARMUP_E2E} warm-up calls, then {ROUNDS} interleaved rounds of {CALLS_PER_ROUND} calls"
 
-
-@dataclass(frozen=True)
-class Sample:
-    """One validation candidate: LUT sum, op count, precision switches, MACs, measured ms."""
-
-    candidate: Candidate
-    lut_ms: float
-    ops: int
-    transitions: int
-    macs: int
-    measured_ms: float
+Timing = dict[Statistic, float]
+"""A network's latency (ms per batch) by statistic of its timed calls."""
 
 
 def figures(predicted: np.ndarray, measured: np.ndarray) -> Figures:
@@ -51,63 +58,98 @@ def figures(predicted: np.ndarray, measured: np.ndarray) -> Figures:
                    kendall_tau=float(tau))
 
 
-def measure_candidates(space: SearchSpace, candidates: list[Candidate], runtime: str,
-                       batch_size: int, threads: int, statistic: str) -> list[float]:
-    """End-to-end latency (ms per batch, by ``statistic``) of each candidate, timed
-    interleaved."""
+def measure_models(models: Iterable[nn.Module], runtime: str, shape: tuple[int, ...], threads: int,
+                   total: int | None = None) -> list[Timing]:
+    """End-to-end latency of each (not yet frozen) model on ``runtime``, timed interleaved:
+    ``WARMUP_E2E`` warm-up calls each, then ``ROUNDS`` rounds of ``CALLS_PER_ROUND`` calls."""
     timed_on = measured_runtime(runtime)
     rule = timed_on.bits_rule
-    shape = space.input_shape(batch_size)
-    runs = []
-    for candidate in tqdm(candidates, desc=f"building on {runtime}", unit="net"):
-        model = family_of(space).build_compressed(candidate)
-        runs.append(timed_on.prepare(model, [shape], threads, int8=int8_layers(model, rule)))
+    runs = [timed_on.prepare(model, [shape], threads, int8=int8_layers(model, rule))
+            for model in tqdm(models, total=total, desc=f"preparing on {runtime}", unit="net")]
     with tqdm(total=ROUNDS, desc=f"timing on {runtime}", unit="round") as bar:
         samples = time_interleaved(runs, ROUNDS, CALLS_PER_ROUND, threads, WARMUP_E2E, on_round=bar.update)
-    return [summarise(s)[f"{statistic}_ms"] for s in samples]
+    return [{statistic: summarise(s)[f"{statistic}_ms"] for statistic in STATISTICS} for s in samples]
 
 
-def validation_candidates(space: SearchSpace, count: int, seed: int = 0) -> list[Candidate]:
-    """The random candidates a validation measures (the same for the same seed)."""
-    rng = random.Random(seed)
-    return [family_of(space).random_candidate(rng) for _ in range(count)]
+def measure_candidates(space: SearchSpace, candidates: Sequence[Candidate], runtime: str,
+                       batch_size: int, threads: int) -> list[Timing]:
+    """End-to-end latency of each candidate (built with random weights), timed interleaved."""
+    family = family_of(space)
+    return measure_models((family.build_compressed(c) for c in candidates), runtime,
+                          space.input_shape(batch_size), threads, total=len(candidates))
 
 
-def score(space: SearchSpace, profile: HardwareProfile, candidates: list[Candidate],
-          measured: list[float], seconds: float, seed: int = 0) -> tuple[Validation, Correction]:
-    """Figures of the LUT against measured end-to-end latencies, and the fitted correction."""
+def search_candidate(space: SearchSpace, rng: random.Random) -> Candidate:
+    """A candidate as the search proposes one: a random value of each sampler parameter."""
+    return suggest_candidate(space, lambda _name, choices: rng.choice(choices))
+
+
+def validation_sets(space: SearchSpace, count: int, seed: int = 0) -> dict[str, list[Candidate]]:
+    """The candidates a validation measures, ``count`` per set (the same for the same seed)."""
+    drawn, rng = random.Random(seed + 1), random.Random(seed)
+    family = family_of(space)
+    return {"search": [search_candidate(space, drawn) for _ in range(count)],
+            "random": [family.random_candidate(rng) for _ in range(count)]}
+
+
+def flat(sets: dict[str, list[Candidate]]) -> list[Candidate]:
+    """The sets' candidates in one list, set after set (the order networks are timed and bundled)."""
+    return [candidate for candidates in sets.values() for candidate in candidates]
+
+
+def by_set(sets: dict[str, list[Candidate]], values: Sequence[Timing]) -> dict[str, list[Timing]]:
+    """``values`` (one per candidate of ``flat(sets)``) split back into the sets."""
+    split, start = {}, 0
+    for name, candidates in sets.items():
+        split[name] = list(values[start:start + len(candidates)])
+        start += len(candidates)
+    if start != len(values):
+        raise ValueError(f"{len(values)} timings for {start} validation candidates")
+    return split
+
+
+def score(space: SearchSpace, profile: HardwareProfile, sets: dict[str, list[Candidate]],
+          measured: dict[str, list[Timing]], seconds: float, seed: int = 0
+          ) -> tuple[Validation, dict[Statistic, Correction]]:
+    """Figures of the LUT against measured end-to-end latencies, per set and statistic, and
+    the correction of each statistic (fitted on every set)."""
     from autocompress.hw.predict import lut_sum, precision_transitions
 
     rule = BitsRule.of(profile)
-    samples = []
-    for candidate, ms in zip(candidates, measured, strict=True):
-        signatures = candidate_signatures(space, candidate, rule)
-        samples.append(Sample(candidate, lut_sum(signatures, profile, space), len(signatures),
-                              precision_transitions(signatures), network_macs(signatures), ms))
-    features = np.array([[s.lut_ms, s.ops, s.transitions] for s in samples])
-    target = np.array(measured)
-    folds = KFold(min(FOLDS, len(samples)), shuffle=True, random_state=seed)
-    crossed = cross_val_predict(LinearRegression(), features, target, cv=folds)
-    fit = LinearRegression().fit(features, target)
-    correction = Correction(intercept=float(fit.intercept_), per_lut_ms=float(fit.coef_[0]),
-                            per_op=float(fit.coef_[1]), per_transition=float(fit.coef_[2]))
-    validation = Validation(
-        candidates=len(samples),
-        raw=figures(features[:, 0], target),
-        corrected=figures(crossed, target),
-        flops_tau=float(kendalltau([s.macs for s in samples], target).statistic),
-        seconds=seconds,
-        measured_ms=target.tolist(), lut_ms=features[:, 0].tolist(), corrected_ms=crossed.tolist(),
-    )
-    return validation, correction
+    names = np.array([name for name, candidates in sets.items() for _ in candidates])
+    signatures = [candidate_signatures(space, c, rule) for c in flat(sets)]
+    ops = np.array([len(s) for s in signatures])
+    transitions = np.array([precision_transitions(s) for s in signatures])
+    macs = np.array([network_macs(s) for s in signatures])
+    timings = [t for name in sets for t in measured[name]]
+    folds = KFold(min(FOLDS, len(names)), shuffle=True, random_state=seed)
+    corrections, columns = {}, {}
+    for statistic in STATISTICS:
+        lut = np.array([lut_sum(s, profile, space, statistic) for s in signatures])
+        features = np.column_stack([lut, ops, transitions])
+        target = np.array([t[statistic] for t in timings])
+        crossed = cross_val_predict(LinearRegression(), features, target, cv=folds)
+        fit = LinearRegression().fit(features, target)
+        corrections[statistic] = Correction(intercept=float(fit.intercept_), per_lut_ms=float(fit.coef_[0]),
+                                            per_op=float(fit.coef_[1]), per_transition=float(fit.coef_[2]))
+        columns[statistic] = (lut, crossed, target)
+    candidate_sets = {}
+    for name in sets:
+        mask = names == name
+        candidate_sets[name] = CandidateSet(candidates=int(mask.sum()), statistics={
+            statistic: StatisticFigures(
+                raw=figures(lut[mask], target[mask]), corrected=figures(crossed[mask], target[mask]),
+                flops_tau=float(kendalltau(macs[mask], target[mask]).statistic),
+                measured_ms=target[mask].tolist(), lut_ms=lut[mask].tolist(), corrected_ms=crossed[mask].tolist())
+            for statistic, (lut, crossed, target) in columns.items()})
+    return Validation(sets=candidate_sets, seconds=seconds), corrections
 
 
 def validate(space: SearchSpace, profile: HardwareProfile, count: int, seed: int = 0
-             ) -> tuple[Validation, Correction]:
-    """Measure ``count`` random candidates end to end and score the profile's LUT."""
+             ) -> tuple[Validation, dict[Statistic, Correction]]:
+    """Measure ``count`` candidates of each set end to end and score the profile's LUT."""
     start = time.perf_counter()
-    candidates = validation_candidates(space, count, seed)
+    sets = validation_sets(space, count, seed)
     device = profile.device
-    measured = measure_candidates(space, candidates, device.runtime, device.batch_size,
-                                  device.threads, profile.statistic)
-    return score(space, profile, candidates, measured, time.perf_counter() - start, seed)
+    measured = measure_candidates(space, flat(sets), device.runtime, device.batch_size, device.threads)
+    return score(space, profile, sets, by_set(sets, measured), time.perf_counter() - start, seed)

@@ -88,7 +88,7 @@ def _scatter(analysis: Analysis) -> go.Figure:
                        marker={"symbol": "diamond", "size": 11, "color": "black"},
                        customdata=_customdata(baselines, family), hovertemplate=_HOVER)
     figure.update_layout(title="accuracy against latency: every finished trial", height=520,
-                         xaxis_title=AXIS_LABELS["latency_ms"], yaxis_title=AXIS_LABELS["accuracy"],
+                         xaxis_title=f"predicted {analysis.run.latency_label}", yaxis_title=AXIS_LABELS["accuracy"],
                          hoverlabel={"font": {"family": "monospace", "size": 11}}, template="plotly_white")
     return figure
 
@@ -170,7 +170,7 @@ def _pairs(data: dict[str, Any]) -> str:
 def render(analysis: Analysis) -> str:
     """The whole report page as one HTML string."""
     run = analysis.run
-    device, validation = tables.profile_summary(run.profile)
+    device = tables.profile_summary(run.profile)
     timings = tables.timings(analysis)
     running = timings.get("trials RUNNING", 0)
     status = f" &middot; <b>in progress</b>: {running} trial(s) running" if running else ""
@@ -183,6 +183,8 @@ def render(analysis: Analysis) -> str:
         "measured once, after the search, on the test split no trial saw. Click a column header to sort.</p>",
         _table(tables.front_table(analysis, "\n"), sortable=True, policy_column="policy"),
         "<h2>Uniform baselines</h2>", _table(tables.baseline_table(analysis)),
+        "<h2>Front measured on the device</h2>", f'<p class="note">{html.escape(tables.verify_note(analysis))}</p>',
+        _table(tables.verify_table(analysis), sortable=True) if run.verification else "",
         "<h2>Hypervolume</h2>",
         '<p class="note">Objectives normalised: error = 1 - accuracy; latency and size divided by 1.1 x '
         "the largest finished trial's; reference point (1, 1[, 1]).</p>",
@@ -192,7 +194,7 @@ def render(analysis: Analysis) -> str:
            "trial was evaluated (<i>before_evaluation</i>), and 5-fold cross-validated on the trials it was "
            "fitted on.</p>", _pairs(tables.flatten(run.predictor))] if run.predictor else []),
         '<div class="cols"><div><h2>Device profile</h2>', _pairs(device),
-        "<h3>Validation of its latency predictions</h3>", _pairs(validation), "</div>",
+        "<h3>Validation of its latency predictions</h3>", _table(tables.validation_table(run.profile)), "</div>",
         "<div><h2>Run settings</h2>", _pairs(tables.settings(analysis)),
         "<h2>Timings</h2>", _pairs(timings), "</div></div>",
         "<h2>Search space</h2><details><summary>show</summary><pre>"

@@ -43,7 +43,7 @@ def _scatter(analysis: Analysis, column: str, path: Path) -> Path:
         ax.scatter(getattr(row, column), row.accuracy, marker="D", s=40, c="black")
         ax.annotate(row.label, (getattr(row, column), row.accuracy), fontsize=7, xytext=(4, 4),
                     textcoords="offset points")
-    ax.set_xlabel(AXIS_LABELS[column])
+    ax.set_xlabel(f"predicted {run.latency_label}" if column == "latency_ms" else AXIS_LABELS[column])
     ax.set_ylabel(AXIS_LABELS["accuracy"])
     ax.set_title(f"{run.name}: {len(done)} finished trials (diamonds: uniform baselines)", fontsize=9)
     ax.grid(alpha=0.3)

@@ -3,7 +3,8 @@
 The search rewrites ``trials.csv`` as trials finish; a read that races a rewrite is
 retried, and a run with no trials yet reads as an empty table. Every file is checked as
 it is read (config.json against the run's settings, trials.csv against the trial table's
-columns and states), and a broken one is one line naming it.
+columns and states, profile.json and verify.json against their schemas), and a broken one is
+one line naming it.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ import pandas as pd
 
 from autocompress.candidate import Candidate
 from autocompress.errors import UserInputError
+from autocompress.hw.profile import HardwareProfile, load_profile
 from autocompress.inputs import load_json, read_text
 from autocompress.models.family import family_of
 from autocompress.search.record import COLUMNS as TRIAL_COLUMNS
 from autocompress.search.settings import SearchConfig
 from autocompress.space import SearchSpace, parse_space
+from autocompress.verify import record as verify_record
 
 RESULTS_DIR = Path("results")
 STATES = {"COMPLETE", "REJECTED", "PRUNED", "FAIL", "RUNNING"}
@@ -90,33 +93,39 @@ def _check_trials(path: Path, table: pd.DataFrame, objectives: list[str],
 
 @dataclass(frozen=True)
 class Run:
-    """One run folder: its frozen config, its trials so far, its device profile and, for a
-    predictor-guided run, the accuracy predictor's quality (``predictor.json``)."""
+    """One run folder: its frozen config, its trials so far, its device profile, for a
+    predictor-guided run the accuracy predictor's quality (``predictor.json``) and, once
+    ``autocompress verify`` ran, its front measured on the device (``verify.json``)."""
 
     path: Path
     config: dict
     trials: pd.DataFrame
-    profile: dict
+    profile: HardwareProfile | None
     predictor: dict
+    verification: verify_record.Verification | None
 
     @classmethod
     def load(cls, run: str | Path) -> Run:
         path = resolve_run(run)
         config = SearchConfig.read(path / "config.json")
         profile_file = path / "profile.json"
-        profile = load_json(profile_file, "hardware profile") if profile_file.is_file() else {}
+        profile = load_profile(profile_file) if profile_file.is_file() else None
         predictor_file = path / "predictor.json"
         predictor = load_json(predictor_file, "predictor summary") if predictor_file.is_file() else {}
-        for file, data in ((profile_file, profile), (predictor_file, predictor)):
-            if not isinstance(data, dict):
-                raise UserInputError(f"{file}: expected a JSON object, got {type(data).__name__}")
+        if not isinstance(predictor, dict):
+            raise UserInputError(f"{predictor_file}: expected a JSON object, got {type(predictor).__name__}")
         family = family_of(parse_space(config.space, path / "config.json"))
         trials = _read_csv(path / "trials.csv", list(config.objectives), family.parse_candidate)
-        return cls(path, config.model_dump(), trials, profile, predictor)
+        return cls(path, config.model_dump(), trials, profile, predictor, verify_record.read(path))
 
     @property
     def name(self) -> str:
         return str(self.config.get("run", self.path.name))
+
+    @property
+    def latency_label(self) -> str:
+        """The latency column's name where it is shown, e.g. ``latency_ms (median, ms per batch of 32)``."""
+        return f"latency_ms ({self.profile.latency_label()})" if self.profile else "latency_ms (ms)"
 
     @property
     def objectives(self) -> list[str]:

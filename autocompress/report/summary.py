@@ -27,7 +27,9 @@ def _pairs(data: dict[str, Any]) -> str:
 
 def render(analysis: Analysis, files: list[str]) -> str:
     run = analysis.run
-    device, validation = tables.profile_summary(run.profile)
+    device = tables.profile_summary(run.profile)
+    validation = tables.validation_table(run.profile)
+    verified = tables.verify_table(analysis)
     front = tables.front_table(analysis).drop(columns=["policy"])
     constraints = ", ".join(f"{k} <= {v:g}" for k, v in run.constraints.items()) or "none"
     return "\n\n".join([
@@ -37,9 +39,12 @@ def render(analysis: Analysis, files: list[str]) -> str:
         "## Pareto front\n\nSelected by validation accuracy; test accuracy measured once on the test split "
         "after the search.\n\n" + (markdown_table(front) if len(front) else "No finished trial yet."),
         "## Uniform baselines\n\n" + markdown_table(tables.baseline_table(analysis)),
+        "## Front measured on the device\n\n" + tables.verify_note(analysis)
+        + ("\n\n" + markdown_table(verified) if len(verified) else ""),
         *(["## Accuracy predictor\n\nPredictions made before each trial was evaluated (before_evaluation), "
            "and 5-fold cross-validated on the trials it was fitted on.\n\n"
            + _pairs(tables.flatten(run.predictor))] if run.predictor else []),
-        "## Device profile\n\n" + _pairs(device) + "\n\nValidation:\n\n" + _pairs(validation),
+        "## Device profile\n\n" + _pairs(device) + "\n\nValidation of its latency predictions:\n\n"
+        + (markdown_table(validation) if len(validation) else "- not available"),
         "## Files\n\n" + "\n".join(f"- `{name}`" for name in files),
     ]) + "\n"

@@ -1,4 +1,4 @@
-"""Tables a report shows, as plain data: front, baselines, timings, settings, profile."""
+"""Tables a report shows, as plain data: front, baselines, timings, settings, profile, verify."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from typing import Any
 
 import pandas as pd
 
+from autocompress.hw.describe import prediction_line, validation_rows
+from autocompress.hw.profile import HardwareProfile
 from autocompress.models.family import family_of
 from autocompress.report.analysis import Analysis
 from autocompress.report.policy import policy_text
@@ -15,9 +17,14 @@ FRONT_COLUMNS = {"number": "trial", "label": "baseline", "accuracy": "validation
                  "latency_ms": "latency (ms)", "size_kb": "size (KB)", "duration_s": "trial time (s)"}
 
 
+def _named(columns: dict[str, str], analysis: Analysis) -> dict[str, str]:
+    """``columns`` with the latency named by its statistic and batch (as the profile predicts it)."""
+    return columns | {"latency_ms": f"predicted {analysis.run.latency_label}"}
+
+
 def front_table(analysis: Analysis, separator: str = "; ") -> pd.DataFrame:
     """The front, one row per member, with its policy as text."""
-    table = analysis.front[list(FRONT_COLUMNS)].rename(columns=FRONT_COLUMNS)
+    table = analysis.front[list(FRONT_COLUMNS)].rename(columns=_named(FRONT_COLUMNS, analysis))
     family = family_of(analysis.run.space)
     table["policy"] = [policy_text(family.parse_candidate(text), separator) for text in analysis.front["candidate"]]
     return table.reset_index(drop=True)
@@ -27,7 +34,7 @@ def baseline_table(analysis: Analysis) -> pd.DataFrame:
     columns = {"label": "baseline", "number": "trial", "accuracy": "validation accuracy",
                "test_accuracy": "test accuracy", "latency_ms": "latency (ms)",
                "size_kb": "size (KB)", "dominated_by": "dominated by front trials"}
-    return analysis.baselines[list(columns)].rename(columns=columns).reset_index(drop=True)
+    return analysis.baselines[list(columns)].rename(columns=_named(columns, analysis)).reset_index(drop=True)
 
 
 def timings(analysis: Analysis) -> dict[str, Any]:
@@ -73,9 +80,51 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def profile_summary(profile: dict) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(device and capabilities, validation figures) of a profile; missing fields are left out."""
-    device = flatten({key: value for key, value in profile.items() if key not in ("validation", "entries")})
-    if isinstance(profile.get("entries"), dict):
-        device["LUT entries"] = len(profile["entries"])
-    return device, flatten(profile.get("validation") or {})
+def profile_summary(profile: HardwareProfile | None) -> dict[str, Any]:
+    """What the run's latencies mean, the settings a deployment must share to see them, and
+    the device's capabilities; empty without a profile."""
+    if profile is None:
+        return {}
+    return {"latency_ms": prediction_line(profile),
+            **{f"deploy with: {key}": value for key, value in profile.deployment().items()},
+            "profiled": profile.device.date, "space": profile.space,
+            "native weight bits": profile.native_weight_bits,
+            "native activation bits": profile.native_activation_bits,
+            "activation bits follow weights": profile.activation_bits_follow_weights,
+            "native sparsity": ", ".join(profile.native_sparsity) or "none",
+            "corrections fitted for": ", ".join(profile.corrections) or "none",
+            "LUT entries": len(profile.entries)}
+
+
+def validation_table(profile: HardwareProfile | None) -> pd.DataFrame:
+    """The profile's validation figures, per candidate set, statistic and prediction."""
+    return pd.DataFrame(validation_rows(profile) if profile is not None else [])
+
+
+def verify_note(analysis: Analysis) -> str:
+    """What the verify table shows (and how to get it, before the run was verified)."""
+    verification = analysis.run.verification
+    if verification is None:
+        return f"Not measured yet: run 'autocompress verify {analysis.run.path}'."
+    tau = "n/a (fewer than 2 models)" if verification.kendall_tau is None else f"{verification.kendall_tau:.3f}"
+    return (f"The front measured on {verification.device} ({verification.date}; {verification.timing}), "
+            f"against the predicted {verification.latency_label}. Rank agreement of measured vs predicted "
+            f"over the front (Kendall tau): {tau}. Flagged: {sum(bool(m.flags) for m in verification.front)} "
+            "model(s) measured slower than one predicted slower, or than the float baseline.")
+
+
+def verify_table(analysis: Analysis) -> pd.DataFrame:
+    """Measured vs predicted latency of each front model (and the float baseline), from verify.json."""
+    verification = analysis.run.verification
+    if verification is None:
+        return pd.DataFrame()
+    statistic = verification.statistic
+    members = list(verification.front)
+    if verification.float_baseline and verification.float_baseline.trial not in {m.trial for m in members}:
+        members.append(verification.float_baseline)
+    return pd.DataFrame([{
+        "trial": m.trial, "baseline": m.label,
+        f"predicted {statistic} (ms)": round(m.predicted_ms[statistic], 4),
+        "measured median (ms)": round(m.measured_ms["median"], 4), "measured min (ms)": round(m.measured_ms["min"], 4),
+        "error %": round(m.error_pct(statistic), 1), "flags": "; ".join(m.flags),
+    } for m in members])

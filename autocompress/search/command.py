@@ -87,11 +87,15 @@ def search_command(
     native_only: Annotated[bool, typer.Option(
         help="search only the bit-widths and sparsity kinds the device runs natively (plus float)")] = False,
     results_dir: Annotated[Path, typer.Option(help="where run folders live")] = Path("results"),
+    verify: Annotated[bool, typer.Option(help=(
+        "at the end, measure every front model on the profile's device against its prediction "
+        "(as 'autocompress verify'); needs a measured device"))] = False,
 ) -> None:
     """Search the space for the accuracy/latency Pareto front of compressed networks."""
     from autocompress.devices import check_gpus_per_worker
     from autocompress.search.rundir import RunFolder
     from autocompress.search.setup import create_run, open_run, plan_run
+    from autocompress.verify.measure import measurable_profile
 
     budget_s = parse_duration(time_budget) if time_budget is not None else None
     if gpus_per_worker is not None:
@@ -115,6 +119,8 @@ def search_command(
         folder = RunFolder(results_dir / run)
         config, search_space, hw_profile = open_run(folder)  # every file checked before the lock is taken
         check_gpus_per_worker(config.gpus_per_worker if gpus_per_worker is None else gpus_per_worker, address)
+        if verify:
+            measurable_profile(hw_profile, str(folder.profile))
         with folder.lock():
             changes = {"trials": trials, "time_budget_s": budget_s, "workers": workers, "threads": threads,
                        "gpus_per_worker": gpus_per_worker}
@@ -129,13 +135,26 @@ def search_command(
             "sampler": sampler or "predictor", "trials": trials, "time_budget_s": budget_s,
             "workers": workers or 2, "threads": threads, "gpus_per_worker": gpus_per_worker or 0.0,
             "seed": seed or 0, "finetune_epochs": finetune_epochs, "native_only": native_only})
+        if verify:
+            measurable_profile(plan.profile, str(profile))
         folder = plan.folder
         fresh = not folder.path.exists()
         with folder.lock():
             create_run(plan, fresh)
             summary = _run_search(plan.config, folder, plan.space, plan.profile, address)
+    if verify and not summary.interrupted:
+        _verify(folder.path)
     typer.echo(f"report: {write_report(folder.path)}")
     _print_summary(summary, results_dir)
+
+
+def _verify(run_dir: Path) -> None:
+    """``--verify``: the finished run's front measured on its device (verify.json)."""
+    from autocompress.report.run import Run
+    from autocompress.verify.command import print_verification, verify_front
+    from autocompress.verify.measure import targets
+
+    print_verification(verify_front(targets(Run.load(run_dir))))
 
 
 def _run_search(config: SearchConfig, folder: RunFolder, search_space: SearchSpace, hw_profile: HardwareProfile,

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from autocompress.base import load_base
 from autocompress.devices import worker_device
+from autocompress.hw.describe import deployment_line, prediction_line
 from autocompress.hw.profile import HardwareProfile
 from autocompress.search import cluster
 from autocompress.search.params import BASELINES, baseline_params, suggest_candidate
@@ -263,7 +264,7 @@ class SearchDriver:
             self.cache.setdefault(self.rows[number]["candidate_hash"], (number, replace(outcome, state_dict=None)))
         self.evaluation_s += outcome.duration_s
         log.info("trial %d %s: %s", number, outcome.state,
-                 outcome.error or {k: self.rows[number][k] for k in self.config.objectives})
+                 outcome.error or {self._named(k): self.rows[number][k] for k in self.config.objectives})
         self._write_tables()
         if self.rows[number]["kind"] not in UNCOUNTED and outcome.state not in UNCOUNTED:
             self.bar.update()
@@ -290,9 +291,14 @@ class SearchDriver:
                 self.idle.append(self._spawn())
             self._finish(trial, outcome)
 
+    def _named(self, column: str) -> str:
+        """A column as the log shows it: the latency named by its statistic and batch."""
+        return f"latency_ms ({self.profile.latency_label()})" if column == "latency_ms" else column
+
     def run(self, address: str | None) -> Summary:
         config = self.config
         start = time.monotonic()
+        log.info("%s; %s", prediction_line(self.profile), deployment_line(self.profile))
         deadline = start + config.time_budget_s if config.time_budget_s else None
         started = self._start_workers(address)
         baselines = sum(baseline_params(self.space, label) is not None for label in BASELINES)
