@@ -13,8 +13,10 @@ front being measured):
   validation itself), and the HV with their test accuracies;
 - (BitFusion) whether a searched model is within 1 point of the best baseline's accuracy at
   >= 1.5x lower predicted latency (HAQ's comparison), and the best such speed-up;
-- for the predictor-guided runs, the predictor's Kendall tau and MAE on trials it predicted
-  before they were evaluated, and the screening throughput.
+- for the predictor-guided runs, the Kendall tau and MAE of both predictors on trials they
+  predicted before those were fine-tuned (the screening predictor at proposal, the
+  cheap-fidelity one of the fine-tune gate once the trial's cheap accuracy was measured),
+  the trials the gate pruned, and the screening throughput.
 
 Prints a table and writes bench/results/search_quality.json.
 
@@ -106,6 +108,7 @@ def measure_run(folder: Path, rows: list[dict], reference_ms: float, test_x, tes
     speedup = float(best["latency_ms"] / close["latency_ms"].min()) if len(close) else 0.0
     result = {
         "searched_complete": len(searched), "duplicates": sum(r["kind"] == "duplicate" for r in rows),
+        "pruned_by_gate": sum(r["state"] == "PRUNED" for r in rows),
         "hypervolume": round(normalised_hv(searched["accuracy"], searched["latency_ms"], reference_ms), 4),
         "hypervolume_test": round(normalised_hv(front_test, front["latency_ms"], reference_ms), 4),
         "front": [{"trial": int(n), "val_accuracy": round(float(a), 4), "test_accuracy": round(t, 4),
@@ -120,6 +123,8 @@ def measure_run(folder: Path, rows: list[dict], reference_ms: float, test_x, tes
     if predictor.is_file():
         summary = json.loads(predictor.read_text())
         result["predictor_before_evaluation"] = summary["before_evaluation"]
+        result["cheap_predictor_before_finetune"] = summary["cheap_fidelity"]["before_finetune"]
+        result["cheap_predictor_cross_validated"] = summary["cheap_fidelity"]["cross_validated"]
         log = (folder / "search.log").read_text()
         rates = [float(v) for v in re.findall(r"screened \d+ candidates in [\d.]+ s \((\d+) a second\)", log)]
         result["screening_candidates_per_s_median"] = statistics.median(rates) if rates else None
@@ -140,7 +145,15 @@ def summarise(runs: list[dict], settings: list[str]) -> dict:
                 "test_hypervolume_per_seed": [r["hypervolume_test"] for r in mine],
                 "median_test_hypervolume": statistics.median(r["hypervolume_test"] for r in mine),
                 "speedup_per_seed": [r["speedup_within_1_point"] for r in mine],
+                "speedup_bar_met_seeds": sum(r["speedup_bar_met"] for r in mine),
                 "searched_per_seed": [r["searched_complete"] for r in mine]}
+            if method == "predictor":
+                summary[f"{setting}/{method}"] |= {
+                    "pruned_per_seed": [r["pruned_by_gate"] for r in mine],
+                    "screening_tau_per_seed": [(r["predictor_before_evaluation"] or {}).get("kendall_tau")
+                                               for r in mine],
+                    "cheap_gate_tau_per_seed": [(r["cheap_predictor_before_finetune"] or {}).get("kendall_tau")
+                                                for r in mine]}
         if f"{setting}/random" in summary and f"{setting}/predictor" in summary:
             best_random = max(summary[f"{setting}/random"]["hypervolume_per_seed"])
             summary[f"{setting}/bar: predictor median HV > best random seed"] = bool(
