@@ -5,6 +5,7 @@ The base network is trained once per test session (about a minute on one core).
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,18 @@ from autocompress.space import load_space
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SPACE = REPO / "search_spaces" / "mobilenet_digits.yaml"
+
+
+def schema_1_profile(name: str, folder: Path) -> Path:
+    """``hw_profiles/<name>.json`` as shipped in schema 1 (before the re-measurement of
+    2026-11-29), unpacked into ``folder`` from ``tests/golden_profiles/``; a modelled profile
+    (a formula, unchanged since) is the shipped file itself."""
+    packed = REPO / "tests" / "golden_profiles" / f"{name}.json.gz"
+    if not packed.is_file():
+        return REPO / "hw_profiles" / f"{name}.json"
+    path = folder / f"{name}.json"
+    path.write_bytes(gzip.decompress(packed.read_bytes()))
+    return path
 
 
 @pytest.fixture(scope="session", autouse=True)

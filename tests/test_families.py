@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
 import random
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +13,7 @@ from autocompress.hw.signatures import BitsRule
 from autocompress.models.family import FAMILIES, family_names, family_of
 from autocompress.search.params import suggest_candidate
 from autocompress.space import parse_space
-from tests.conftest import DEFAULT_SPACE, REPO
+from tests.conftest import DEFAULT_SPACE, REPO, schema_1_profile
 
 # Measured before the seam (commit 1e6aa96) with the same generating code: the candidates the
 # search's parameters decode to and random per-layer ones, their hashes and predicted latencies
@@ -36,17 +34,8 @@ def _golden_candidates(space):
     return searched + [family_of(space).random_candidate(random.Random(seed)) for seed in range(2)]
 
 
-def _golden_profile(name: str, folder: Path) -> Path:
-    packed = REPO / "tests" / "golden_profiles" / f"{name}.json.gz"
-    if not packed.is_file():  # modelled: a formula, unchanged since
-        return REPO / "hw_profiles" / f"{name}.json"
-    path = folder / f"{name}.json"
-    path.write_bytes(gzip.decompress(packed.read_bytes()))
-    return path
-
-
 def test_mobilenet_candidates_and_latencies_unchanged_by_the_seam(default_space, tmp_path):
-    profiles = {name: load_profile(_golden_profile(name, tmp_path)) for name in GOLDEN[0][1]}
+    profiles = {name: load_profile(schema_1_profile(name, tmp_path)) for name in GOLDEN[0][1]}
     for candidate, (digest, latencies) in zip(_golden_candidates(default_space), GOLDEN, strict=True):
         assert candidate.hash == digest
         for name, expected in latencies.items():

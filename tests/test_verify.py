@@ -26,9 +26,8 @@ from autocompress.report.pareto import front
 from autocompress.report.run import Run
 from autocompress.space import load_space
 from autocompress.verify import record
+from tests.conftest import schema_1_profile
 from tests.report_run import SPACE, finished_run  # noqa: F401
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +134,8 @@ def test_the_profile_statistic_is_honoured_end_to_end(profiled, run_copy):
     assert first.predicted_ms["min"] == pytest.approx(first.predicted_ms["median"] / 2)
 
 
-def test_a_schema_1_profile_loads_and_predicts_only_the_statistic_it_was_fitted_for(default_space):
-    profile = load_profile(REPO / "hw_profiles" / "cpu-torch-fp32.json")  # shipped in schema 1
+def test_a_schema_1_profile_loads_and_predicts_only_the_statistic_it_was_fitted_for(default_space, tmp_path):
+    profile = load_profile(schema_1_profile("cpu-torch-fp32", tmp_path))  # as shipped in schema 1
     assert profile.schema_version == 2 and profile.statistic == "min" and profile.predicts == ("min",)
     assert set(profile.validation.sets) == {"random"}
     candidate = family_of(default_space).random_candidate(random.Random(0))
