@@ -81,6 +81,23 @@ class Screened:
     std: np.ndarray
 
 
+@dataclass(frozen=True)
+class _Fitted:
+    """What the fine-tuned trials give the predictors: parameters, LUT latency, fine-tuned and
+    cheap-fidelity accuracy, one entry per trial."""
+
+    params: list[dict[str, Any]]
+    latency: list[float]
+    accuracy: list[float]
+    accuracy_before: list[float]
+
+    @classmethod
+    def of(cls, finished: list[FrozenTrial]) -> _Fitted:
+        return cls([t.params for t in finished], [float(t.user_attrs["latency_ms"]) for t in finished],
+                   [float(t.user_attrs["accuracy"]) for t in finished],
+                   [float(t.user_attrs["accuracy_before"]) for t in finished])
+
+
 def hypervolume_gain(points: np.ndarray, front: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Hypervolume each 2-D minimisation point adds to ``front`` (both below ``reference``)."""
     front = front[np.all(front < reference, axis=1)]
@@ -195,14 +212,12 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
         # pruned trials teach the screening predictor too, at the accuracy the gate predicted for
         # them: without them it would keep proposing the region the gate just turned down
         pruned = [t for t in trials if t.user_attrs.get("state") == "PRUNED"]
-        taught = finished + pruned
-        train_params = [t.params for t in taught]
-        train_latency = [float(t.user_attrs["latency_ms"]) for t in taught]
-        train_accuracy = [float(t.user_attrs["accuracy"]) for t in finished] + [
-            float(t.user_attrs["predicted_accuracy_cheap"]) for t in pruned]
+        fitted = _Fitted.of(finished)
+        pruned_latency = [float(t.user_attrs["latency_ms"]) for t in pruned]
         predictor = AccuracyPredictor(ParamEncoding(self.choices), self.seed).fit(
-            train_params, train_latency, train_accuracy)
-        measured = np.column_stack([1.0 - np.asarray(train_accuracy[:len(finished)]), train_latency[:len(finished)]])
+            fitted.params + [t.params for t in pruned], fitted.latency + pruned_latency,
+            fitted.accuracy + [float(t.user_attrs["predicted_accuracy_cheap"]) for t in pruned])
+        measured = np.column_stack([1.0 - np.asarray(fitted.accuracy), fitted.latency])
         parents = [finished[i].params for i in np.flatnonzero(pareto_mask(measured))]
         params, hashes, latency_ms = self._pool(rng, parents, taken)
         if not params:
@@ -214,7 +229,7 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
             lie_latency = [predict(self._decode(t.params), self.profile, self.space) for t in in_flight]
             lie_mean, _ = predictor.predict([t.params for t in in_flight], lie_latency)
             lies = np.column_stack([1.0 - lie_mean, lie_latency])
-        scale = max(float(np.max(train_latency)), float(np.max(pool.latency_ms)))
+        scale = max(*fitted.latency, *pruned_latency, float(np.max(pool.latency_ms)))
         reference = np.array([1.0, 1.1])
         known = np.vstack([measured, lies])  # (1 - accuracy, latency): measured and in flight
         front = known / np.array([1.0, scale])
@@ -226,8 +241,7 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
         else:
             chosen = int(np.flatnonzero(predicted_front)[np.argmax(pool.std[predicted_front])])
         cheap_predictor = AccuracyPredictor(self.cheap_encoding, self.seed).fit(
-            [t.params for t in finished], train_latency[:len(finished)], train_accuracy[:len(finished)],
-            [float(t.user_attrs["accuracy_before"]) for t in finished])
+            fitted.params, fitted.latency, fitted.accuracy, fitted.accuracy_before)
         if not self._gate_suspended(trials):
             latency = float(pool.latency_ms[chosen])
             self.gates[trial.number] = FinetuneGate(cheap_predictor, pool.params[chosen], latency,
@@ -242,7 +256,7 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
             study._storage.set_trial_user_attr(trial._trial_id, key, value)
             trial.set_user_attr(key, value)  # the driver's Trial reads this (cached) copy
         if self.folder is not None:
-            self._write(trial.number, pool, predicted_front, chosen, (predictor, cheap_predictor), finished,
+            self._write(trial.number, pool, predicted_front, chosen, (predictor, cheap_predictor), fitted,
                         trials, seconds)
         return pool.params[chosen]
 
@@ -256,7 +270,7 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
 
     # -- what the run folder gets ----------------------------------------------------------------------
     def _write(self, number: int, pool: Screened, predicted_front: np.ndarray, chosen: int,
-               predictors: tuple[AccuracyPredictor, AccuracyPredictor], finished: list[FrozenTrial],
+               predictors: tuple[AccuracyPredictor, AccuracyPredictor], fitted: _Fitted,
                trials: list[FrozenTrial], seconds: float) -> None:
         predictor, cheap_predictor = predictors
         predictor.save(self.folder / "predictor.pkl")
@@ -271,19 +285,16 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
             for i in rows:
                 writer.writerow([number, pool.hashes[i], round(float(pool.mean[i]), 5), round(float(pool.std[i]), 5),
                                  round(float(pool.latency_ms[i]), 5), int(i == chosen)])
-        params = [t.params for t in finished]
-        latency = [float(t.user_attrs["latency_ms"]) for t in finished]
-        accuracy = [float(t.user_attrs["accuracy"]) for t in finished]
-        before = [float(t.user_attrs["accuracy_before"]) for t in finished]
         summary = {
             "model": predictor.description,
             "fitted_on_trials": predictor.trained_on,
-            "cross_validated": predictor.cross_validated(params, latency, accuracy),
+            "cross_validated": predictor.cross_validated(fitted.params, fitted.latency, fitted.accuracy),
             "before_evaluation": _quality_of(trials, "predicted_accuracy"),
             "cheap_fidelity": {
                 "model": cheap_predictor.description,
                 "fitted_on_trials": cheap_predictor.trained_on,
-                "cross_validated": cheap_predictor.cross_validated(params, latency, accuracy, before),
+                "cross_validated": cheap_predictor.cross_validated(fitted.params, fitted.latency, fitted.accuracy,
+                                                                   fitted.accuracy_before),
                 "before_finetune": _quality_of(trials, "predicted_accuracy_cheap"),
                 "pruned_trials": sum(t.user_attrs.get("state") == "PRUNED" for t in trials),
             },
