@@ -90,6 +90,9 @@ class CheapFidelityEncoding:
     description = ("compression summary (min and mean log2 bits of weights and of activations, max and mean "
                    "sparsity, min and mean rank ratio, layer count) + log latency + accuracy before fine-tuning")
 
+    SUMMARY_FEATURES = 9
+    """Numbers ``summary`` gives per candidate."""
+
     def __init__(self, space: SearchSpace) -> None:
         self.space = space
 
@@ -110,7 +113,7 @@ class CheapFidelityEncoding:
             raise ValueError("the cheap-fidelity predictor needs each candidate's accuracy before fine-tuning")
         rows = [self.summary(p) + [log_lat, before]
                 for p, log_lat, before in zip(params, _log_latency(latency_ms), accuracy_before, strict=True)]
-        return np.asarray(rows, dtype=float).reshape(len(rows), 11)
+        return np.asarray(rows, dtype=float).reshape(len(rows), self.SUMMARY_FEATURES + 2)
 
 
 Encoding = ParamEncoding | CheapFidelityEncoding
