@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from autocompress.cli import app
 from autocompress.report import write_report
 from autocompress.report.analysis import analyse
-from autocompress.report.compare import compare_runs, plot, write_html
+from autocompress.report.compare import compare_runs, latency_axis_label, plot, write_html
 from autocompress.report.pareto import front, hypervolume, hypervolume_history, pareto_mask
 from autocompress.report.run import Run
 from tests.report_run import finished_run, in_progress_copy  # noqa: F401
@@ -101,6 +101,8 @@ def test_compare_two_runs(finished_run, tmp_path):  # noqa: F811
     assert {"stem", "expand", "head", "classifier"} <= set(comparison.policies["layer role"])
     assert comparison.hypervolumes == tuple(analyse(Run.load(p)).final_hypervolume for p in (finished_run, other))
     assert all(0 < volume < 1 for volume in comparison.hypervolumes)
+    statistic = Run.load(finished_run).profile.latency_label()  # e.g. "median, ms per batch of 32"
+    assert latency_axis_label(comparison).startswith(f"predicted latency_ms ({statistic})")
     png = plot(comparison, tmp_path / "compare.png")
     assert png.read_bytes()[:8] == PNG_MAGIC
     assert "data:image/png;base64," in write_html(comparison, png, tmp_path / "compare.html").read_text()

@@ -54,6 +54,14 @@ def compare_runs(first: Run, second: Run) -> Comparison:
     return Comparison(runs, names, volumes, _policy_table(runs, names))
 
 
+def latency_axis_label(comparison: Comparison) -> str:
+    """The plot's latency axis, naming each run's predicted statistic (once if the runs share it)."""
+    labels = [a.run.latency_label for a in comparison.runs]
+    named = labels[0] if labels[0] == labels[1] else "; ".join(
+        f"{name}: {label}" for name, label in zip(comparison.names, labels, strict=True))
+    return f"predicted {named} on each run's device (log scale)"
+
+
 def plot(comparison: Comparison, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for analysis, name, colour in zip(comparison.runs, comparison.names, COLOURS, strict=True):
@@ -63,7 +71,7 @@ def plot(comparison: Comparison, path: Path) -> Path:
         ax.step(members["latency_ms"], members["accuracy"], where="post", color=colour, lw=1.4)
         ax.scatter(members["latency_ms"], members["accuracy"], s=30, color=colour, label=f"{name} front")
     ax.set_xscale("log")
-    ax.set_xlabel(AXIS_LABELS["latency_ms"] + " on each run's device (log scale)")
+    ax.set_xlabel(latency_axis_label(comparison), fontsize=8)
     ax.set_ylabel(AXIS_LABELS["accuracy"])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
