@@ -82,3 +82,19 @@ def test_a_fused_kernel_is_timed_as_one_unit(residual, tmp_path):
     assert conv_with_sum(nodes) == 1 and adds(nodes) == 0
     run = chosen.prepare(op_module(kernel).eval(), op_shapes(kernel, BATCH), threads=1)
     assert run()[0].shape == (BATCH, *kernel.fused[0].shape)
+
+
+def test_resnet_blocks_fuse_conv_add_relu_as_the_rules_say(tmp_path):
+    """A ResNet basic block ends conv > batch norm > add > ReLU: float ONNX Runtime runs that as
+    one NCHWc conv with a Sum input and a ReLU activation, the conv-add-relu rule's one entry."""
+    space = load_space(Path(__file__).parent / "spaces" / "resnet_tiny.yaml")
+    family = family_of(space)
+    candidate = family.uniform_candidate(family.largest_arch(), weight_bits=32, activation_bits=32)
+    chosen = runtime_named("onnxruntime")
+    fused = [k for k in candidate_signatures(space, candidate, chosen.bits_rule) if k.fused]
+    model = family.build_compressed(candidate)
+    nodes = optimised_nodes(chosen.write_onnx(model, [space.input_shape(BATCH)], tmp_path, set()), tmp_path)
+    with_relu = [n for n in nodes if n.op_type == "Conv" and n.domain == "com.microsoft.nchwc" and len(n.input) == 4
+                 and any(a.name == "activation" and a.s == b"Relu" for a in n.attribute)]
+    assert fused and all(k.key.count(">") == 2 for k in fused)  # conv>add>relu
+    assert (len(with_relu), conv_with_sum(nodes), adds(nodes)) == (len(fused), len(fused), 0)
