@@ -4,12 +4,11 @@ Two feature sets (``encoding``), one per moment of the search:
 
 - ``ParamEncoding``, before a candidate is evaluated: the search's own parameters
   (architecture knobs per stage, policy knobs per layer group; numbers as they are,
-  booleans 0/1, categories by their index), a summary of the decoded candidate's
-  compression and the log of its predicted latency. The predictor-guided sampler screens
-  thousands of candidates with it.
+  booleans 0/1, categories by their index) plus the log of its predicted latency. The
+  predictor-guided sampler screens thousands of candidates with it.
 - ``CheapFidelityEncoding``, once the cheap fidelity is measured (accuracy with inherited
-  weights and recalibrated batch norm, about a second): the compression summary, its log
-  latency and that accuracy. The fine-tune gate uses it to decide
+  weights and recalibrated batch norm, about a second): a summary of the candidate's
+  compression, its log latency and that accuracy. The fine-tune gate uses it to decide
   whether a proposed candidate is worth its fine-tune.
 
 The model is a Gaussian process (scikit-learn; Matern 5/2 kernel plus noise on standardised
@@ -44,7 +43,7 @@ from sklearn.preprocessing import StandardScaler
 
 from autocompress.errors import UserInputError
 from autocompress.models.family import family_of
-from autocompress.search.params import search_params, suggest_candidate
+from autocompress.search.params import suggest_candidate
 from autocompress.space import SearchSpace
 
 MIN_CV_TRIALS = 6
@@ -62,56 +61,25 @@ def _log_latency(latency_ms: Sequence[float]) -> list[float]:
     return [math.log(max(lat, 1e-9)) for lat in latency_ms]
 
 
-SUMMARY_DESCRIPTION = ("compression summary (min and mean log2 bits of weights and of activations, max and mean "
-                       "sparsity, min and mean rank ratio, layer count)")
-SUMMARY_FEATURES = 9
-"""Numbers ``compression_summary`` gives per candidate."""
-
-
-def compression_summary(space: SearchSpace, params: Mapping[str, Any]) -> list[float]:
-    """The decoded candidate's compression in ``SUMMARY_FEATURES`` numbers (see ``SUMMARY_DESCRIPTION``)."""
-    candidate = suggest_candidate(space, lambda name, _choices: params[name])
-    layers = family_of(space).compressible_layers(candidate.stages)
-    policies = [candidate.layer_policy(layer.name) for layer in layers]
-    weight_bits = np.log2([p.weight_bits for p in policies])
-    activation_bits = np.log2([p.activation_bits for p in policies])
-    sparsity = [p.sparsity for p in policies]
-    rank = [p.rank_ratio for p in policies]
-    return [weight_bits.min(), weight_bits.mean(), activation_bits.min(), activation_bits.mean(),
-            max(sparsity), float(np.mean(sparsity)), min(rank), float(np.mean(rank)), len(layers)]
-
-
 class ParamEncoding:
-    """Features known before a candidate is evaluated: its search parameters, the compression
-    summary and its log latency.
+    """Features known before a candidate is evaluated: its search parameters and log latency."""
 
-    Parameters and summary together because, replayed on the benchmark's predictor-guided runs
-    (each trial predicted by a fit on the trials finished before it, as the search does;
-    Kendall tau over all runs' predictions), they ranked better than the parameters alone:
-    0.69 against 0.68 on BitFusion (5 runs), 0.61 against 0.53 on cpu-torch-fp32 (3 runs,
-    better in each); the summary alone fell to 0.16 on held-out fp32 trials, where every bit
-    width is 32 and the per-stage architecture is lost.
-    """
+    description = "standardised search parameters + log latency"
 
-    description = f"standardised search parameters + {SUMMARY_DESCRIPTION} + log latency"
-
-    def __init__(self, space: SearchSpace) -> None:
-        self.space = space
-        choices = search_params(space)
+    def __init__(self, choices: Mapping[str, list]) -> None:
         self.names = sorted(choices)
         self.choices = {name: list(choices[name]) for name in self.names}
 
     def matrix(self, params: Sequence[Mapping[str, Any]], latency_ms: Sequence[float],
                accuracy_before: Sequence[float] | None = None) -> np.ndarray:
-        rows = [[encode_value(p[name], self.choices[name]) for name in self.names]
-                + compression_summary(self.space, p) + [log_lat]
+        rows = [[encode_value(p[name], self.choices[name]) for name in self.names] + [log_lat]
                 for p, log_lat in zip(params, _log_latency(latency_ms), strict=True)]
-        return np.asarray(rows, dtype=float).reshape(len(rows), len(self.names) + SUMMARY_FEATURES + 1)
+        return np.asarray(rows, dtype=float).reshape(len(rows), len(self.names) + 1)
 
 
 class CheapFidelityEncoding:
-    """Features once the cheap fidelity is measured: the compression summary, the log latency
-    and the accuracy before fine-tuning.
+    """Features once the cheap fidelity is measured: a summary of the decoded candidate's
+    compression, its log latency and its accuracy before fine-tuning.
 
     A summary rather than the raw parameters because, measured on 75 random BitFusion trials
     and the 25 of the README demo (5-fold cross-validated Kendall tau against fine-tuned
@@ -119,18 +87,33 @@ class CheapFidelityEncoding:
     cheap accuracy, and 0.39 / 0.38 for parameters + latency alone.
     """
 
-    description = f"{SUMMARY_DESCRIPTION} + log latency + accuracy before fine-tuning"
+    description = ("compression summary (min and mean log2 bits of weights and of activations, max and mean "
+                   "sparsity, min and mean rank ratio, layer count) + log latency + accuracy before fine-tuning")
+
+    SUMMARY_FEATURES = 9
+    """Numbers ``summary`` gives per candidate."""
 
     def __init__(self, space: SearchSpace) -> None:
         self.space = space
+
+    def summary(self, params: Mapping[str, Any]) -> list[float]:
+        candidate = suggest_candidate(self.space, lambda name, _choices: params[name])
+        layers = family_of(self.space).compressible_layers(candidate.stages)
+        policies = [candidate.layer_policy(layer.name) for layer in layers]
+        weight_bits = np.log2([p.weight_bits for p in policies])
+        activation_bits = np.log2([p.activation_bits for p in policies])
+        sparsity = [p.sparsity for p in policies]
+        rank = [p.rank_ratio for p in policies]
+        return [weight_bits.min(), weight_bits.mean(), activation_bits.min(), activation_bits.mean(),
+                max(sparsity), float(np.mean(sparsity)), min(rank), float(np.mean(rank)), len(layers)]
 
     def matrix(self, params: Sequence[Mapping[str, Any]], latency_ms: Sequence[float],
                accuracy_before: Sequence[float] | None = None) -> np.ndarray:
         if accuracy_before is None:
             raise ValueError("the cheap-fidelity predictor needs each candidate's accuracy before fine-tuning")
-        rows = [compression_summary(self.space, p) + [log_lat, before]
+        rows = [self.summary(p) + [log_lat, before]
                 for p, log_lat, before in zip(params, _log_latency(latency_ms), accuracy_before, strict=True)]
-        return np.asarray(rows, dtype=float).reshape(len(rows), SUMMARY_FEATURES + 2)
+        return np.asarray(rows, dtype=float).reshape(len(rows), self.SUMMARY_FEATURES + 2)
 
 
 Encoding = ParamEncoding | CheapFidelityEncoding

@@ -72,8 +72,8 @@ fine-tune, and the search cannot stall on cheap evaluations."""
 USEFUL_ACCURACY_SHARE = 0.9
 """The acquisition's hypervolume starts at this share of the best accuracy measured so far
 (baselines included). Counted from accuracy 0, a fast model near chance earned as much
-hypervolume as a slower one a user could ship: 2-5 of the 15-22 fine-tunes of a 150 s run
-went below 0.8, 4-8 below 0.86 (bench/search_quality.py, BitFusion, 5 seeds, at aba1b86)."""
+hypervolume as a slower one a user could ship: 2-5 of the 15-22 fine-tunes of a 150 s run went below 0.8, 4-8 below 0.86 (bench/search_quality.py,
+BitFusion, 5 seeds, at aba1b86)."""
 SCREENED_COLUMNS = ["trial", "candidate_hash", "predicted_accuracy", "predicted_std", "latency_ms", "chosen"]
 
 
@@ -129,7 +129,6 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
         self.distributions = {name: CategoricalDistribution(choices) for name, choices in self.choices.items()}
         self._independent = optuna.samplers.RandomSampler(seed=seed)
         self.last_screening: dict[str, float] = {}
-        self.param_encoding = ParamEncoding(space)
         self.cheap_encoding = CheapFidelityEncoding(space)
         self.gates: dict[int, FinetuneGate] = {}
 
@@ -222,7 +221,7 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
         pruned = [t for t in trials if t.user_attrs.get("state") == "PRUNED"]
         fitted = _Fitted.of(finished)
         pruned_latency = [float(t.user_attrs["latency_ms"]) for t in pruned]
-        predictor = AccuracyPredictor(self.param_encoding, self.seed).fit(
+        predictor = AccuracyPredictor(ParamEncoding(self.choices), self.seed).fit(
             fitted.params + [t.params for t in pruned], fitted.latency + pruned_latency,
             fitted.accuracy + [float(t.user_attrs["predicted_accuracy_cheap"]) for t in pruned])
         measured = np.column_stack([1.0 - np.asarray(fitted.accuracy), fitted.latency])
