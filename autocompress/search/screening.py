@@ -13,10 +13,8 @@ For each new search trial it
    dropped,
 3. proposes the one whose optimistic point (mean + ``EXPLORATION`` x spread, its latency)
    adds the most hypervolume to the measured front, with the trials still in flight counted
-   at their predicted accuracy (so two workers are not sent the same region). The
-   hypervolume counts accuracy from ``USEFUL_ACCURACY_SHARE`` of the best measured one up,
-   so fine-tunes go to models a user could ship rather than to fast ones near chance. Where
-   no candidate adds any, the most uncertain one of the predicted front is proposed.
+   at their predicted accuracy (so two workers are not sent the same region). Where no
+   candidate adds any, the most uncertain one of the predicted front is proposed.
 4. hands the driver a fine-tune gate for the proposal (``gate.py``): a second predictor, fitted
    on the trials' cheap-fidelity accuracy (measured before every fine-tune), lets the worker
    skip the fine-tune of a candidate whose cheap accuracy shows it cannot add to the front.
@@ -69,11 +67,6 @@ UNGATED_AFTER_PRUNED = 3
 """After this many search trials in a row pruned by the fine-tune gate, the next proposal is
 fine-tuned whatever its cheap accuracy: the front and the predictors then learn from a real
 fine-tune, and the search cannot stall on cheap evaluations."""
-USEFUL_ACCURACY_SHARE = 0.9
-"""The acquisition's hypervolume starts at this share of the best accuracy measured so far
-(baselines included). Counted from accuracy 0, a fast model near chance earned as much
-hypervolume as a slower one a user could ship: 2-5 of the 15-22 fine-tunes of a 150 s run went below 0.8, 4-8 below 0.86 (bench/search_quality.py,
-BitFusion, 5 seeds, at aba1b86)."""
 SCREENED_COLUMNS = ["trial", "candidate_hash", "predicted_accuracy", "predicted_std", "latency_ms", "chosen"]
 
 
@@ -237,7 +230,7 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
             lie_mean, _ = predictor.predict([t.params for t in in_flight], lie_latency)
             lies = np.column_stack([1.0 - lie_mean, lie_latency])
         scale = max(*fitted.latency, *pruned_latency, float(np.max(pool.latency_ms)))
-        reference = np.array([1.0 - USEFUL_ACCURACY_SHARE * max(fitted.accuracy), 1.1])
+        reference = np.array([1.0, 1.1])
         known = np.vstack([measured, lies])  # (1 - accuracy, latency): measured and in flight
         front = known / np.array([1.0, scale])
         optimistic = np.column_stack([1.0 - (pool.mean + EXPLORATION * pool.std), pool.latency_ms / scale])
