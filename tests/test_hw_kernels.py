@@ -7,6 +7,7 @@ in that graph are compared with those the runtime's fusion rules give the candid
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import onnx
@@ -16,7 +17,7 @@ import pytest
 from autocompress.hw.bundle_runner import open_session
 from autocompress.hw.profiler import op_module, op_shapes
 from autocompress.hw.runtimes import runtime_named
-from autocompress.hw.runtimes.onnx import int8_layers
+from autocompress.hw.runtimes.onnx import int8_layers, module_path
 from autocompress.hw.signatures import OpSignature, candidate_signatures
 from autocompress.models.family import family_of
 from autocompress.space import load_space
@@ -40,7 +41,17 @@ def conv_with_sum(nodes: list[onnx.NodeProto]) -> int:
 
 
 def adds(nodes: list[onnx.NodeProto]) -> int:
-    return sum(n.op_type == "Add" for n in nodes)
+    """Add kernels: float, or int8 (``QLinearAdd``, on an int8 network's uint8 tensors)."""
+    return sum(n.op_type in ("Add", "QLinearAdd") for n in nodes)
+
+
+CONV_KERNELS = ("Conv", "FusedConv", "QLinearConv")
+
+
+def layer_of(node: onnx.NodeProto) -> str:
+    """The module path of an optimised node (ONNX Runtime appends ``_token_<n>`` to the names
+    of the nodes it fuses)."""
+    return module_path(re.sub(r"_token_\d+$", "", node.name))
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +109,19 @@ def test_resnet_blocks_fuse_conv_add_relu_as_the_rules_say(tmp_path):
                  and any(a.name == "activation" and a.s == b"Relu" for a in n.attribute)]
     assert fused and all(k.key.count(">") == 2 for k in fused)  # conv>add>relu
     assert (len(with_relu), conv_with_sum(nodes), adds(nodes)) == (len(fused), len(fused), 0)
+
+
+def test_every_int8_layer_of_a_residual_network_runs_qlinearconv(residual, tmp_path):
+    """With int8 activations, ONNX Runtime (x86) left the convs at a residual fork as float
+    ``Conv`` between DequantizeLinear and QuantizeLinear; with the uint8 ones the export writes,
+    each int8-keyed conv runs ``QLinearConv``."""
+    space, candidate = residual
+    chosen = runtime_named("onnxruntime-int8")
+    model = family_of(space).build_compressed(candidate)
+    quantized = int8_layers(model, chosen.bits_rule)
+    path = chosen.write_onnx(model, [space.input_shape(BATCH)], tmp_path, quantized)
+    kernels = {layer_of(n): n.op_type for n in optimised_nodes(path, tmp_path) if n.op_type in CONV_KERNELS}
+    int8_convs = {name for name in quantized if name != "classifier"}
+    assert int8_convs and set(kernels) == int8_convs
+    assert set(kernels.values()) == {"QLinearConv"}
+

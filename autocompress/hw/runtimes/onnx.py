@@ -1,8 +1,8 @@
 """``onnxruntime`` and ``onnxruntime-int8``: a model's ONNX export run by ONNX Runtime.
 
 ``onnxruntime`` runs the float export; ``onnxruntime-int8`` the ONNX Runtime static QDQ int8
-quantization of it, where only the convs/linears whose kernel precision is int8
-(``BitsRule``) are quantized.
+quantization of it (uint8 activations, int8 weights), where only the convs/linears whose
+kernel precision is int8 (``BitsRule``) are quantized.
 
 Their fusion rules come from the graphs ONNX Runtime writes after its optimisations
 (``SessionOptions.optimized_model_filepath``, level ``ORT_ENABLE_ALL`` as the profiler and the
@@ -12,8 +12,8 @@ conv is rewritten to the blocked-layout (NCHWc) kernel, which also takes the res
 that follows a conv with no activation as its ``Sum`` input (and the ReLU after it), so
 the project conv of a residual block and its add run as one kernel. Int8: the quantized
 conv becomes ``QLinearConv`` (NHWC, with the ReLU dropped into its output range), and a
-residual add stays a float ``Add`` between DequantizeLinear and QuantizeLinear nodes,
-fusing with nothing.
+residual add runs on its own, fusing with nothing: ``QLinearAdd`` where both its inputs are
+int8, a float ``Add`` otherwise.
 """
 
 from __future__ import annotations
