@@ -15,10 +15,10 @@ import onnxruntime as ort
 import pytest
 
 from autocompress.hw.bundle_runner import open_session
-from autocompress.hw.profiler import op_module, op_shapes
+from autocompress.hw.profiler import op_int8, op_module, op_shapes
 from autocompress.hw.runtimes import runtime_named
 from autocompress.hw.runtimes.onnx import int8_layers, module_path
-from autocompress.hw.signatures import OpSignature, candidate_signatures
+from autocompress.hw.signatures import OpSignature, candidate_signatures, space_signatures
 from autocompress.models.family import family_of
 from autocompress.space import load_space
 
@@ -46,6 +46,7 @@ def adds(nodes: list[onnx.NodeProto]) -> int:
 
 
 CONV_KERNELS = ("Conv", "FusedConv", "QLinearConv")
+INT8_KERNELS = ("QLinearConv", "QGemm", "QLinearMatMul", "MatMulInteger", "ConvInteger")
 
 
 def layer_of(node: onnx.NodeProto) -> str:
@@ -125,3 +126,34 @@ def test_every_int8_layer_of_a_residual_network_runs_qlinearconv(residual, tmp_p
     assert int8_convs and set(kernels) == int8_convs
     assert set(kernels.values()) == {"QLinearConv"}
 
+
+def _entries(int8_key: bool) -> list[OpSignature]:
+    """One signature of each kind of the tiny space (conv by kernel size, groups and epilogue,
+    linear, squeeze-excite) under the int8 runtime's rule, at int8 or float."""
+    chosen = runtime_named("onnxruntime-int8")
+    kinds = {}
+    for s in space_signatures(load_space(TINY), chosen.bits_rule):
+        if s.op in ("conv", "linear", "se") and s.quantized == int8_key:
+            kinds.setdefault((s.op, s.kernel, s.groups > 1, s.epilogue), s)
+    return list(kinds.values())
+
+
+@pytest.mark.parametrize("signature", _entries(int8_key=False), ids=lambda s: s.key)
+def test_a_float_entry_of_the_int8_runtime_times_the_float_kernel(signature, tmp_path):
+    """A float conv between quantize/dequantize nodes of its own had its weights quantized by
+    ONNX Runtime (or dequantized on every call); inside an int8 network it runs as a float
+    kernel, so its entry times it alone, float in and out."""
+    chosen = runtime_named("onnxruntime-int8")
+    path = chosen.write_onnx(op_module(signature).eval(), op_shapes(signature, BATCH), tmp_path, op_int8(signature))
+    ops = [n.op_type for n in optimised_nodes(path, tmp_path)]
+    assert not set(ops) & {*INT8_KERNELS, "QuantizeLinear", "DequantizeLinear"}
+
+
+@pytest.mark.parametrize("signature", _entries(int8_key=True), ids=lambda s: s.key)
+def test_an_int8_entry_times_int8_kernels(signature, tmp_path):
+    """An int8 key's convs (both of a squeeze-excite gate) and linears run as int8 kernels."""
+    chosen = runtime_named("onnxruntime-int8")
+    path = chosen.write_onnx(op_module(signature).eval(), op_shapes(signature, BATCH), tmp_path, op_int8(signature))
+    ops = [n.op_type for n in optimised_nodes(path, tmp_path)]
+    assert sum(op in INT8_KERNELS for op in ops) == (2 if signature.op == "se" else 1)
+    assert not set(ops) & {"Conv", "FusedConv", "Gemm", "MatMul"}

@@ -27,7 +27,7 @@ from autocompress.hw.profile import (
     utc_now,
     write_json_atomic,
 )
-from autocompress.hw.profiler import CALLS_PER_ROUND, CHUNK, ROUNDS, WARMUP, op_module, op_shapes
+from autocompress.hw.profiler import CALLS_PER_ROUND, CHUNK, ROUNDS, WARMUP, op_int8, op_module, op_shapes
 from autocompress.hw.runtimes import runtime_named, runtime_names
 from autocompress.hw.runtimes.onnx import OnnxRuntime, int8_layers
 from autocompress.hw.signatures import BitsRule, space_signatures
@@ -50,9 +50,9 @@ def onnx_runtime(name: str, where: str) -> OnnxRuntime:
 
 
 def _write(runtime: OnnxRuntime, model, shapes: list[tuple[int, ...]], target: Path,
-           int8: set[str] | None, isolated: bool) -> None:
+           int8: set[str] | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        shutil.move(runtime.write_onnx(model, shapes, Path(tmp), int8, isolated), target)
+        shutil.move(runtime.write_onnx(model, shapes, Path(tmp), int8), target)
 
 
 def export_bundle(space: SearchSpace, runtime: str, folder: Path, batch_size: int, threads: int,
@@ -66,14 +66,14 @@ def export_bundle(space: SearchSpace, runtime: str, folder: Path, batch_size: in
     for index, signature in enumerate(tqdm(space_signatures(space, rule), desc="bundle ops")):
         file = f"ops/{index:05d}.onnx"
         _write(target, op_module(signature).eval(), op_shapes(signature, batch_size), folder / file,
-               None if signature.quantized else set(), isolated=True)
+               op_int8(signature))
         models.append({"key": signature.key, "file": file})
     shape = space.input_shape(batch_size)
     candidates = flat(validation_sets(space, validate_count, seed))
     for index, candidate in enumerate(tqdm(candidates, desc="bundle networks")):
         model = family_of(space).build_compressed(candidate)
         file = f"nets/{index:03d}.onnx"
-        _write(target, model, [shape], folder / file, int8_layers(model, rule), isolated=False)
+        _write(target, model, [shape], folder / file, int8_layers(model, rule))
         models.append({"key": f"{NET_PREFIX}{index}", "file": file})
     shutil.copy(bundle_runner.__file__, folder / "runner.py")
     manifest = folder / "manifest.json"

@@ -126,33 +126,3 @@ def quantize_onnx_int8(
     prepared.unlink()
     return int8_path
 
-
-def add_boundary_qdq(path: Path, out: Path, scale: float = 0.05) -> Path:
-    """Put a QuantizeLinear -> DequantizeLinear pair on the model's input and output.
-
-    A float op inside an int8 network sits between such pairs, and ONNX Runtime then runs
-    it without its float layout optimisations (NCHWc): a float depthwise conv there took
-    6 ms where the same conv alone took 1 ms. Timing float ops of an int8 runtime wrapped
-    like this keys them by the context they actually run in.
-    """
-    model = onnx.load(str(path))
-    graph = model.graph
-    source, sink = graph.input[0].name, graph.output[0].name
-    graph.initializer.extend([
-        onnx.numpy_helper.from_array(np.array(scale, np.float32), "boundary_scale"),
-        onnx.numpy_helper.from_array(np.array(0, np.int8), "boundary_zero"),
-    ])
-    for node in graph.node:
-        node.input[:] = ["boundary_in" if name == source else name for name in node.input]
-        node.output[:] = ["boundary_out" if name == sink else name for name in node.output]
-
-    def pair(tensor: str, result: str) -> list[onnx.NodeProto]:
-        args = ["boundary_scale", "boundary_zero"]
-        return [onnx.helper.make_node("QuantizeLinear", [tensor, *args], [f"{result}_q"]),
-                onnx.helper.make_node("DequantizeLinear", [f"{result}_q", *args], [result])]
-
-    nodes = [*pair(source, "boundary_in"), *graph.node, *pair("boundary_out", sink)]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    onnx.save(model, str(out))
-    return Path(out)

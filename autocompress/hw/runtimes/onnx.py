@@ -2,7 +2,14 @@
 
 ``onnxruntime`` runs the float export; ``onnxruntime-int8`` the ONNX Runtime static QDQ int8
 quantization of it (uint8 activations, int8 weights), where only the convs/linears whose
-kernel precision is int8 (``BitsRule``) are quantized.
+kernel precision is int8 (``BitsRule``) are quantized. A float op of the int8 runtime is
+timed as the plain float export of that op: inside an int8 network ONNX Runtime runs float
+convs and linears as float kernels (the blocked-layout conv, where the channels allow),
+whereas between a DequantizeLinear and a QuantizeLinear of their own it quantizes their
+weights (``QLinearConv``, ``QGemm``) or runs them unblocked with the weights dequantized on
+every call, which timed float depthwise convs at up to 54 times their float-runtime entry.
+What a switch between float and int8 costs is the correction's per-transition term
+(``predict.precision_transitions``).
 
 Their fusion rules come from the graphs ONNX Runtime writes after its optimisations
 (``SessionOptions.optimized_model_filepath``, level ``ORT_ENABLE_ALL`` as the profiler and the
@@ -11,7 +18,8 @@ ReLU after it becomes the conv's activation (both already inside a conv signatur
 conv is rewritten to the blocked-layout (NCHWc) kernel, which also takes the residual add
 that follows a conv with no activation as its ``Sum`` input (and the ReLU after it), so
 the project conv of a residual block and its add run as one kernel. Int8: the quantized
-conv becomes ``QLinearConv`` (NHWC, with the ReLU dropped into its output range), and a
+conv becomes ``QLinearConv`` (NHWC, with the ReLU dropped into its output range), as do the
+convs of a squeeze-excite gate at int8 (so its key has bits, ``BitsRule.quantized_se``), and a
 residual add runs on its own, fusing with nothing: ``QLinearAdd`` where both its inputs are
 int8, a float ``Add`` otherwise.
 """
@@ -33,7 +41,6 @@ from autocompress.hw import bundle_runner as runner
 from autocompress.hw.onnx_export import (
     OPSET,
     QUANTIZED_OPS,
-    add_boundary_qdq,
     export_onnx,
     int8_weights_need_reduce_range,
     quantize_onnx_int8,
@@ -43,6 +50,7 @@ from autocompress.hw.runtimes.registry import MeasuredRuntime, register_runtime
 from autocompress.hw.signatures import BN, FLOAT_BITS, BitsRule
 
 NCHWC_SUM = "com.microsoft.nchwc:Conv (Sum input)"
+INT8_EXPORT = "QDQ, uint8 activations, ReLU in the conv's range; float ops timed without Q/DQ nodes"
 FLOAT_FUSION = (FusionRule(NCHWC_SUM, ("conv", "add"), BN),
                 FusionRule(f"{NCHWC_SUM}, activation Relu", ("conv", "add", "relu"), BN))
 
@@ -86,14 +94,14 @@ class OnnxRuntime(MeasuredRuntime):
         return {"onnxruntime": ort.__version__, "onnx_opset": str(OPSET)}
 
     def write_onnx(self, model: nn.Module, shapes: Sequence[tuple[int, ...]], folder: Path,
-                   int8: set[str] | None = None, isolated: bool = False) -> Path:
+                   int8: set[str] | None = None) -> Path:
         """``model`` as the ONNX file this runtime runs, in ``folder`` (see ``prepare``)."""
         return export_onnx(model, shapes[0], folder / "float.onnx", shapes[1:])
 
     def prepare(self, model: nn.Module, shapes: Sequence[tuple[int, ...]], threads: int,
-                int8: set[str] | None = None, isolated: bool = False) -> Callable[[], object]:
+                int8: set[str] | None = None) -> Callable[[], object]:
         with tempfile.TemporaryDirectory() as tmp:
-            session = runner.open_session(self.write_onnx(model, shapes, Path(tmp), int8, isolated), threads)
+            session = runner.open_session(self.write_onnx(model, shapes, Path(tmp), int8), threads)
         return runner.session_runner(session)
 
 
@@ -116,20 +124,20 @@ class OnnxRuntimeInt8(OnnxRuntime):
 
     @property
     def bits_rule(self) -> BitsRule:
-        return BitsRule(weight=(8, FLOAT_BITS), activation=(8, FLOAT_BITS), follow=True)
+        return BitsRule(weight=(8, FLOAT_BITS), activation=(8, FLOAT_BITS), follow=True, quantized_se=True)
 
     def settings(self) -> dict[str, str]:
         return super().settings() | {"int8_weights": "7-bit (reduce_range: this CPU has no VNNI)"
-                                     if int8_weights_need_reduce_range() else "8-bit"}
+                                     if int8_weights_need_reduce_range() else "8-bit",
+                                     "int8_export": INT8_EXPORT}
 
     def write_onnx(self, model: nn.Module, shapes: Sequence[tuple[int, ...]], folder: Path,
-                   int8: set[str] | None = None, isolated: bool = False) -> Path:
+                   int8: set[str] | None = None) -> Path:
         """The int8 QDQ file of ``model``: ``int8`` lists the layer paths to quantize (``None``
-        every conv/linear, an empty set none); an ``isolated`` float op is wrapped in the
-        quantize/dequantize pairs it sits between inside an int8 network."""
+        every conv/linear, an empty set none: then it is the float file)."""
         path = super().write_onnx(model, shapes, folder)
         if int8 == set():
-            return add_boundary_qdq(path, folder / "boundary.onnx") if isolated else path
+            return path
         exclude = float_nodes(path, int8) if int8 is not None else []
         shape = shapes[0]
         calibration = np.random.default_rng(1).standard_normal((shape[0] * 2, *shape[1:]))
