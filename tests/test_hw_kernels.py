@@ -15,7 +15,7 @@ import onnxruntime as ort
 import pytest
 
 from autocompress.hw.bundle_runner import open_session
-from autocompress.hw.profiler import op_int8, op_module, op_shapes
+from autocompress.hw.profiler import op_int8, op_module, op_shapes, prepare_op
 from autocompress.hw.runtimes import runtime_named
 from autocompress.hw.runtimes.onnx import int8_layers, module_path
 from autocompress.hw.signatures import OpSignature, candidate_signatures, space_signatures
@@ -138,22 +138,31 @@ def _entries(int8_key: bool) -> list[OpSignature]:
     return list(kinds.values())
 
 
+def entry_nodes(signature: OpSignature, folder: Path) -> list[str]:
+    """The op types of the optimised graph the int8 runtime times for ``signature``'s entry."""
+    chosen = runtime_named("onnxruntime-int8")
+    path = chosen.write_onnx(op_module(signature).eval(), op_shapes(signature, BATCH), folder, op_int8(signature),
+                             isolated=True)
+    return [n.op_type for n in optimised_nodes(path, folder)]
+
+
 @pytest.mark.parametrize("signature", _entries(int8_key=False), ids=lambda s: s.key)
 def test_a_float_entry_of_the_int8_runtime_times_the_float_kernel(signature, tmp_path):
     """A float conv between quantize/dequantize nodes of its own had its weights quantized by
     ONNX Runtime (or dequantized on every call); inside an int8 network it runs as a float
     kernel, so its entry times it alone, float in and out."""
-    chosen = runtime_named("onnxruntime-int8")
-    path = chosen.write_onnx(op_module(signature).eval(), op_shapes(signature, BATCH), tmp_path, op_int8(signature))
-    ops = [n.op_type for n in optimised_nodes(path, tmp_path)]
-    assert not set(ops) & {*INT8_KERNELS, "QuantizeLinear", "DequantizeLinear"}
+    assert not set(entry_nodes(signature, tmp_path)) & {*INT8_KERNELS, "QuantizeLinear", "DequantizeLinear"}
 
 
 @pytest.mark.parametrize("signature", _entries(int8_key=True), ids=lambda s: s.key)
-def test_an_int8_entry_times_int8_kernels(signature, tmp_path):
-    """An int8 key's convs (both of a squeeze-excite gate) and linears run as int8 kernels."""
-    chosen = runtime_named("onnxruntime-int8")
-    path = chosen.write_onnx(op_module(signature).eval(), op_shapes(signature, BATCH), tmp_path, op_int8(signature))
-    ops = [n.op_type for n in optimised_nodes(path, tmp_path)]
-    assert sum(op in INT8_KERNELS for op in ops) == (2 if signature.op == "se" else 1)
-    assert not set(ops) & {"Conv", "FusedConv", "Gemm", "MatMul"}
+def test_an_int8_entry_times_its_int8_kernels_alone(signature, tmp_path):
+    """An int8 conv or linear entry is the kernel alone on uint8 tensors, as in an int8 chain
+    (no QuantizeLinear, Transpose, DequantizeLinear of its own); a squeeze-excite gate, float
+    in and out as in the network, runs both its convs as ``QLinearConv``."""
+    nodes = entry_nodes(signature, tmp_path)
+    if signature.op == "se":
+        assert nodes.count("QLinearConv") == 2 and not set(nodes) & {"Conv", "FusedConv"}
+    else:
+        assert len(nodes) == 1 and nodes[0] in INT8_KERNELS
+    run = prepare_op(runtime_named("onnxruntime-int8"), signature, BATCH, threads=1)
+    assert len(run()[0]) == BATCH

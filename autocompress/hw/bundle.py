@@ -50,9 +50,9 @@ def onnx_runtime(name: str, where: str) -> OnnxRuntime:
 
 
 def _write(runtime: OnnxRuntime, model, shapes: list[tuple[int, ...]], target: Path,
-           int8: set[str] | None) -> None:
+           int8: set[str] | None, isolated: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        shutil.move(runtime.write_onnx(model, shapes, Path(tmp), int8), target)
+        shutil.move(runtime.write_onnx(model, shapes, Path(tmp), int8, isolated), target)
 
 
 def export_bundle(space: SearchSpace, runtime: str, folder: Path, batch_size: int, threads: int,
@@ -66,14 +66,14 @@ def export_bundle(space: SearchSpace, runtime: str, folder: Path, batch_size: in
     for index, signature in enumerate(tqdm(space_signatures(space, rule), desc="bundle ops")):
         file = f"ops/{index:05d}.onnx"
         _write(target, op_module(signature).eval(), op_shapes(signature, batch_size), folder / file,
-               op_int8(signature))
+               op_int8(signature), isolated=True)
         models.append({"key": signature.key, "file": file})
     shape = space.input_shape(batch_size)
     candidates = flat(validation_sets(space, validate_count, seed))
     for index, candidate in enumerate(tqdm(candidates, desc="bundle networks")):
         model = family_of(space).build_compressed(candidate)
         file = f"nets/{index:03d}.onnx"
-        _write(target, model, [shape], folder / file, int8_layers(model, rule))
+        _write(target, model, [shape], folder / file, int8_layers(model, rule), isolated=False)
         models.append({"key": f"{NET_PREFIX}{index}", "file": file})
     shutil.copy(bundle_runner.__file__, folder / "runner.py")
     manifest = folder / "manifest.json"

@@ -130,7 +130,7 @@ def prepare_op(runtime: MeasuredRuntime, signature: OpSignature, batch_size: int
                threads: int) -> Callable[[], object]:
     """A callable running one batch through the kernel of ``signature`` on ``runtime``."""
     return runtime.prepare(op_module(signature).eval(), op_shapes(signature, batch_size), threads,
-                           int8=op_int8(signature))
+                           int8=op_int8(signature), isolated=True)
 
 
 def partial_path(out: Path) -> Path:

@@ -8,8 +8,9 @@ convs and linears as float kernels (the blocked-layout conv, where the channels 
 whereas between a DequantizeLinear and a QuantizeLinear of their own it quantizes their
 weights (``QLinearConv``, ``QGemm``) or runs them unblocked with the weights dequantized on
 every call, which timed float depthwise convs at up to 54 times their float-runtime entry.
-What a switch between float and int8 costs is the correction's per-transition term
-(``predict.precision_transitions``).
+An int8 op is timed on the uint8 tensors it takes and gives in an int8 chain, without a
+quantize/dequantize boundary of its own (``int8_io``). What a switch between float and
+int8 costs is the correction's per-transition term (``predict.precision_transitions``).
 
 Their fusion rules come from the graphs ONNX Runtime writes after its optimisations
 (``SessionOptions.optimized_model_filepath``, level ``ORT_ENABLE_ALL`` as the profiler and the
@@ -38,6 +39,7 @@ from torch import nn
 
 from autocompress.compress.quantize import activation_bits_of, weight_bits_of
 from autocompress.hw import bundle_runner as runner
+from autocompress.hw.int8_io import uint8_io
 from autocompress.hw.onnx_export import (
     OPSET,
     QUANTIZED_OPS,
@@ -50,7 +52,8 @@ from autocompress.hw.runtimes.registry import MeasuredRuntime, register_runtime
 from autocompress.hw.signatures import BN, FLOAT_BITS, BitsRule
 
 NCHWC_SUM = "com.microsoft.nchwc:Conv (Sum input)"
-INT8_EXPORT = "QDQ, uint8 activations, ReLU in the conv's range; float ops timed without Q/DQ nodes"
+INT8_EXPORT = ("QDQ, uint8 activations, ReLU in the conv's range; ops timed without Q/DQ nodes "
+               "(float ones on float tensors, int8 ones on uint8 NHWC tensors)")
 FLOAT_FUSION = (FusionRule(NCHWC_SUM, ("conv", "add"), BN),
                 FusionRule(f"{NCHWC_SUM}, activation Relu", ("conv", "add", "relu"), BN))
 
@@ -94,14 +97,14 @@ class OnnxRuntime(MeasuredRuntime):
         return {"onnxruntime": ort.__version__, "onnx_opset": str(OPSET)}
 
     def write_onnx(self, model: nn.Module, shapes: Sequence[tuple[int, ...]], folder: Path,
-                   int8: set[str] | None = None) -> Path:
+                   int8: set[str] | None = None, isolated: bool = False) -> Path:
         """``model`` as the ONNX file this runtime runs, in ``folder`` (see ``prepare``)."""
         return export_onnx(model, shapes[0], folder / "float.onnx", shapes[1:])
 
     def prepare(self, model: nn.Module, shapes: Sequence[tuple[int, ...]], threads: int,
-                int8: set[str] | None = None) -> Callable[[], object]:
+                int8: set[str] | None = None, isolated: bool = False) -> Callable[[], object]:
         with tempfile.TemporaryDirectory() as tmp:
-            session = runner.open_session(self.write_onnx(model, shapes, Path(tmp), int8), threads)
+            session = runner.open_session(self.write_onnx(model, shapes, Path(tmp), int8, isolated), threads)
         return runner.session_runner(session)
 
 
@@ -132,14 +135,16 @@ class OnnxRuntimeInt8(OnnxRuntime):
                                      "int8_export": INT8_EXPORT}
 
     def write_onnx(self, model: nn.Module, shapes: Sequence[tuple[int, ...]], folder: Path,
-                   int8: set[str] | None = None) -> Path:
+                   int8: set[str] | None = None, isolated: bool = False) -> Path:
         """The int8 QDQ file of ``model``: ``int8`` lists the layer paths to quantize (``None``
-        every conv/linear, an empty set none: then it is the float file)."""
+        every conv/linear, an empty set none: then it is the float file); an ``isolated``
+        quantized op takes and gives uint8 tensors, as in an int8 chain (``int8_io``)."""
         path = super().write_onnx(model, shapes, folder)
         if int8 == set():
             return path
         exclude = float_nodes(path, int8) if int8 is not None else []
         shape = shapes[0]
         calibration = np.random.default_rng(1).standard_normal((shape[0] * 2, *shape[1:]))
-        return quantize_onnx_int8(path, folder / "int8.onnx", calibration.astype(np.float32),
-                                  nodes_to_exclude=exclude)
+        quantized = quantize_onnx_int8(path, folder / "int8.onnx", calibration.astype(np.float32),
+                                       nodes_to_exclude=exclude)
+        return uint8_io(quantized, folder / "entry.onnx") if isolated else quantized

@@ -46,11 +46,12 @@ class MeasuredRuntime(Runtime):
 
     @abstractmethod
     def prepare(self, model: nn.Module, shapes: Sequence[tuple[int, ...]], threads: int,
-                int8: set[str] | None = None) -> Callable[[], object]:
+                int8: set[str] | None = None, isolated: bool = False) -> Callable[[], object]:
         """A callable running one batch through ``model``, whose inputs have ``shapes``.
 
         ``int8`` lists the layer paths to run as int8 (``None``: every one the precision
-        rule quantizes, an empty set none).
+        rule quantizes, an empty set none); an ``isolated`` op (a table entry) is prepared
+        with the inputs and outputs it has inside a whole network.
         """
 
 

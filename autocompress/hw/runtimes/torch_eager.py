@@ -51,7 +51,7 @@ class TorchFp32(MeasuredRuntime):
         return {"torch": torch.__version__, "allocator": tune_allocator()}
 
     def prepare(self, model: nn.Module, shapes: Sequence[tuple[int, ...]], threads: int,
-                int8: set[str] | None = None) -> Callable[[], object]:
+                int8: set[str] | None = None, isolated: bool = False) -> Callable[[], object]:
         tune_allocator()
         torch.set_num_threads(threads)
         frozen = freeze(model)
