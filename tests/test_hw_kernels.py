@@ -46,7 +46,7 @@ def adds(nodes: list[onnx.NodeProto]) -> int:
 
 
 CONV_KERNELS = ("Conv", "FusedConv", "QLinearConv")
-INT8_KERNELS = ("QLinearConv", "QGemm", "QLinearMatMul", "MatMulInteger", "ConvInteger")
+INT8_KERNELS = ("QLinearConv", "QGemm", "QLinearMatMul")
 
 
 def layer_of(node: onnx.NodeProto) -> str:
