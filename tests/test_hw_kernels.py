@@ -14,6 +14,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from autocompress.candidate import LayerPolicy
 from autocompress.hw.bundle_runner import open_session
 from autocompress.hw.profiler import op_int8, op_module, op_shapes, prepare_op
 from autocompress.hw.runtimes import runtime_named
@@ -125,6 +126,23 @@ def test_every_int8_layer_of_a_residual_network_runs_qlinearconv(residual, tmp_p
     int8_convs = {name for name in quantized if name != "classifier"}
     assert int8_convs and set(kernels) == int8_convs
     assert set(kernels.values()) == {"QLinearConv"}
+
+
+def test_a_float_layer_of_an_int8_network_keeps_its_own_float_constants(residual, tmp_path):
+    """An untrained network's folded biases are equal, and the exporter stores them once: the
+    quantizer then dequantized a float conv's bias along with its int8 neighbour's, and ONNX
+    Runtime ran that conv unblocked. Each float conv reads float initializers only."""
+    space, candidate = residual
+    chosen = runtime_named("onnxruntime-int8")
+    floating = "stages.0.1.dw.conv"
+    mixed = candidate.__class__(candidate.stages, {**candidate.policy, floating: LayerPolicy()})
+    model = family_of(space).build_compressed(mixed)
+    quantized = int8_layers(model, chosen.bits_rule)
+    assert floating not in quantized
+    graph = onnx.load(str(chosen.write_onnx(model, [space.input_shape(BATCH)], tmp_path, quantized))).graph
+    initializers = {tensor.name for tensor in graph.initializer}
+    (conv,) = [n for n in graph.node if n.op_type == "Conv" and layer_of(n) == floating]
+    assert set(conv.input[1:]) <= initializers
 
 
 def _entries(int8_key: bool) -> list[OpSignature]:
