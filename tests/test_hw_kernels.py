@@ -7,17 +7,19 @@ in that graph are compared with those the runtime's fusion rules give the candid
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import onnx
 import onnxruntime as ort
 import pytest
 
+from autocompress.candidate import LayerPolicy
 from autocompress.hw.bundle_runner import open_session
-from autocompress.hw.profiler import op_module, op_shapes
+from autocompress.hw.profiler import op_int8, op_module, op_shapes, prepare_op
 from autocompress.hw.runtimes import runtime_named
-from autocompress.hw.runtimes.onnx import int8_layers
-from autocompress.hw.signatures import OpSignature, candidate_signatures
+from autocompress.hw.runtimes.onnx import int8_layers, module_path
+from autocompress.hw.signatures import OpSignature, candidate_signatures, space_signatures
 from autocompress.models.family import family_of
 from autocompress.space import load_space
 
@@ -40,7 +42,18 @@ def conv_with_sum(nodes: list[onnx.NodeProto]) -> int:
 
 
 def adds(nodes: list[onnx.NodeProto]) -> int:
-    return sum(n.op_type == "Add" for n in nodes)
+    """Add kernels: float, or int8 (``QLinearAdd``, on an int8 network's uint8 tensors)."""
+    return sum(n.op_type in ("Add", "QLinearAdd") for n in nodes)
+
+
+CONV_KERNELS = ("Conv", "FusedConv", "QLinearConv")
+INT8_KERNELS = ("QLinearConv", "QGemm", "QLinearMatMul")
+
+
+def layer_of(node: onnx.NodeProto) -> str:
+    """The module path of an optimised node (ONNX Runtime appends ``_token_<n>`` to the names
+    of the nodes it fuses)."""
+    return module_path(re.sub(r"_token_\d+$", "", node.name))
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +111,76 @@ def test_resnet_blocks_fuse_conv_add_relu_as_the_rules_say(tmp_path):
                  and any(a.name == "activation" and a.s == b"Relu" for a in n.attribute)]
     assert fused and all(k.key.count(">") == 2 for k in fused)  # conv>add>relu
     assert (len(with_relu), conv_with_sum(nodes), adds(nodes)) == (len(fused), len(fused), 0)
+
+
+def test_every_int8_layer_of_a_residual_network_runs_qlinearconv(residual, tmp_path):
+    """With int8 activations, ONNX Runtime (x86) left the convs at a residual fork as float
+    ``Conv`` between DequantizeLinear and QuantizeLinear; with the uint8 ones the export writes,
+    each int8-keyed conv runs ``QLinearConv``."""
+    space, candidate = residual
+    chosen = runtime_named("onnxruntime-int8")
+    model = family_of(space).build_compressed(candidate)
+    quantized = int8_layers(model, chosen.bits_rule)
+    path = chosen.write_onnx(model, [space.input_shape(BATCH)], tmp_path, quantized)
+    kernels = {layer_of(n): n.op_type for n in optimised_nodes(path, tmp_path) if n.op_type in CONV_KERNELS}
+    int8_convs = {name for name in quantized if name != "classifier"}
+    assert int8_convs and set(kernels) == int8_convs
+    assert set(kernels.values()) == {"QLinearConv"}
+
+
+def test_a_float_layer_of_an_int8_network_keeps_its_own_float_constants(residual, tmp_path):
+    """An untrained network's folded biases are equal, and the exporter stores them once: the
+    quantizer then dequantized a float conv's bias along with its int8 neighbour's, and ONNX
+    Runtime ran that conv unblocked. Each float conv reads float initializers only."""
+    space, candidate = residual
+    chosen = runtime_named("onnxruntime-int8")
+    floating = "stages.0.1.dw.conv"
+    mixed = candidate.__class__(candidate.stages, {**candidate.policy, floating: LayerPolicy()})
+    model = family_of(space).build_compressed(mixed)
+    quantized = int8_layers(model, chosen.bits_rule)
+    assert floating not in quantized
+    graph = onnx.load(str(chosen.write_onnx(model, [space.input_shape(BATCH)], tmp_path, quantized))).graph
+    initializers = {tensor.name for tensor in graph.initializer}
+    (conv,) = [n for n in graph.node if n.op_type == "Conv" and layer_of(n) == floating]
+    assert set(conv.input[1:]) <= initializers
+
+
+def _entries(int8_key: bool) -> list[OpSignature]:
+    """One signature of each kind of the tiny space (conv by kernel size, groups and epilogue,
+    linear, squeeze-excite) under the int8 runtime's rule, at int8 or float."""
+    chosen = runtime_named("onnxruntime-int8")
+    kinds = {}
+    for s in space_signatures(load_space(TINY), chosen.bits_rule):
+        if s.op in ("conv", "linear", "se") and s.quantized == int8_key:
+            kinds.setdefault((s.op, s.kernel, s.groups > 1, s.epilogue), s)
+    return list(kinds.values())
+
+
+def entry_nodes(signature: OpSignature, folder: Path) -> list[str]:
+    """The op types of the optimised graph the int8 runtime times for ``signature``'s entry."""
+    chosen = runtime_named("onnxruntime-int8")
+    path = chosen.write_onnx(op_module(signature).eval(), op_shapes(signature, BATCH), folder, op_int8(signature),
+                             isolated=True)
+    return [n.op_type for n in optimised_nodes(path, folder)]
+
+
+@pytest.mark.parametrize("signature", _entries(int8_key=False), ids=lambda s: s.key)
+def test_a_float_entry_of_the_int8_runtime_times_the_float_kernel(signature, tmp_path):
+    """A float conv between quantize/dequantize nodes of its own had its weights quantized by
+    ONNX Runtime (or dequantized on every call); inside an int8 network it runs as a float
+    kernel, so its entry times it alone, float in and out."""
+    assert not set(entry_nodes(signature, tmp_path)) & {*INT8_KERNELS, "QuantizeLinear", "DequantizeLinear"}
+
+
+@pytest.mark.parametrize("signature", _entries(int8_key=True), ids=lambda s: s.key)
+def test_an_int8_entry_times_its_int8_kernels_alone(signature, tmp_path):
+    """An int8 conv or linear entry is the kernel alone on uint8 tensors, as in an int8 chain
+    (no QuantizeLinear, Transpose, DequantizeLinear of its own); a squeeze-excite gate, float
+    in and out as in the network, runs both its convs as ``QLinearConv``."""
+    nodes = entry_nodes(signature, tmp_path)
+    if signature.op == "se":
+        assert nodes.count("QLinearConv") == 2 and not set(nodes) & {"Conv", "FusedConv"}
+    else:
+        assert len(nodes) == 1 and nodes[0] in INT8_KERNELS
+    run = prepare_op(runtime_named("onnxruntime-int8"), signature, BATCH, threads=1)
+    assert len(run()[0]) == BATCH

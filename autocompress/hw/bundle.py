@@ -27,7 +27,7 @@ from autocompress.hw.profile import (
     utc_now,
     write_json_atomic,
 )
-from autocompress.hw.profiler import CALLS_PER_ROUND, CHUNK, ROUNDS, WARMUP, op_module, op_shapes
+from autocompress.hw.profiler import CALLS_PER_ROUND, CHUNK, ROUNDS, WARMUP, op_int8, op_module, op_shapes
 from autocompress.hw.runtimes import runtime_named, runtime_names
 from autocompress.hw.runtimes.onnx import OnnxRuntime, int8_layers
 from autocompress.hw.signatures import BitsRule, space_signatures
@@ -66,7 +66,7 @@ def export_bundle(space: SearchSpace, runtime: str, folder: Path, batch_size: in
     for index, signature in enumerate(tqdm(space_signatures(space, rule), desc="bundle ops")):
         file = f"ops/{index:05d}.onnx"
         _write(target, op_module(signature).eval(), op_shapes(signature, batch_size), folder / file,
-               None if signature.quantized else set(), isolated=True)
+               op_int8(signature), isolated=True)
         models.append({"key": signature.key, "file": file})
     shape = space.input_shape(batch_size)
     candidates = flat(validation_sets(space, validate_count, seed))

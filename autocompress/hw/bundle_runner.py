@@ -89,10 +89,17 @@ def summarise(samples_ms: list[float]) -> dict[str, float]:
             "spread_ms": quartiles[2] - quartiles[0], "samples": len(samples_ms)}
 
 
+def random_input(rng: np.random.Generator, value: ort.NodeArg) -> np.ndarray:
+    """Random data for a (fixed-shape) input: uint8 codes for a quantized one, else floats."""
+    if value.type == "tensor(uint8)":
+        return rng.integers(0, 256, value.shape, dtype=np.uint8)
+    return rng.standard_normal(value.shape).astype(np.float32)
+
+
 def session_runner(session: ort.InferenceSession) -> Callable[[], object]:
-    """A call running one batch of random data through every (fixed-shape) input."""
+    """A call running one batch of random data through every input."""
     rng = np.random.default_rng(0)
-    feeds = {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in session.get_inputs()}
+    feeds = {i.name: random_input(rng, i) for i in session.get_inputs()}
     return lambda: session.run(None, feeds)
 
 

@@ -31,6 +31,8 @@ from autocompress.compress.freeze import freeze
 OPSET = 17
 INPUT_NAME = "input"
 QUANTIZED_OPS = ("Conv", "Gemm", "MatMul")
+QUANTIZED_ACTIVATIONS = ("Relu",)
+"""Quantized after a quantized op only: the ReLU after an int8 conv becomes its output range."""
 
 
 def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: Path,
@@ -79,6 +81,32 @@ def int8_weights_need_reduce_range() -> bool:
     return not flags & {"avx512_vnni", "avx_vnni"}
 
 
+def unshare_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with a copy of an initializer for each further node that reads it.
+
+    The exporter stores equal constants once: the folded biases of batch norms with the same
+    statistics (an untrained network's, all zero) are one tensor read by many convs. When
+    the quantizer quantizes one of those convs it dequantizes the shared bias for all of
+    them, and a float conv whose bias is no longer an initializer loses ONNX Runtime's
+    blocked-layout (NCHWc) kernel: half the float convs of the int8 validation networks
+    ran unblocked (a depthwise one up to 36 times slower) for that reason alone.
+    """
+    graph = model.graph
+    tensors = {tensor.name: tensor for tensor in graph.initializer}
+    seen: set[str] = set()
+    for index, node in enumerate(graph.node):
+        for slot, name in enumerate(node.input):
+            if name not in tensors:
+                continue
+            if name in seen:
+                copy = onnx.TensorProto()
+                copy.CopyFrom(tensors[name])
+                copy.name = node.input[slot] = f"{name}/{index}.{slot}"
+                graph.initializer.append(copy)
+            seen.add(name)
+    return model
+
+
 def quantize_onnx_int8(
     float_path: Path,
     int8_path: Path,
@@ -88,13 +116,21 @@ def quantize_onnx_int8(
 ) -> Path:
     """Static int8 quantization of ``float_path`` into ``int8_path`` with ONNX Runtime.
 
-    QDQ format, per-channel symmetric int8 weights, int8 activations calibrated (min/max)
+    QDQ format, per-channel symmetric int8 weights, uint8 activations calibrated (min/max)
     on ``calibration``, whose first axis is split into batches of the model's batch size.
     Only convs and linears (``QUANTIZED_OPS``) are quantized: they are the layers a policy
     gives bits to. ``nodes_to_exclude`` (ONNX node names) stay float. ``reduce_range``
     (7-bit weights) defaults to what this CPU needs (``int8_weights_need_reduce_range``).
     The model is first run through ONNX Runtime's pre-processing (graph optimisation, shape
-    inference), which the quantizer needs to see biases as initializers.
+    inference), which the quantizer needs to see biases as initializers, and each node gets
+    its own initializers (``unshare_initializers``).
+
+    Activations are uint8 because ONNX Runtime's x86 ``QLinearConv`` fusion takes uint8 inputs
+    only: with int8 ones, the convs reading or writing a residual fork stayed float ``Conv``
+    between DequantizeLinear and QuantizeLinear (about 6 of 35 per network). The ReLU after
+    a quantized conv is quantized too (``QUANTIZED_ACTIVATIONS``): the quantizer folds it into
+    the conv's output range instead of leaving a DequantizeLinear -> QuantizeLinear pair
+    around it, so int8 chains run ``QLinearConv`` -> ``QLinearConv``.
     """
     if reduce_range is None:
         reduce_range = int8_weights_need_reduce_range()
@@ -102,7 +138,8 @@ def quantize_onnx_int8(
     int8_path.parent.mkdir(parents=True, exist_ok=True)
     prepared = int8_path.with_name(int8_path.stem + ".prepared.onnx")
     quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
-    model = onnx.load(str(prepared))
+    model = unshare_initializers(onnx.load(str(prepared)))
+    onnx.save(model, str(prepared))
     graph_input = model.graph.input[0]
     batch = graph_input.type.tensor_type.shape.dim[0].dim_value or len(calibration)
     batches = [calibration[i : i + batch] for i in range(0, len(calibration) - batch + 1, batch)]
@@ -111,39 +148,9 @@ def quantize_onnx_int8(
     reader = _ArrayReader(graph_input.name, batches)
     quantize_static(str(prepared), str(int8_path), reader, quant_format=QuantFormat.QDQ,
                     per_channel=True, reduce_range=reduce_range,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                    op_types_to_quantize=list(QUANTIZED_OPS),
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    op_types_to_quantize=[*QUANTIZED_OPS, *QUANTIZED_ACTIVATIONS],
                     nodes_to_exclude=nodes_to_exclude or [])
     prepared.unlink()
     return int8_path
 
-
-def add_boundary_qdq(path: Path, out: Path, scale: float = 0.05) -> Path:
-    """Put a QuantizeLinear -> DequantizeLinear pair on the model's input and output.
-
-    A float op inside an int8 network sits between such pairs, and ONNX Runtime then runs
-    it without its float layout optimisations (NCHWc): a float depthwise conv there took
-    6 ms where the same conv alone took 1 ms. Timing float ops of an int8 runtime wrapped
-    like this keys them by the context they actually run in.
-    """
-    model = onnx.load(str(path))
-    graph = model.graph
-    source, sink = graph.input[0].name, graph.output[0].name
-    graph.initializer.extend([
-        onnx.numpy_helper.from_array(np.array(scale, np.float32), "boundary_scale"),
-        onnx.numpy_helper.from_array(np.array(0, np.int8), "boundary_zero"),
-    ])
-    for node in graph.node:
-        node.input[:] = ["boundary_in" if name == source else name for name in node.input]
-        node.output[:] = ["boundary_out" if name == sink else name for name in node.output]
-
-    def pair(tensor: str, result: str) -> list[onnx.NodeProto]:
-        args = ["boundary_scale", "boundary_zero"]
-        return [onnx.helper.make_node("QuantizeLinear", [tensor, *args], [f"{result}_q"]),
-                onnx.helper.make_node("DequantizeLinear", [f"{result}_q", *args], [result])]
-
-    nodes = [*pair(source, "boundary_in"), *graph.node, *pair("boundary_out", sink)]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    onnx.save(model, str(out))
-    return Path(out)

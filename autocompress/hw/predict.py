@@ -53,8 +53,9 @@ def check_covers(profile: HardwareProfile, space: SearchSpace, origin: Path) -> 
 
 
 def precision_transitions(signatures: Sequence[OpSignature]) -> int:
-    """Switches between float and int8 kernels along the network (each one is a
-    quantize or dequantize node that isolated ops do not pay in the same way)."""
+    """Switches between float and int8 kernels along the network. Each is a quantize or
+    dequantize node (and a layout transpose) that no entry times: a float entry takes and
+    gives float tensors, an int8 one uint8 tensors; the correction fits what one costs."""
     kernels = [s.quantized for s in signatures if s.op in ("conv", "linear")]
     return sum(a != b for a, b in zip(kernels, kernels[1:], strict=False))
 

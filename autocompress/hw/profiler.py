@@ -119,11 +119,18 @@ def op_shapes(signature: OpSignature, batch_size: int) -> list[tuple[int, ...]]:
     return [(batch_size, *shape) for shape in signature.input_shapes]
 
 
+def op_int8(signature: OpSignature) -> set[str] | None:
+    """The layers of ``op_module(signature)`` a runtime runs as int8 (``prepare``'s ``int8``):
+    all of a quantized op's, none of a float one's. A float op is timed as the float kernel
+    alone, with no quantize/dequantize nodes around it (``runtimes.onnx`` says why)."""
+    return None if signature.quantized else set()
+
+
 def prepare_op(runtime: MeasuredRuntime, signature: OpSignature, batch_size: int,
                threads: int) -> Callable[[], object]:
     """A callable running one batch through the kernel of ``signature`` on ``runtime``."""
     return runtime.prepare(op_module(signature).eval(), op_shapes(signature, batch_size), threads,
-                           int8=None if signature.quantized else set(), isolated=True)
+                           int8=op_int8(signature), isolated=True)
 
 
 def partial_path(out: Path) -> Path:
@@ -168,9 +175,12 @@ def measure_table(runtime: MeasuredRuntime, signatures: Iterable[OpSignature], o
     return entries
 
 
-def _existing(out: Path, runtime: str, threads: int, batch_size: int) -> HardwareProfile | None:
-    """A readable profile already at ``out`` measured with the same settings (its entries
-    are kept); an unreadable or outdated one is replaced."""
+def _existing(out: Path, runtime: str, threads: int, batch_size: int,
+              runtime_settings: dict[str, str]) -> HardwareProfile | None:
+    """A readable profile already at ``out`` measured with the same settings, the runtime's
+    own included (its entries are kept); an unreadable or outdated one is replaced, so a
+    table whose ops were timed another way (another ONNX Runtime, another int8 export) is
+    measured again in full."""
     if not out.is_file():
         return None
     try:
@@ -178,7 +188,8 @@ def _existing(out: Path, runtime: str, threads: int, batch_size: int) -> Hardwar
     except UserInputError:
         return None
     device = profile.device
-    same = (device.runtime, device.threads, device.batch_size) == (runtime, threads, batch_size)
+    same = ((device.runtime, device.threads, device.batch_size, device.settings)
+            == (runtime, threads, batch_size, runtime_settings))
     return profile if same else None
 
 
@@ -194,7 +205,8 @@ def measure_profile(space: SearchSpace, space_path: str, runtime: str, name: str
     timed_on = measured_runtime(runtime)
     rule = timed_on.bits_rule
     signatures = space_signatures(space, rule)
-    previous = _existing(out, runtime, threads, batch_size)
+    runtime_settings = timed_on.settings() | {"timing": TIMING}
+    previous = _existing(out, runtime, threads, batch_size, runtime_settings)
     known = previous.entries if previous is not None else {}
     settings = {"runtime": runtime, "threads": threads, "batch_size": batch_size,
                 "space": space.model_dump(mode="json")}
@@ -202,7 +214,7 @@ def measure_profile(space: SearchSpace, space_path: str, runtime: str, name: str
     profile = HardwareProfile(
         schema_version=SCHEMA_VERSION,
         device=Device.on_this_host(name, "measured", runtime, threads, batch_size).model_copy(
-            update={"settings": timed_on.settings() | {"timing": TIMING}}),
+            update={"settings": runtime_settings}),
         space=space_path, native_weight_bits=list(rule.weight),
         native_activation_bits=list(rule.activation), activation_bits_follow_weights=rule.follow,
         native_sparsity=["channel"], entries=entries, statistic=statistic,

@@ -152,23 +152,27 @@ class BitsRule:
     does); with ``follow`` the activations take the weights' kernel precision, as on a CPU
     whose int8 kernels need int8 on both sides and whose float kernels take float inputs.
     ``fusion`` holds the runtime's fusion rules: with the bit-widths, they make a
-    candidate's ops into the kernels the runtime runs, which key its table.
+    candidate's ops into the kernels the runtime runs, which key its table. With
+    ``quantized_se`` a squeeze-excite gate's convs run at their layers' precision, so its
+    key has bits (``gate_bits``); else the gate is one precision-free op.
     """
 
     weight: tuple[int, ...] = (FLOAT_BITS,)
     activation: tuple[int, ...] = (FLOAT_BITS,)
     follow: bool = False
     fusion: tuple[FusionRule, ...] = ()
+    quantized_se: bool = False
 
     @classmethod
     def of(cls, profile) -> BitsRule:
-        """The rule of a profile: its native bit-widths, its runtime's fusion rules."""
+        """The rule of a profile: its native bit-widths, its runtime's fusion rules and
+        squeeze-excite keying."""
         from autocompress.hw.runtimes import runtime_named
 
+        runtime = runtime_named(profile.device.runtime, "device.runtime").bits_rule
         return cls(tuple(sorted(profile.native_weight_bits)),
                    tuple(sorted(profile.native_activation_bits)),
-                   profile.activation_bits_follow_weights,
-                   runtime_named(profile.device.runtime, "device.runtime").bits_rule.fusion)
+                   profile.activation_bits_follow_weights, runtime.fusion, runtime.quantized_se)
 
     @classmethod
     def of_runtime(cls, runtime: str) -> BitsRule:
@@ -191,6 +195,15 @@ class BitsRule:
         weight = self._round_up(weight_bits, self.weight)
         activation = weight if self.follow else self._round_up(activation_bits, self.activation)
         return weight, activation
+
+    def gate_bits(self, weight_bits: int, activation_bits: int) -> tuple[int, int] | None:
+        """Key precision of a squeeze-excite gate whose reduce conv has these bits.
+
+        The gate's expand conv has a policy of its own, which the search gives the same
+        bits (one setting per stage) but a per-layer random policy may not: such a gate is
+        keyed, and timed, as if both convs had the reduce conv's precision.
+        """
+        return self.kernel_bits(weight_bits, activation_bits) if self.quantized_se else None
 
     def classes(self, space: SearchSpace) -> list[tuple[int, int] | None]:
         """The distinct kernel precisions a layer of ``space`` can run at."""

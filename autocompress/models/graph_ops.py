@@ -68,11 +68,16 @@ class Site:
     out_group: ChannelGroup | None = None
 
     def signature(self, rule: BitsRule) -> OpSignature:
-        bits = None
-        if self.op in ("conv", "linear"):
-            bits = rule.kernel_bits(weight_bits_of(self.module), activation_bits_of(self.module))
+        module = self.module
+        bits = None if module is None else self.bits(rule, weight_bits_of(module), activation_bits_of(module))
         return OpSignature(self.op, self.shape, self.out, self.kernel, self.stride, self.groups,
                            self.epilogue, bits)
+
+    def bits(self, rule: BitsRule, weight_bits: int, activation_bits: int) -> tuple[int, int] | None:
+        """The kernel precision of this site when its layer has these bits."""
+        if self.op in ("conv", "linear"):
+            return rule.kernel_bits(weight_bits, activation_bits)
+        return rule.gate_bits(weight_bits, activation_bits) if self.op == "se" else None
 
 
 def _is(node: fx.Node, modules: dict[str, nn.Module], kinds: tuple) -> bool:
@@ -152,7 +157,8 @@ class _Walker:
             return Site("linear", self._shape(source), module.out_features, epilogue=epilogue, module=module,
                         name=node.target, in_group=self.groups.get(source), out_group=self.groups.get(node))
         if isinstance(module, SqueezeExcite):
-            return Site("se", self._shape(source), module.reduce.out_channels, in_group=self.groups.get(source))
+            return Site("se", self._shape(source), module.reduce.out_channels, module=module.reduce,
+                        name=f"{node.target}.reduce", in_group=self.groups.get(source))
         if _is(node, modules, RELU):
             return Site("relu", self._shape(source), in_group=self.groups.get(source))
         if _is(node, modules, ADD) and len(inputs) == 2 and self._shape(inputs[0]) == self._shape(inputs[1]):
@@ -188,11 +194,13 @@ def graph_ops(model: nn.Module, image_shape: tuple[int, ...], rule: BitsRule, wh
 @dataclass(frozen=True)
 class Variants:
     """What a space may do to a network's layers: pruning ratios of the groups with a
-    producer in ``prunable``, rank ratios of the layers in ``factorisable``, kernel precisions."""
+    producer in ``prunable``, rank ratios of the layers in ``factorisable``, kernel precisions
+    (of convs and linears, ``bits``; of squeeze-excite gates, ``gate_bits``)."""
 
     prune_ratios: tuple[float, ...]
     rank_ratios: tuple[float, ...]
     bits: tuple[tuple[int, int] | None, ...]
+    gate_bits: tuple[tuple[int, int] | None, ...]
     prunable: frozenset[str]
     factorisable: frozenset[str]
 
@@ -223,7 +231,7 @@ def _site_ops(site: Site, width_in: int, width_out: int, rank_ratio: float,
                             site.epilogue, bits)]
     if site.op == "conv":  # grouped: never pruned nor factorised
         return [OpSignature("conv", site.shape, site.out, site.kernel, site.stride, site.groups, site.epilogue, bits)]
-    return [OpSignature(site.op, (width_in, *spatial), site.out)]
+    return [OpSignature(site.op, (width_in, *spatial), site.out, bits=bits)]
 
 
 def space_ops(model: nn.Module, image_shape: tuple[int, ...], variants: Variants, where: str) -> set[OpSignature]:
@@ -235,7 +243,7 @@ def space_ops(model: nn.Module, image_shape: tuple[int, ...], variants: Variants
         ranks = variants.rank_ratios if site.name in variants.factorisable else (1.0,)
         for width_in, width_out, ratio, bits in itertools.product(
                 _widths(site.in_group, site.shape[0], variants), widths_out, ranks,
-                variants.bits if layer else (None,)):
+                variants.bits if layer else variants.gate_bits if site.op == "se" else (None,)):
             found.update(_site_ops(site, width_in, width_out, ratio, bits))
     return found
 
@@ -253,9 +261,8 @@ def candidate_ops(sites: list[Site], candidate: Candidate, rule: BitsRule) -> li
     ops = []
     for site in sites:
         layer = candidate.layer_policy(site.name)
-        bits = rule.kernel_bits(layer.weight_bits, layer.activation_bits) if site.op in ("conv", "linear") else None
         ops += _site_ops(site, width(site.in_group, site.shape[0]), width(site.out_group, site.out),
-                         layer.rank_ratio, bits)
+                         layer.rank_ratio, site.bits(rule, layer.weight_bits, layer.activation_bits))
     return ops
 
 
@@ -270,6 +277,7 @@ def traced_space_ops(family: ModelFamily, archs: Iterable[list], rule: BitsRule)
             prune_ratios=tuple(sorted(set(layer.sparsity) | {0.0})) if "channel" in layer.sparsity_kind else (0.0,),
             rank_ratios=tuple(sorted(set(layer.rank_ratio) | {1.0})),
             bits=tuple(rule.classes(space)),
+            gate_bits=tuple(rule.classes(space)) if rule.quantized_se else (None,),
             prunable=frozenset(spec.name for spec in specs if spec.channel_prunable),
             factorisable=frozenset(spec.name for spec in specs if spec.factorisable))
         found |= space_ops(family.build(arch), space.input_shape()[1:], variants, family.label)

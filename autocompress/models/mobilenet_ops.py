@@ -15,6 +15,7 @@ from torch import nn
 
 from autocompress.candidate import Candidate, LayerPolicy, StageArch
 from autocompress.compress.prune import keep_count
+from autocompress.compress.quantize import activation_bits_of, weight_bits_of
 from autocompress.hw.signatures import (
     BIAS,
     BN,
@@ -43,7 +44,8 @@ def model_signatures(model: nn.Module, image_shape: tuple[int, ...],
             epilogue = BN_RELU if isinstance(module.act, nn.ReLU) else BN
             found.extend(conv_signatures(module.conv, shape, epilogue, rule))
         elif isinstance(module, SqueezeExcite):
-            found.append(OpSignature("se", shape, module.reduce.out_channels))
+            bits = rule.gate_bits(weight_bits_of(module.reduce), activation_bits_of(module.reduce))
+            found.append(OpSignature("se", shape, module.reduce.out_channels, bits=bits))
         elif isinstance(module, InvertedResidual) and module.use_residual:
             found.append(OpSignature("add", tuple(output.shape[1:])))
         elif module is getattr(model, "pool", None):
@@ -68,6 +70,7 @@ class _Enumerator:
     def __init__(self, space: SearchSpace, rule: BitsRule) -> None:
         layer = space.choices.layer
         self.bits = rule.classes(space)
+        self.gate_bits = self.bits if rule.quantized_se else [None]
         channel = "channel" in layer.sparsity_kind
         self.prune_ratios = sorted(set(layer.sparsity) | {0.0}) if channel else [0.0]
         self.rank_ratios = sorted(set(layer.rank_ratio) | {1.0})
@@ -99,8 +102,8 @@ class _Enumerator:
                 self.found.add(OpSignature("conv", (width, size, size), width, kernel, stride,
                                            width, BN_RELU, bits))
                 if se:
-                    self.found.add(OpSignature("se", (width, out_size, out_size),
-                                               squeeze_channels(hidden)))
+                    self.found.update(OpSignature("se", (width, out_size, out_size), squeeze_channels(hidden),
+                                                  bits=gate) for gate in self.gate_bits)
                 for rank_ratio, pbits in itertools.product(self.rank_ratios, self.bits):
                     if rank_ratio < 1.0:
                         rank = rank_of(out_ch, hidden, rank_ratio)
@@ -162,13 +165,14 @@ def _dense_ops(shape: tuple[int, int, int], out: int, kernel: int, stride: int, 
 
 @functools.lru_cache(maxsize=65536)
 def _block_ops(in_ch: int, out_ch: int, stride: int, size: int, arch: StageArch, expand: LayerPolicy,
-               dw: LayerPolicy, project: LayerPolicy, rule: BitsRule) -> tuple[OpSignature, ...]:
+               dw: LayerPolicy, se: LayerPolicy, project: LayerPolicy, rule: BitsRule) -> tuple[OpSignature, ...]:
     hidden, out_size = in_ch * arch.expand_ratio, -(-size // stride)
     ops, width = _dense_ops((in_ch, size, size), hidden, 1, 1, BN_RELU, expand, rule)
     ops.append(OpSignature("conv", (width, size, size), width, arch.kernel_size, stride, width, BN_RELU,
                            rule.kernel_bits(dw.weight_bits, dw.activation_bits)))
     if arch.squeeze_excite:
-        ops.append(OpSignature("se", (width, out_size, out_size), squeeze_channels(hidden)))
+        ops.append(OpSignature("se", (width, out_size, out_size), squeeze_channels(hidden),
+                               bits=rule.gate_bits(se.weight_bits, se.activation_bits)))
     bits = rule.kernel_bits(project.weight_bits, project.activation_bits)
     if project.rank_ratio < 1.0:
         rank = rank_of(out_ch, hidden, project.rank_ratio)
@@ -204,7 +208,8 @@ def candidate_signatures(space: SearchSpace, candidate: Candidate, rule: BitsRul
         for b in range(arch.depth):
             stride, prefix = (stage.stride if b == 0 else 1), f"stages.{s}.{b}"
             ops += _block_ops(in_ch, stage.channels, stride, size, arch, policy(f"{prefix}.expand.conv"),
-                              policy(f"{prefix}.dw.conv"), policy(f"{prefix}.project.conv"), rule)
+                              policy(f"{prefix}.dw.conv"), policy(f"{prefix}.se.reduce"),
+                              policy(f"{prefix}.project.conv"), rule)
             size, in_ch = -(-size // stride), stage.channels
     head_ops, width = _dense_ops((in_ch, size, size), net.head_channels, 1, 1, BN_RELU, policy("head.conv"), rule)
     ops += head_ops

@@ -1,8 +1,16 @@
 """``onnxruntime`` and ``onnxruntime-int8``: a model's ONNX export run by ONNX Runtime.
 
 ``onnxruntime`` runs the float export; ``onnxruntime-int8`` the ONNX Runtime static QDQ int8
-quantization of it, where only the convs/linears whose kernel precision is int8
-(``BitsRule``) are quantized.
+quantization of it (uint8 activations, int8 weights), where only the convs/linears whose
+kernel precision is int8 (``BitsRule``) are quantized. A float op of the int8 runtime is
+timed as the plain float export of that op: inside an int8 network ONNX Runtime runs float
+convs and linears as float kernels (the blocked-layout conv, where the channels allow),
+whereas between a DequantizeLinear and a QuantizeLinear of their own it quantizes their
+weights (``QLinearConv``, ``QGemm``) or runs them unblocked with the weights dequantized on
+every call, which timed float depthwise convs at up to 54 times their float-runtime entry.
+An int8 op is timed on the uint8 tensors it takes and gives in an int8 chain, without a
+quantize/dequantize boundary of its own (``int8_io``). What a switch between float and
+int8 costs is the correction's per-transition term (``predict.precision_transitions``).
 
 Their fusion rules come from the graphs ONNX Runtime writes after its optimisations
 (``SessionOptions.optimized_model_filepath``, level ``ORT_ENABLE_ALL`` as the profiler and the
@@ -11,9 +19,10 @@ ReLU after it becomes the conv's activation (both already inside a conv signatur
 conv is rewritten to the blocked-layout (NCHWc) kernel, which also takes the residual add
 that follows a conv with no activation as its ``Sum`` input (and the ReLU after it), so
 the project conv of a residual block and its add run as one kernel. Int8: the quantized
-conv becomes ``QLinearConv`` (NHWC, with the ReLU dropped into its output range), and a
-residual add stays a float ``Add`` between DequantizeLinear and QuantizeLinear nodes,
-fusing with nothing.
+conv becomes ``QLinearConv`` (NHWC, with the ReLU dropped into its output range), as do the
+convs of a squeeze-excite gate at int8 (so its key has bits, ``BitsRule.quantized_se``), and a
+residual add runs on its own, fusing with nothing: ``QLinearAdd`` where both its inputs are
+int8, a float ``Add`` otherwise.
 """
 
 from __future__ import annotations
@@ -30,10 +39,10 @@ from torch import nn
 
 from autocompress.compress.quantize import activation_bits_of, weight_bits_of
 from autocompress.hw import bundle_runner as runner
+from autocompress.hw.int8_io import uint8_io
 from autocompress.hw.onnx_export import (
     OPSET,
     QUANTIZED_OPS,
-    add_boundary_qdq,
     export_onnx,
     int8_weights_need_reduce_range,
     quantize_onnx_int8,
@@ -43,6 +52,8 @@ from autocompress.hw.runtimes.registry import MeasuredRuntime, register_runtime
 from autocompress.hw.signatures import BN, FLOAT_BITS, BitsRule
 
 NCHWC_SUM = "com.microsoft.nchwc:Conv (Sum input)"
+INT8_EXPORT = ("QDQ, uint8 activations, ReLU in the conv's range; ops timed without Q/DQ nodes "
+               "(float ones on float tensors, int8 ones on uint8 NHWC tensors)")
 FLOAT_FUSION = (FusionRule(NCHWC_SUM, ("conv", "add"), BN),
                 FusionRule(f"{NCHWC_SUM}, activation Relu", ("conv", "add", "relu"), BN))
 
@@ -116,22 +127,24 @@ class OnnxRuntimeInt8(OnnxRuntime):
 
     @property
     def bits_rule(self) -> BitsRule:
-        return BitsRule(weight=(8, FLOAT_BITS), activation=(8, FLOAT_BITS), follow=True)
+        return BitsRule(weight=(8, FLOAT_BITS), activation=(8, FLOAT_BITS), follow=True, quantized_se=True)
 
     def settings(self) -> dict[str, str]:
         return super().settings() | {"int8_weights": "7-bit (reduce_range: this CPU has no VNNI)"
-                                     if int8_weights_need_reduce_range() else "8-bit"}
+                                     if int8_weights_need_reduce_range() else "8-bit",
+                                     "int8_export": INT8_EXPORT}
 
     def write_onnx(self, model: nn.Module, shapes: Sequence[tuple[int, ...]], folder: Path,
                    int8: set[str] | None = None, isolated: bool = False) -> Path:
         """The int8 QDQ file of ``model``: ``int8`` lists the layer paths to quantize (``None``
-        every conv/linear, an empty set none); an ``isolated`` float op is wrapped in the
-        quantize/dequantize pairs it sits between inside an int8 network."""
+        every conv/linear, an empty set none: then it is the float file); an ``isolated``
+        quantized op takes and gives uint8 tensors, as in an int8 chain (``int8_io``)."""
         path = super().write_onnx(model, shapes, folder)
         if int8 == set():
-            return add_boundary_qdq(path, folder / "boundary.onnx") if isolated else path
+            return path
         exclude = float_nodes(path, int8) if int8 is not None else []
         shape = shapes[0]
         calibration = np.random.default_rng(1).standard_normal((shape[0] * 2, *shape[1:]))
-        return quantize_onnx_int8(path, folder / "int8.onnx", calibration.astype(np.float32),
-                                  nodes_to_exclude=exclude)
+        quantized = quantize_onnx_int8(path, folder / "int8.onnx", calibration.astype(np.float32),
+                                       nodes_to_exclude=exclude)
+        return uint8_io(quantized, folder / "entry.onnx") if isolated else quantized

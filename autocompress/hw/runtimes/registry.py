@@ -50,8 +50,8 @@ class MeasuredRuntime(Runtime):
         """A callable running one batch through ``model``, whose inputs have ``shapes``.
 
         ``int8`` lists the layer paths to run as int8 (``None``: every one the precision
-        rule quantizes, an empty set none); an ``isolated`` op is prepared in the context it
-        runs in inside a whole network.
+        rule quantizes, an empty set none); an ``isolated`` op (a table entry) is prepared
+        with the inputs and outputs it has inside a whole network.
         """
 
 
