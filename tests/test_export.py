@@ -147,8 +147,8 @@ def test_int8_file_at_full_range_holds_the_same_int8_codes_as_weights_bin(finish
 
 
 def test_int8_file_with_7_bit_weights_keeps_the_float_accuracy(finished_run, tmp_path, monkeypatch):  # noqa: F811
-    """What a CPU without VNNI (this one) gets: 7-bit weights, which its int8 kernels cannot
-    overflow. With 8-bit weights the default space's uniform-8-bit net lost 12 points here."""
+    """What a CPU without VNNI gets: 7-bit weights, which its int8 kernels cannot overflow.
+    With 8-bit weights the default space's uniform-8-bit net lost 12 points on such a host."""
     _, _, result = _uniform_8bit_export(finished_run, tmp_path, monkeypatch, reduce_range=True)
     assert _int8_weight_codes(f"{result.directory}/model.int8.onnx").max() <= 64
     assert result.accuracy["model.int8.onnx"] >= result.accuracy["model.onnx"] - 0.02
