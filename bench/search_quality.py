@@ -168,6 +168,8 @@ def main() -> None:
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--seed-counts", nargs="+", type=int, default=None,
                         help="seeds per setting, in --settings order (default: --seeds for each)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="run seeds FIRST.., keeping the results file's runs of other seeds (adds seeds to it)")
     args = parser.parse_args()
     space_path, test_x, test_y = heldout_space()
     counts = args.seed_counts or [args.seeds] * len(args.settings)
@@ -175,11 +177,12 @@ def main() -> None:
     # one Ray for all runs; its workers import this checkout
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    kept = json.loads(out.read_text())["runs"] if args.first_seed and out.is_file() else []
     runs: list[dict] = []
     try:
         for setting, seeds in zip(args.settings, counts, strict=True):
             profile, native, reference_ms = SETTINGS[setting]
-            for seed in range(seeds):
+            for seed in range(args.first_seed, args.first_seed + seeds):
                 for method in METHODS:
                     run = f"bench-quality-{setting}-{method}-{seed}"
                     wall, rows = run_search(run, ROOT / profile, space=space_path, time_budget=f"{args.budget}s",
@@ -187,17 +190,18 @@ def main() -> None:
                     measured = measure_run(ROOT / "results" / run, rows, reference_ms, test_x, test_y)
                     runs.append({"setting": setting, "method": method, "seed": seed, "wall_s": round(wall, 1),
                                  **measured})
+                    kept = [r for r in kept if (r["setting"], r["method"], r["seed"]) != (setting, method, seed)]
                     print(f"{setting:>22} {method:>9} {seed} HV {measured['hypervolume']:.4f} "
                           f"test HV {measured['hypervolume_test']:.4f} searched {measured['searched_complete']} "
                           f"speed-up {measured['speedup_within_1_point']:.2f}x", flush=True)
                     result = {"space": "mobilenet_digits on 80% of digits (20% held out as test)",
                               "budget_s": args.budget, "workers": 2, "accuracy_floor": ACCURACY_FLOOR,
-                              "reference_latency_ms": {s: SETTINGS[s][2] for s in args.settings}, "runs": runs,
-                              "summary": summarise(runs, args.settings)}
+                              "reference_latency_ms": {s: SETTINGS[s][2] for s in SETTINGS}, "runs": kept + runs,
+                              "summary": summarise(kept + runs, list(SETTINGS))}
                     out.write_text(json.dumps(result, indent=2) + "\n")  # after every run: a partial is kept
     finally:
         ray.shutdown()
-    print(json.dumps(summarise(runs, args.settings), indent=1))
+    print(json.dumps(summarise(kept + runs, list(SETTINGS)), indent=1))
     print(f"wrote {out}")
 
 
