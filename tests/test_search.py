@@ -156,6 +156,11 @@ def test_run_folder_holds_config_inputs_and_loadable_models(faulty_run, max_late
         family_of(space).build_compressed(Candidate.from_json(saved["candidate"])).load_state_dict(saved["state_dict"])
 
 
+def _running_trials(database: Path) -> int:
+    with sqlite3.connect(database) as connection:
+        return connection.execute("SELECT COUNT(*) FROM trials WHERE state = 'RUNNING'").fetchone()[0]
+
+
 def _live(pids: list[int]) -> list[int]:
     alive = []
     for pid in pids:
@@ -177,7 +182,12 @@ def test_driver_killed_mid_run_resumes_without_losing_or_repeating_a_trial(tmp_p
     while time.monotonic() < deadline:
         done = [r for r in _rows(folder) if r["state"] == "COMPLETE"] if (folder / "trials.csv").exists() else []
         if len(done) >= 7:
-            break
+            # The driver is the storage's only writer: stopped, its storage cannot change between
+            # the check and the kill. Kill only while a trial is in flight (not between two trials).
+            driver.send_signal(signal.SIGSTOP)
+            if _running_trials(folder / "study.db"):
+                break
+            driver.send_signal(signal.SIGCONT)
         assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
         time.sleep(0.2)
     driver.send_signal(signal.SIGKILL)
