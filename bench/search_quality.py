@@ -170,6 +170,8 @@ def main() -> None:
                         help="seeds per setting, in --settings order (default: --seeds for each)")
     parser.add_argument("--first-seed", type=int, default=0,
                         help="run seeds FIRST.., keeping the results file's runs of other seeds (adds seeds to it)")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
+                        help="methods to run, keeping the results file's runs of the others")
     args = parser.parse_args()
     space_path, test_x, test_y = heldout_space()
     counts = args.seed_counts or [args.seeds] * len(args.settings)
@@ -177,13 +179,14 @@ def main() -> None:
     # one Ray for all runs; its workers import this checkout
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
-    kept = json.loads(out.read_text())["runs"] if args.first_seed and out.is_file() else []
+    adding = args.first_seed or set(args.methods) != set(METHODS)
+    kept = json.loads(out.read_text())["runs"] if adding and out.is_file() else []
     runs: list[dict] = []
     try:
         for setting, seeds in zip(args.settings, counts, strict=True):
             profile, native, reference_ms = SETTINGS[setting]
             for seed in range(args.first_seed, args.first_seed + seeds):
-                for method in METHODS:
+                for method in args.methods:
                     run = f"bench-quality-{setting}-{method}-{seed}"
                     wall, rows = run_search(run, ROOT / profile, space=space_path, time_budget=f"{args.budget}s",
                                             workers=2, sampler=method, seed=seed, native_only=native)

@@ -18,7 +18,7 @@ from autocompress.hw.profile import load_profile
 from autocompress.search.gate import FinetuneGate, required_accuracy
 from autocompress.search.params import search_params, suggest_candidate
 from autocompress.search.predictor import AccuracyPredictor, CheapFidelityEncoding, ParamEncoding
-from autocompress.search.screening import PredictorGuidedSampler, hypervolume_gain
+from autocompress.search.screening import PredictorGuidedSampler, Screened, _fastest_keeping, hypervolume_gain
 from autocompress.space import load_space
 from tests.conftest import REPO
 
@@ -83,6 +83,18 @@ def test_hypervolume_gain_counts_only_what_a_point_adds():
     assert gains[2] == pytest.approx(0.1 * 0.3)  # only the strip between the two front points
 
 
+def test_accuracy_keeping_proposal_is_the_fastest_predicted_within_a_point_of_the_best():
+    measured_accuracy = np.array([0.95, 0.90])  # known rows: (1 - accuracy, latency ms)
+    known = np.array([[0.05, 10.0], [0.10, 5.0]])
+    pool = Screened([{}] * 4, ["a", "b", "c", "d"], latency_ms=np.array([9.0, 6.0, 4.0, 3.0]),
+                    mean=np.array([0.945, 0.942, 0.930, 0.945]), std=np.zeros(4))
+    assert _fastest_keeping(pool, measured_accuracy, known) == 3  # 3 ms at 0.945 beats 6 ms at 0.942
+    pool.mean[3] = 0.939  # below 0.95 - 1 point: not keeping
+    assert _fastest_keeping(pool, measured_accuracy, known) == 1
+    in_flight = np.vstack([known, [[0.055, 5.5]]])  # a trial in flight predicted to keep it at 5.5 ms
+    assert _fastest_keeping(pool, measured_accuracy, in_flight) is None  # nothing predicted faster keeps it
+
+
 def _told(study: optuna.Study, space, profile, params: dict, kind: str) -> None:
     candidate = suggest_candidate(space, lambda n, _c: params[n])
     accuracy = _synthetic_accuracy(params)
@@ -110,6 +122,7 @@ def test_sampler_proposes_an_unseen_candidate_and_writes_its_screening(space, pr
     predicted = study.trials[-1].user_attrs
     assert 0 < predicted["predicted_accuracy"] < 1 and predicted["predicted_std"] >= 0
     assert trial.user_attrs["predicted_accuracy"] == predicted["predicted_accuracy"]  # what trials.csv is made from
+    assert predicted["proposed_by"] in ("accuracy-keeping", "hypervolume", "uncertainty")
     with open(tmp_path / "screened.csv") as handle:
         screened = list(csv.DictReader(handle))
     assert [r["candidate_hash"] for r in screened if r["chosen"] == "1"] == [proposed.hash]

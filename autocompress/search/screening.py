@@ -14,7 +14,12 @@ For each new search trial it
 3. proposes the one whose optimistic point (mean + ``EXPLORATION`` x spread, its latency)
    adds the most hypervolume to the measured front, with the trials still in flight counted
    at their predicted accuracy (so two workers are not sent the same region). Where no
-   candidate adds any, the most uncertain one of the predicted front is proposed.
+   candidate adds any, the most uncertain one of the predicted front is proposed. Every
+   ``KEEPING_EVERY``-th proposal instead asks the question a user ships by: the fastest
+   candidate predicted within ``ACCURACY_KEPT`` of the best accuracy measured, if one is
+   faster than every trial known to keep that accuracy (hypervolume alone spends its
+   fine-tunes where accuracy differences are large, at the fast end, and rarely refines
+   the top of the front, where a point of accuracy is what decides a deployment).
 4. hands the driver a fine-tune gate for the proposal (``gate.py``): a second predictor, fitted
    on the trials' cheap-fidelity accuracy (measured before every fine-tune), lets the worker
    skip the fine-tune of a candidate whose cheap accuracy shows it cannot add to the front.
@@ -67,6 +72,10 @@ UNGATED_AFTER_PRUNED = 3
 """After this many search trials in a row pruned by the fine-tune gate, the next proposal is
 fine-tuned whatever its cheap accuracy: the front and the predictors then learn from a real
 fine-tune, and the search cannot stall on cheap evaluations."""
+ACCURACY_KEPT = 0.01
+"""Accuracy below the best measured that an accuracy-keeping proposal may give up (one point)."""
+KEEPING_EVERY = 3
+"""Every third proposal (by trial number) is accuracy-keeping; the others maximise hypervolume."""
 SCREENED_COLUMNS = ["trial", "candidate_hash", "predicted_accuracy", "predicted_std", "latency_ms", "chosen"]
 
 
@@ -236,10 +245,14 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
         optimistic = np.column_stack([1.0 - (pool.mean + EXPLORATION * pool.std), pool.latency_ms / scale])
         gains = hypervolume_gain(optimistic, front, reference)
         predicted_front = pareto_mask(np.column_stack([1.0 - pool.mean, pool.latency_ms]))
-        if gains.max() > 0:
-            chosen = int(np.argmax(gains))
+        keeping = (_fastest_keeping(pool, 1.0 - measured[:, 0], known)
+                   if trial.number % KEEPING_EVERY == 0 else None)
+        if keeping is not None:
+            chosen, rule = keeping, "accuracy-keeping"
+        elif gains.max() > 0:
+            chosen, rule = int(np.argmax(gains)), "hypervolume"
         else:
-            chosen = int(np.flatnonzero(predicted_front)[np.argmax(pool.std[predicted_front])])
+            chosen, rule = int(np.flatnonzero(predicted_front)[np.argmax(pool.std[predicted_front])]), "uncertainty"
         cheap_predictor = AccuracyPredictor(self.cheap_encoding, self.seed).fit(
             fitted.params, fitted.latency, fitted.accuracy, fitted.accuracy_before)
         if not self._gate_suspended(trials):
@@ -248,11 +261,12 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
                                                     required_accuracy(1.0 - known[:, 0], known[:, 1], latency))
         seconds = time.perf_counter() - clock
         self.last_screening = {"candidates": len(pool.params), "seconds": seconds}
-        log.info("trial %d: screened %d candidates in %.2f s (%.0f a second); proposed %s, predicted accuracy "
-                 "%.4f +- %.4f at %.4g ms", trial.number, len(pool.params), seconds, len(pool.params) / seconds,
-                 pool.hashes[chosen], pool.mean[chosen], pool.std[chosen], pool.latency_ms[chosen])
+        log.info("trial %d: screened %d candidates in %.2f s (%.0f a second); proposed %s (%s), predicted "
+                 "accuracy %.4f +- %.4f at %.4g ms", trial.number, len(pool.params), seconds,
+                 len(pool.params) / seconds, pool.hashes[chosen], rule, pool.mean[chosen], pool.std[chosen],
+                 pool.latency_ms[chosen])
         for key, value in (("predicted_accuracy", float(pool.mean[chosen])),
-                           ("predicted_std", float(pool.std[chosen]))):
+                           ("predicted_std", float(pool.std[chosen])), ("proposed_by", rule)):
             study._storage.set_trial_user_attr(trial._trial_id, key, value)
             trial.set_user_attr(key, value)  # the driver's Trial reads this (cached) copy
         if self.folder is not None:
@@ -304,6 +318,17 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
         tmp = self.folder / ".predictor.json.tmp"
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
         tmp.replace(self.folder / "predictor.json")
+
+
+def _fastest_keeping(pool: Screened, measured_accuracy: np.ndarray, known: np.ndarray) -> int | None:
+    """The pool's fastest candidate predicted within ``ACCURACY_KEPT`` of the best measured
+    accuracy, if it is faster than every known point (measured, or in flight at its predicted
+    accuracy; rows of 1 - accuracy, latency) that keeps that accuracy; else None."""
+    target = float(measured_accuracy.max()) - ACCURACY_KEPT
+    keeps = 1.0 - known[:, 0] >= target
+    bar_ms = float(known[keeps, 1].min()) if keeps.any() else np.inf
+    eligible = np.flatnonzero((pool.mean >= target) & (pool.latency_ms < bar_ms))
+    return int(eligible[np.argmin(pool.latency_ms[eligible])]) if len(eligible) else None
 
 
 def _quality_of(trials: list[FrozenTrial], key: str) -> dict[str, float] | None:
