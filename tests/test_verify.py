@@ -63,10 +63,16 @@ def test_verify_measures_every_front_model_and_the_report_shows_it(run_copy):
     assert verification.float_baseline is not None and verification.float_baseline.label == "float"
     assert verification.statistic == "median" and verification.deployment["batch size"] == "4"
     assert "Kendall tau" in result.output
+    median, low, high = verification.measured_over_predicted()
+    models = [*verification.front, verification.float_baseline]
+    ratios = sorted(m.measured_ms["median"] / m.predicted_ms["median"] for m in models)
+    assert (low, high) == (ratios[0], ratios[-1]) and low <= median <= high
+    assert f"Measured / predicted median latency over {len(models)} model(s): median {median:.2f}" in result.output
     summary = (run_copy / "summary.md").read_text()
     page = (run_copy / "report.html").read_text()
     assert "Front measured on the device" in summary and "Front measured on the device" in page
     assert "| measured median (ms) | measured min (ms) |" in summary
+    assert verification.offset_note() in summary
     for model in verification.front:
         assert f"\n| {model.trial} |" in summary.split("## Front measured on the device")[1]
 

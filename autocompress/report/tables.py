@@ -110,7 +110,8 @@ def verify_note(analysis: Analysis) -> str:
     return (f"The front measured on {verification.device} ({verification.date}; {verification.timing}), "
             f"against the predicted {verification.latency_label}. Rank agreement of measured vs predicted "
             f"over the front (Kendall tau): {tau}. Flagged: {sum(bool(m.flags) for m in verification.front)} "
-            "model(s) measured slower than one predicted slower, or than the float baseline.")
+            "model(s) measured slower than one predicted slower, or than the float baseline. "
+            + verification.offset_note())
 
 
 def verify_table(analysis: Analysis) -> pd.DataFrame:

@@ -41,6 +41,7 @@ def print_verification(verification: Verification) -> None:
     flagged = sum(bool(m.flags) for m in verification.front)
     typer.echo(f"rank agreement of measured vs predicted {statistic} over the front: Kendall tau {tau}; "
                f"{flagged} of {len(verification.front)} front model(s) flagged")
+    typer.echo(verification.offset_note())
 
 
 def verify_command(
