@@ -142,7 +142,7 @@ def test_fine_tune_gate_turns_down_what_the_cheap_accuracy_shows_cannot_pay(spac
     params = _random_params(space, 30, seed=3)
     latency = [predict(suggest_candidate(space, lambda n, _c, p=p: p[n]), profile, space) for p in params]
     before = list(np.linspace(0.3, 0.85, len(params)))
-    cheap = AccuracyPredictor(CheapFidelityEncoding(space), seed=0).fit(
+    cheap = AccuracyPredictor(CheapFidelityEncoding(), seed=0).fit(
         params, latency, [b + 0.1 for b in before], before)
     gate = FinetuneGate(cheap, params[0], latency[0], required_accuracy=0.9)
     low, high = gate.judge(0.5), gate.judge(0.85)

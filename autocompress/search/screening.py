@@ -131,7 +131,7 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
         self.distributions = {name: CategoricalDistribution(choices) for name, choices in self.choices.items()}
         self._independent = optuna.samplers.RandomSampler(seed=seed)
         self.last_screening: dict[str, float] = {}
-        self.cheap_encoding = CheapFidelityEncoding(space)
+        self.cheap_encoding = CheapFidelityEncoding()
         self.gates: dict[int, FinetuneGate] = {}
 
     # -- Optuna's sampler interface ---------------------------------------------------------------
