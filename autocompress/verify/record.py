@@ -47,7 +47,6 @@ class Verification(_Strict):
     float_baseline: MeasuredModel | None
     kendall_tau: float | None = Field(description="rank agreement of measured vs predicted over the front")
 
-
     def measured_over_predicted(self) -> tuple[float, float, float]:
         """Median, lowest and highest ratio of measured to predicted latency (the compared
         statistic) over every measured model, the float baseline included."""
