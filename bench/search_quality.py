@@ -106,11 +106,11 @@ def measure_run(folder: Path, rows: list[dict], reference_ms: float, test_x, tes
     front_test = [test_accuracy(folder, n, test_x, test_y) for n in front["number"]]
     best = baselines.sort_values(["accuracy", "latency_ms"], ascending=[False, True]).iloc[0]
     close = searched[searched["accuracy"] >= best["accuracy"] - WITHIN]
-    speedup = float(best["latency_ms"] / close["latency_ms"].min()) if len(close) else 0.0
+    fastest_close = close.sort_values("latency_ms").iloc[0] if len(close) else None
+    speedup = 0.0 if fastest_close is None else float(best["latency_ms"] / fastest_close["latency_ms"])
     # the model that speed-up names (chosen on validation) and the baseline, on the held-out
     # test set: the validation split is what the search selected by, and overfits
     best_test = test_accuracy(folder, int(best["number"]), test_x, test_y)
-    fastest_close = close.sort_values("latency_ms").iloc[0] if len(close) else None
     close_test = (None if fastest_close is None
                   else test_accuracy(folder, int(fastest_close["number"]), test_x, test_y))
     result = {

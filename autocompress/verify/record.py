@@ -47,11 +47,14 @@ class Verification(_Strict):
     float_baseline: MeasuredModel | None
     kendall_tau: float | None = Field(description="rank agreement of measured vs predicted over the front")
 
+    def measured_models(self) -> list[MeasuredModel]:
+        """The front's models, then the float baseline (if measured)."""
+        return [*self.front, *([self.float_baseline] if self.float_baseline else [])]
+
     def measured_over_predicted(self) -> tuple[float, float, float]:
         """Median, lowest and highest ratio of measured to predicted latency (the compared
         statistic) over every measured model, the float baseline included."""
-        models = [*self.front, *([self.float_baseline] if self.float_baseline else [])]
-        ratios = [m.measured_ms[self.statistic] / m.predicted_ms[self.statistic] for m in models]
+        ratios = [m.measured_ms[self.statistic] / m.predicted_ms[self.statistic] for m in self.measured_models()]
         return statistics.median(ratios), min(ratios), max(ratios)
 
     def offset_note(self) -> str:
@@ -59,8 +62,8 @@ class Verification(_Strict):
         when (or where) its profile was measured shifts every model alike, which moves no
         ranking but every absolute figure."""
         median, low, high = self.measured_over_predicted()
-        count = len(self.front) + (self.float_baseline is not None)
-        return (f"Measured / predicted {self.statistic} latency over {count} model(s): median {median:.2f}, range "
+        return (f"Measured / predicted {self.statistic} latency over {len(self.measured_models())} model(s): "
+                f"median {median:.2f}, range "
                 f"{low:.2f}-{high:.2f}. An offset all models share moves "
                 "no ranking; it is this machine now against the table (its load, clock, or a table measured at "
                 "another time): re-measure with 'autocompress profile' before quoting absolute latencies.")
