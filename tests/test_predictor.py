@@ -17,7 +17,7 @@ from autocompress.hw.predict import predict
 from autocompress.hw.profile import load_profile
 from autocompress.search.gate import FinetuneGate, required_accuracy
 from autocompress.search.params import search_params, suggest_candidate
-from autocompress.search.predictor import AccuracyPredictor, CheapFidelityEncoding, CompressionSummaryEncoding
+from autocompress.search.predictor import AccuracyPredictor, CheapFidelityEncoding, ParamEncoding
 from autocompress.search.screening import PredictorGuidedSampler, Screened, _fastest_keeping, hypervolume_gain
 from autocompress.space import load_space
 from tests.conftest import REPO
@@ -54,7 +54,7 @@ def test_predictor_learns_the_order_and_round_trips_through_the_run_folder(space
     params = _random_params(space, 60, seed=0)
     latency = [predict(suggest_candidate(space, lambda n, _c, p=p: p[n]), profile, space) for p in params]
     accuracy = [_synthetic_accuracy(p) for p in params]
-    predictor = AccuracyPredictor(CompressionSummaryEncoding(space), seed=0).fit(
+    predictor = AccuracyPredictor(ParamEncoding(search_params(space)), seed=0).fit(
         params[:40], latency[:40], accuracy[:40])
     mean, std = predictor.predict(params[40:], latency[40:])
     assert np.all(std >= 0) and std.max() > 0

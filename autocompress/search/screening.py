@@ -52,12 +52,7 @@ from autocompress.hw.profile import HardwareProfile
 from autocompress.report.pareto import hypervolume, pareto_mask
 from autocompress.search.gate import EXPLORATION, FinetuneGate, required_accuracy
 from autocompress.search.params import search_params, suggest_candidate
-from autocompress.search.predictor import (
-    AccuracyPredictor,
-    CheapFidelityEncoding,
-    CompressionSummaryEncoding,
-    quality,
-)
+from autocompress.search.predictor import AccuracyPredictor, CheapFidelityEncoding, ParamEncoding, quality
 from autocompress.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -136,7 +131,6 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
         self.distributions = {name: CategoricalDistribution(choices) for name, choices in self.choices.items()}
         self._independent = optuna.samplers.RandomSampler(seed=seed)
         self.last_screening: dict[str, float] = {}
-        self.screening_encoding = CompressionSummaryEncoding(space)
         self.cheap_encoding = CheapFidelityEncoding()
         self.gates: dict[int, FinetuneGate] = {}
 
@@ -229,7 +223,7 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
         pruned = [t for t in trials if t.user_attrs.get("state") == "PRUNED"]
         fitted = _Fitted.of(finished)
         pruned_latency = [float(t.user_attrs["latency_ms"]) for t in pruned]
-        predictor = AccuracyPredictor(self.screening_encoding, self.seed).fit(
+        predictor = AccuracyPredictor(ParamEncoding(self.choices), self.seed).fit(
             fitted.params + [t.params for t in pruned], fitted.latency + pruned_latency,
             fitted.accuracy + [float(t.user_attrs["predicted_accuracy_cheap"]) for t in pruned])
         measured = np.column_stack([1.0 - np.asarray(fitted.accuracy), fitted.latency])
