@@ -1,0 +1,86 @@
+"""The rank-agreement ceiling of a profile's validation: its candidates measured twice.
+
+A profile's validation ranks 50 search-distribution and 50 random candidates by predicted
+latency and compares with their measured latency (Kendall tau; the bars ask 0.9 for ONNX
+Runtime, 0.95 for torch). How much of the shortfall is the machine's noise and how much the
+table? This measures the same 100 candidates (``validation_sets``, seed 0) twice, exactly as
+``profile --validate`` does (prepared together, interleaved rounds), and reports per set:
+tau between the two measurements (what a perfect predictor could reach here), tau of the
+shipped profile's cross-validated prediction against each, and tau of the measurement
+stored in the profile against today's (the drift since it was profiled).
+Prints and writes bench/results/validation_repeat.json.
+
+    .venv/bin/python bench/validation_repeat.py [PROFILE ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import kendalltau
+
+from autocompress.hw.profile import STATISTICS, load_profile
+from autocompress.hw.validate import by_set, flat, measure_candidates, validation_sets
+from autocompress.space import load_space
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILES = ("cpu-onnxruntime", "cpu-onnxruntime-int8", "cpu-torch-fp32")
+REPEATS = 2
+
+
+def tau(a: list[float], b: list[float]) -> float:
+    return round(float(kendalltau(a, b).statistic), 3)
+
+
+def repeat(path: Path) -> dict:
+    profile = load_profile(path)
+    space = load_space(ROOT / profile.space)
+    device = profile.device
+    stored = profile.validation.sets
+    sets = validation_sets(space, stored["search"].candidates)
+    measurements, seconds = [], []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        timings = measure_candidates(space, flat(sets), device.runtime, device.batch_size, device.threads)
+        measurements.append(by_set(sets, timings))
+        seconds.append(round(time.perf_counter() - start, 1))
+    result: dict = {"profile": str(path.relative_to(ROOT)), "seconds": seconds, "sets": {}}
+    for name in sets:
+        figures: dict = {}
+        for statistic in STATISTICS:
+            first, second = ([t[statistic] for t in m[name]] for m in measurements)
+            shipped = stored[name].statistics[statistic]
+            figures[statistic] = {
+                "repeat_tau": tau(first, second),
+                "repeat_within_10": float(np.mean(np.abs(np.array(second) / np.array(first) - 1) <= 0.10)),
+                "predicted_tau": [tau(shipped.corrected_ms, first), tau(shipped.corrected_ms, second)],
+                "stored_measurement_tau": tau(shipped.measured_ms, first),
+                "today_over_stored_median_ratio": round(float(np.median(np.array(first) / shipped.measured_ms)), 3),
+            }
+        result["sets"][name] = figures
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("profiles", nargs="*", default=[str(ROOT / "hw_profiles" / f"{p}.json") for p in PROFILES])
+    args = parser.parse_args()
+    results = [repeat(Path(p).resolve()) for p in args.profiles]
+    for result in results:
+        for name, by_statistic in result["sets"].items():
+            for statistic, f in by_statistic.items():
+                print(f"{result['profile']:38s} {name:6s} {statistic:6s} repeat tau {f['repeat_tau']:.3f} "
+                      f"(within 10% {f['repeat_within_10']:.2f}); prediction tau {f['predicted_tau'][0]:.3f} / "
+                      f"{f['predicted_tau'][1]:.3f}; stored measurement tau {f['stored_measurement_tau']:.3f}, "
+                      f"today / stored {f['today_over_stored_median_ratio']:.2f}")
+    out = ROOT / "bench" / "results" / "validation_repeat.json"
+    out.write_text(json.dumps({"repeats": REPEATS, "results": results}, indent=1) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
