@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -38,6 +39,9 @@ def tau(a: list[float], b: list[float]) -> float:
 
 def repeat(path: Path) -> dict:
     profile = load_profile(path)
+    if profile.validation is None:
+        print(f"{path}: the profile has no validation to repeat (a modelled device, or not validated)", file=sys.stderr)
+        sys.exit(2)
     space = load_space(ROOT / profile.space)
     device = profile.device
     stored = profile.validation.sets

@@ -21,8 +21,8 @@ accuracy collapses at 2 bits). For the cheap accuracy a Bayesian linear regressi
 predictive standard deviation the uncertainty), see ``CheapFidelityEncoding``. A
 predictor's quality on trials it has not seen is measured two ways: k-fold
 cross-validation on the trials it is fitted on, and, more honestly, its prediction for each
-trial made *before* that trial's fine-tune (recorded with
-the trial) against what the trial measured.
+trial made *before* that trial's fine-tune (recorded with the trial) against what the trial
+measured.
 """
 
 from __future__ import annotations

@@ -63,10 +63,9 @@ class Verification(_Strict):
         ranking but every absolute figure."""
         median, low, high = self.measured_over_predicted()
         return (f"Measured / predicted {self.statistic} latency over {len(self.measured_models())} model(s): "
-                f"median {median:.2f}, range "
-                f"{low:.2f}-{high:.2f}. An offset all models share moves "
-                "no ranking; it is this machine now against the table (its load, clock, or a table measured at "
-                "another time): re-measure with 'autocompress profile' before quoting absolute latencies.")
+                f"median {median:.2f}, range {low:.2f}-{high:.2f}. An offset all models share moves no ranking; "
+                "it is this machine now against the table (its load, clock, or a table measured at another "
+                "time): re-measure with 'autocompress profile' before quoting absolute latencies.")
 
 
 def read(folder: Path) -> Verification | None:
