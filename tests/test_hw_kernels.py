@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import onnx
 import onnxruntime as ort
 import pytest
+from torch import nn
 
 from autocompress.candidate import LayerPolicy
 from autocompress.hw.bundle_runner import open_session
-from autocompress.hw.profiler import op_int8, op_module, op_shapes, prepare_op
+from autocompress.hw.predict import elided_reorders
+from autocompress.hw.profile import Entry
+from autocompress.hw.profiler import op_int8, op_layout, op_module, op_shapes, prepare_op
 from autocompress.hw.runtimes import runtime_named
-from autocompress.hw.runtimes.onnx import int8_layers, module_path
-from autocompress.hw.signatures import OpSignature, candidate_signatures, space_signatures
+from autocompress.hw.runtimes.onnx import REORDER_INPUT, REORDER_OUTPUT, int8_layers, module_path
+from autocompress.hw.signatures import BN_RELU, OpSignature, candidate_signatures, space_signatures
 from autocompress.models.family import family_of
 from autocompress.space import load_space
 
@@ -184,3 +188,25 @@ def test_an_int8_entry_times_its_int8_kernels_alone(signature, tmp_path):
         assert len(nodes) == 1 and nodes[0] in INT8_KERNELS
     run = prepare_op(runtime_named("onnxruntime-int8"), signature, BATCH, threads=1)
     assert len(run()[0]) == BATCH
+
+
+def test_a_chain_of_blocked_kernels_keeps_the_layout_their_entries_reorder(tmp_path):
+    """Each of two 16-channel convs, timed alone, converts its input into ONNX Runtime's
+    blocked layout and its output out of it; chained in one network the tensor between them
+    stays blocked, so the network runs one reorder at each end, and ``elided_reorders``
+    counts that tensor once (per batch image, in millions)."""
+    chosen = runtime_named("onnxruntime")
+    first = OpSignature("conv", (16, 8, 8), out=16, kernel=1, epilogue=BN_RELU)
+    second = OpSignature("conv", (16, 8, 8), out=16, kernel=3, epilogue=BN_RELU)
+    layouts = [op_layout(chosen, s, BATCH, threads=1) for s in (first, second)]
+    if not layouts[0]["reorders_input"]:
+        pytest.skip("ONNX Runtime runs no blocked-layout conv on this CPU")
+    assert layouts == [{"reorders_input": True, "reorders_output": True}] * 2
+    chain = nn.Sequential(op_module(first), op_module(second)).eval()
+    nodes = optimised_nodes(chosen.write_onnx(chain, op_shapes(first, BATCH), tmp_path), tmp_path)
+    assert ([n.op_type for n in nodes].count(REORDER_INPUT), [n.op_type for n in nodes].count(REORDER_OUTPUT)) == (1, 1)
+    entries = {s.key: Entry(median_ms=1.0, min_ms=1.0, spread_ms=0.0, samples=1, **layout)
+               for s, layout in zip((first, second), layouts, strict=True)}
+    profile = SimpleNamespace(entries=entries, device=SimpleNamespace(batch_size=BATCH))
+    assert elided_reorders([first, second], profile) == 16 * 8 * 8 * BATCH / 1e6
+    assert elided_reorders([second], profile) == 0.0

@@ -20,6 +20,7 @@ from autocompress.errors import UserInputError
 from autocompress.hw import bundle_runner
 from autocompress.hw.profile import (
     SCHEMA_VERSION,
+    TIMING_FIELDS,
     Device,
     Entry,
     HardwareProfile,
@@ -104,7 +105,7 @@ def _timings(path: Path, rows: list[dict[str, str]]) -> tuple[dict[str, Entry], 
     nets: dict[str, Entry] = {}
     for line, row in enumerate(rows, start=2):
         key = row["key"] or ""
-        entry = validated(Entry, {name: row[name] for name in Entry.model_fields}, f"{path}: line {line}")
+        entry = validated(Entry, {name: row[name] for name in TIMING_FIELDS}, f"{path}: line {line}")
         (nets if key.startswith(NET_PREFIX) else ops)[key] = entry
     return ops, nets
 

@@ -27,13 +27,17 @@ CSV_FIELDS = ("key", "median_ms", "min_ms", "spread_ms", "samples", "runtime", "
               "batch_size", "host_cpu", "host_threads")
 
 
-def open_session(path: Path, threads: int) -> ort.InferenceSession:
-    """A CPU session with a fixed thread count, sequential execution, full optimisation."""
+def open_session(path: Path, threads: int, optimized: Path | None = None) -> ort.InferenceSession:
+    """A CPU session with a fixed thread count, sequential execution, full optimisation;
+    the graph as optimised is written to ``optimized`` if given."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if optimized is not None:
+        options.optimized_model_filepath = str(optimized)
+        options.log_severity_level = 3  # not the warning that the file holds this CPU's layouts
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

@@ -7,6 +7,7 @@ correction used are that statistic's.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -60,7 +61,18 @@ def precision_transitions(signatures: Sequence[OpSignature]) -> int:
     return sum(a != b for a, b in zip(kernels, kernels[1:], strict=False))
 
 
-def corrected(raw_ms: float, op_count: int, transitions: int, profile: HardwareProfile,
+def elided_reorders(signatures: Sequence[OpSignature], profile: HardwareProfile) -> float:
+    """Million elements (per batch) of the tensors between consecutive kernels of which the
+    first, timed alone, converted its output out of the runtime's blocked layout and the
+    second its input into it: the network keeps such a tensor blocked, so the two entries
+    timed a pair of reorders it never runs. The correction fits what one element costs."""
+    entries = profile.entries
+    elements = sum(math.prod(a.out_shape) for a, b in zip(signatures, signatures[1:], strict=False)
+                   if entries[a.key].reorders_output and entries[b.key].reorders_input)
+    return elements * profile.device.batch_size / 1e6
+
+
+def corrected(raw_ms: float, op_count: int, transitions: int, reorders: float, profile: HardwareProfile,
               statistic: Statistic | None = None) -> float:
     """Apply the profile's correction fitted for ``statistic`` (if any) to a LUT sum of it."""
     statistic = statistic or profile.statistic
@@ -71,7 +83,7 @@ def corrected(raw_ms: float, op_count: int, transitions: int, profile: HardwareP
     if fit is None:
         return raw_ms
     return max(0.0, fit.intercept + fit.per_lut_ms * raw_ms + fit.per_op * op_count
-               + fit.per_transition * transitions)
+               + fit.per_transition * transitions + fit.per_elided_reorder * reorders)
 
 
 def predict(candidate: Candidate, profile: HardwareProfile, space: SearchSpace,
@@ -84,4 +96,4 @@ def predict(candidate: Candidate, profile: HardwareProfile, space: SearchSpace,
     """
     signatures = candidate_signatures(space, candidate, BitsRule.of(profile))
     return corrected(lut_sum(signatures, profile, space, statistic), len(signatures),
-                     precision_transitions(signatures), profile, statistic)
+                     precision_transitions(signatures), elided_reorders(signatures, profile), profile, statistic)

@@ -69,27 +69,41 @@ class Device(_Strict):
 
 
 class Entry(_Strict):
-    """Latency of one op signature: median and minimum of ``samples`` timed runs, spread = IQR."""
+    """Latency of one op signature: median and minimum of ``samples`` timed runs, spread = IQR,
+    and whether the kernel, timed alone, converted its input into and its output out of the
+    runtime's blocked layout (ONNX Runtime's NCHWc ``ReorderInput`` / ``ReorderOutput``, read
+    from the graph it optimised): between two kernels that both did, a whole network keeps
+    the tensor blocked and runs neither conversion (``predict.elided_reorders``)."""
 
     median_ms: float = Field(gt=0.0)
     min_ms: float = Field(gt=0.0)
     spread_ms: float = Field(ge=0.0)
     samples: int = Field(ge=1)
+    reorders_input: bool = False
+    reorders_output: bool = False
+
+
+TIMING_FIELDS = ("median_ms", "min_ms", "spread_ms", "samples")
+"""The fields of an ``Entry`` a timing gives (the layout ones come from the optimised graph)."""
 
 
 class Correction(_Strict):
     """Linear correction of the LUT sum:
-    ms = intercept + per_lut_ms * sum + per_op * ops + per_transition * float<->int8 switches.
+    ms = intercept + per_lut_ms * sum + per_op * ops + per_transition * float<->int8 switches
+    + per_elided_reorder * million elements whose layout reorders the entries timed and the
+    network does not run.
 
     It absorbs what a sum of isolated op timings misses: each isolated op pays the
-    runtime's per-call overhead once, a whole network pays it once in total, and caches
-    are warmer or colder in a network than alone.
+    runtime's per-call overhead once, a whole network pays it once in total; a kernel
+    timed alone converts its tensors into and out of a blocked layout that a chain of
+    such kernels keeps; and caches are warmer or colder in a network than alone.
     """
 
     intercept: float
     per_lut_ms: float
     per_op: float
     per_transition: float
+    per_elided_reorder: float = 0.0
 
 
 class Figures(_Strict):

@@ -133,6 +133,13 @@ def prepare_op(runtime: MeasuredRuntime, signature: OpSignature, batch_size: int
                            int8=op_int8(signature), isolated=True)
 
 
+def op_layout(runtime: MeasuredRuntime, signature: OpSignature, batch_size: int, threads: int) -> dict[str, bool]:
+    """The ``Entry`` layout fields of the kernel of ``signature`` on ``runtime``."""
+    reorders_input, reorders_output = runtime.kernel_layout(
+        op_module(signature).eval(), op_shapes(signature, batch_size), threads, int8=op_int8(signature), isolated=True)
+    return {"reorders_input": reorders_input, "reorders_output": reorders_output}
+
+
 def partial_path(out: Path) -> Path:
     """Side file holding the measurements of an unfinished profile run."""
     return out.with_name(out.name + ".partial")
@@ -161,13 +168,15 @@ def measure_table(runtime: MeasuredRuntime, signatures: Iterable[OpSignature], o
     with tqdm(total=len(todo) * (1 + ROUNDS), desc=f"ops on {runtime.name}", unit="step") as bar:
         for begin in range(0, len(todo), CHUNK):
             chunk = todo[begin:begin + CHUNK]
-            runs = []
+            runs, layouts = [], []
             for signature in chunk:
                 runs.append(prepare_op(runtime, signature, settings["batch_size"], threads))
+                layouts.append(op_layout(runtime, signature, settings["batch_size"], threads))
                 bar.update()
             timed = time_interleaved(runs, ROUNDS, CALLS_PER_ROUND, threads, WARMUP,
                                      on_round=functools.partial(bar.update, len(chunk)))
-            entries.update((s.key, Entry(**summarise(samples))) for s, samples in zip(chunk, timed, strict=True))
+            entries.update((s.key, Entry(**summarise(samples), **layout))
+                           for s, samples, layout in zip(chunk, timed, layouts, strict=True))
             write_json_atomic(partial_path(out), {
                 "settings": settings,
                 "entries": {k: e.model_dump() for k, e in entries.items()},

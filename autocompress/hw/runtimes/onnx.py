@@ -52,6 +52,8 @@ from autocompress.hw.runtimes.registry import MeasuredRuntime, register_runtime
 from autocompress.hw.signatures import BN, FLOAT_BITS, BitsRule
 
 NCHWC_SUM = "com.microsoft.nchwc:Conv (Sum input)"
+REORDER_INPUT, REORDER_OUTPUT = "ReorderInput", "ReorderOutput"
+"""The nodes that convert a tensor into and out of the blocked (NCHWc) layout."""
 INT8_EXPORT = ("QDQ, uint8 activations, ReLU in the conv's range; ops timed without Q/DQ nodes "
                "(float ones on float tensors, int8 ones on uint8 NHWC tensors)")
 FLOAT_FUSION = (FusionRule(NCHWC_SUM, ("conv", "add"), BN),
@@ -87,6 +89,14 @@ def float_nodes(onnx_path: Path, quantized: set[str]) -> list[str]:
     return [n.name for n in nodes if module_path(n.name) not in quantized]
 
 
+def blocked_io(graph: onnx.GraphProto) -> tuple[bool, bool]:
+    """Whether an optimised graph converts its first input into the blocked layout and its
+    first output out of it."""
+    first_input, output = graph.input[0].name, graph.output[0].name
+    return (any(n.op_type == REORDER_INPUT and first_input in n.input for n in graph.node),
+            any(n.op_type == REORDER_OUTPUT and output in n.output for n in graph.node))
+
+
 class OnnxRuntime(MeasuredRuntime):
     """A runtime that runs a model's ONNX file in an ONNX Runtime session."""
 
@@ -106,6 +116,13 @@ class OnnxRuntime(MeasuredRuntime):
         with tempfile.TemporaryDirectory() as tmp:
             session = runner.open_session(self.write_onnx(model, shapes, Path(tmp), int8, isolated), threads)
         return runner.session_runner(session)
+
+    def kernel_layout(self, model: nn.Module, shapes: Sequence[tuple[int, ...]], threads: int,
+                      int8: set[str] | None = None, isolated: bool = False) -> tuple[bool, bool]:
+        with tempfile.TemporaryDirectory() as tmp:
+            optimized = Path(tmp) / "optimized.onnx"
+            runner.open_session(self.write_onnx(model, shapes, Path(tmp), int8, isolated), threads, optimized)
+            return blocked_io(onnx.load(str(optimized)).graph)
 
 
 @register_runtime
