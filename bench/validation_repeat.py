@@ -8,7 +8,8 @@ table? This measures the same 100 candidates (``validation_sets``, seed 0) twice
 tau between the two measurements (what a perfect predictor could reach here), tau of the
 shipped profile's cross-validated prediction against each, and tau of the measurement
 stored in the profile against today's (the drift since it was profiled).
-Prints and writes bench/results/validation_repeat.json.
+Prints and writes bench/results/validation_repeat.json (replacing the results of the
+profiles measured, keeping the others').
 
     .venv/bin/python bench/validation_repeat.py [PROFILE ...]
 """
@@ -37,6 +38,12 @@ def tau(a: list[float], b: list[float]) -> float:
     return round(float(kendalltau(a, b).statistic), 3)
 
 
+def within_10(estimate: list[float], measured: list[float]) -> float:
+    """Share of networks whose ``estimate`` (a prediction, another measurement) lies within
+    +-10% of ``measured``."""
+    return float(np.mean(np.abs(np.array(estimate) / np.array(measured) - 1) <= 0.10))
+
+
 def repeat(path: Path) -> dict:
     profile = load_profile(path)
     if profile.validation is None:
@@ -60,8 +67,9 @@ def repeat(path: Path) -> dict:
             shipped = stored[name].statistics[statistic]
             figures[statistic] = {
                 "repeat_tau": tau(first, second),
-                "repeat_within_10": float(np.mean(np.abs(np.array(second) / np.array(first) - 1) <= 0.10)),
+                "repeat_within_10": within_10(second, first),
                 "predicted_tau": [tau(shipped.corrected_ms, first), tau(shipped.corrected_ms, second)],
+                "predicted_within_10": [within_10(shipped.corrected_ms, m) for m in (first, second)],
                 "stored_measurement_tau": tau(shipped.measured_ms, first),
                 "today_over_stored_median_ratio": round(float(np.median(np.array(first) / shipped.measured_ms)), 3),
             }
@@ -79,9 +87,13 @@ def main() -> None:
             for statistic, f in by_statistic.items():
                 print(f"{result['profile']:38s} {name:6s} {statistic:6s} repeat tau {f['repeat_tau']:.3f} "
                       f"(within 10% {f['repeat_within_10']:.2f}); prediction tau {f['predicted_tau'][0]:.3f} / "
-                      f"{f['predicted_tau'][1]:.3f}; stored measurement tau {f['stored_measurement_tau']:.3f}, "
+                      f"{f['predicted_tau'][1]:.3f}, within 10% {f['predicted_within_10'][0]:.2f} / "
+                      f"{f['predicted_within_10'][1]:.2f}; stored measurement tau {f['stored_measurement_tau']:.3f}, "
                       f"today / stored {f['today_over_stored_median_ratio']:.2f}")
     out = ROOT / "bench" / "results" / "validation_repeat.json"
+    kept = json.loads(out.read_text())["results"] if out.is_file() else []
+    measured_now = {r["profile"] for r in results}
+    results = [r for r in kept if r["profile"] not in measured_now] + results
     out.write_text(json.dumps({"repeats": REPEATS, "results": results}, indent=1) + "\n")
     print(f"wrote {out}")
 
