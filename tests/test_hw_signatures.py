@@ -9,7 +9,6 @@ import pytest
 
 from autocompress.candidate import LayerPolicy
 from autocompress.hw.accelerator import RULE as ACCELERATOR
-from autocompress.hw.predict import precision_switches
 from autocompress.hw.signatures import BitsRule, OpSignature, candidate_signatures, space_signatures
 from autocompress.models.family import family_of
 from autocompress.space import load_space
@@ -69,18 +68,3 @@ def test_bits_map_to_the_kernels_the_device_runs(tiny):
     float_layer = family_of(tiny).uniform_candidate(stages, **vars(LayerPolicy()))
     assert {s.bits for s in candidate_signatures(tiny, float_layer, RULES["int8"])
             if s.op == "conv"} == {(32, 32)}
-
-
-def test_precision_switches_count_the_float_multiply_of_an_int8_gate():
-    """An int8 conv, a gate whose convs run int8, an add and an int8 conv: the gate takes and
-    gives float tensors (its multiply is float), so the tensor is dequantized into it and
-    quantized out of it; the add keeps the gate's float; a float classifier switches back."""
-    int8 = (8, 8)
-    ops = [OpSignature("conv", (8, 4, 4), out=16, kernel=1, bits=int8),
-           OpSignature("se", (16, 4, 4), out=4, bits=int8),
-           OpSignature("add", (16, 4, 4)),
-           OpSignature("conv", (16, 4, 4), out=16, kernel=1, bits=int8),
-           OpSignature("pool", (16, 4, 4)),
-           OpSignature("linear", (16,), out=10, bits=(32, 32))]
-    assert precision_switches(ops) == [16 * 4 * 4, 16 * 4 * 4, 16]
-    assert precision_switches([ops[0], ops[3]]) == []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass
 from pathlib import Path
 
 from autocompress.candidate import Candidate
@@ -54,60 +53,37 @@ def check_covers(profile: HardwareProfile, space: SearchSpace, origin: Path) -> 
         raise MissingSignaturesError(f"{origin}: {_missing_text(absent, profile, space)}")
 
 
-def precision_switches(signatures: Sequence[OpSignature]) -> list[int]:
-    """Elements (per image) of each tensor that switches between float and int8 along the
-    network: a quantize or dequantize node (and a layout transpose) that no entry times. A
-    float entry takes and gives float tensors, an int8 conv or linear uint8 ones, and a
-    squeeze-excite gate float ones (its multiply runs in float even where its convs run
-    int8); an add, pool or ReLU keeps its producer's precision."""
-    switches: list[int] = []
-    previous: bool | None = None
-    for s in signatures:
-        precision = s.quantized if s.op in ("conv", "linear") else False if s.op == "se" else previous
-        if previous is not None and precision != previous:
-            switches.append(math.prod(s.shape))
-        previous = precision
-    return switches
+def precision_transitions(signatures: Sequence[OpSignature]) -> int:
+    """Switches between float and int8 kernels along the network. Each is a quantize or
+    dequantize node (and a layout transpose) that no entry times: a float entry takes and
+    gives float tensors, an int8 one uint8 tensors; the correction fits what one costs."""
+    kernels = [s.quantized for s in signatures if s.op in ("conv", "linear")]
+    return sum(a != b for a, b in zip(kernels, kernels[1:], strict=False))
 
 
 def elided_reorders(signatures: Sequence[OpSignature], profile: HardwareProfile) -> float:
     """Million elements (per batch) of the tensors between consecutive kernels of which the
     first, timed alone, converted its output out of the runtime's blocked layout and the
     second its input into it: the network keeps such a tensor blocked, so the two entries
-    timed a pair of reorders it never runs."""
+    timed a pair of reorders it never runs. The correction fits what one element costs."""
     entries = profile.entries
     elements = sum(math.prod(a.out_shape) for a, b in zip(signatures, signatures[1:], strict=False)
                    if entries[a.key].reorders_output and entries[b.key].reorders_input)
     return elements * profile.device.batch_size / 1e6
 
 
-@dataclass(frozen=True)
-class NetworkTerms:
-    """What a profile's correction weighs for one network (``Correction.WEIGHTS``' order)."""
-
-    lut_ms: float
-    ops: int
-    switches: int
-    switched_melements: float
-    """Million elements (per batch) the float<->int8 switches convert."""
-    elided_reorders: float
-
-    @classmethod
-    def of(cls, signatures: Sequence[OpSignature], profile: HardwareProfile, space: SearchSpace,
-           statistic: Statistic | None = None) -> NetworkTerms:
-        switched = precision_switches(signatures)
-        return cls(lut_sum(signatures, profile, space, statistic), len(signatures), len(switched),
-                   sum(switched) * profile.device.batch_size / 1e6, elided_reorders(signatures, profile))
-
-
-def corrected(terms: NetworkTerms, profile: HardwareProfile, statistic: Statistic | None = None) -> float:
-    """Apply the profile's correction fitted for ``statistic`` (if any) to a network's terms."""
+def corrected(raw_ms: float, op_count: int, transitions: int, reorders: float, profile: HardwareProfile,
+              statistic: Statistic | None = None) -> float:
+    """Apply the profile's correction fitted for ``statistic`` (if any) to a LUT sum of it."""
     statistic = statistic or profile.statistic
     if statistic not in profile.predicts:
         raise UserInputError(f"profile '{profile.device.name}' predicts {', '.join(profile.predicts)} only, "
                              f"not {statistic}: profile the device again to fit it")
     fit = profile.corrections.get(statistic)
-    return terms.lut_ms if fit is None else fit.apply(astuple(terms))
+    if fit is None:
+        return raw_ms
+    return max(0.0, fit.intercept + fit.per_lut_ms * raw_ms + fit.per_op * op_count
+               + fit.per_transition * transitions + fit.per_elided_reorder * reorders)
 
 
 def predict(candidate: Candidate, profile: HardwareProfile, space: SearchSpace,
@@ -119,4 +95,5 @@ def predict(candidate: Candidate, profile: HardwareProfile, space: SearchSpace,
     profiles them.
     """
     signatures = candidate_signatures(space, candidate, BitsRule.of(profile))
-    return corrected(NetworkTerms.of(signatures, profile, space, statistic), profile, statistic)
+    return corrected(lut_sum(signatures, profile, space, statistic), len(signatures),
+                     precision_transitions(signatures), elided_reorders(signatures, profile), profile, statistic)

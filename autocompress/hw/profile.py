@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -91,31 +90,20 @@ TIMING_FIELDS = ("median_ms", "min_ms", "spread_ms", "samples")
 class Correction(_Strict):
     """Linear correction of the LUT sum:
     ms = intercept + per_lut_ms * sum + per_op * ops + per_transition * float<->int8 switches
-    + per_switched_melement * million elements those switches convert + per_elided_reorder *
-    million elements whose layout reorders the entries timed and the network does not run
-    (``predict.NetworkTerms``).
+    + per_elided_reorder * million elements whose layout reorders the entries timed and the
+    network does not run.
 
     It absorbs what a sum of isolated op timings misses: each isolated op pays the
-    runtime's per-call overhead once, a whole network pays it once in total; no entry
-    times the quantize/dequantize between a float and an int8 kernel; a kernel timed alone
-    converts its tensors into and out of a blocked layout that a chain of such kernels
-    keeps; and caches are warmer or colder in a network than alone.
+    runtime's per-call overhead once, a whole network pays it once in total; a kernel
+    timed alone converts its tensors into and out of a blocked layout that a chain of
+    such kernels keeps; and caches are warmer or colder in a network than alone.
     """
-
-    WEIGHTS: ClassVar[tuple[str, ...]] = ("per_lut_ms", "per_op", "per_transition", "per_switched_melement",
-                                          "per_elided_reorder")
-    """The weights of the network terms, in ``NetworkTerms``' order."""
 
     intercept: float
     per_lut_ms: float
     per_op: float
     per_transition: float
-    per_switched_melement: float = 0.0
     per_elided_reorder: float = 0.0
-
-    def apply(self, terms: Sequence[float]) -> float:
-        """The corrected latency of a network with ``terms`` (in ``WEIGHTS`` order), >= 0."""
-        return max(0.0, self.intercept + sum(getattr(self, w) * t for w, t in zip(self.WEIGHTS, terms, strict=True)))
 
 
 class Figures(_Strict):

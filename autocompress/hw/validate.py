@@ -5,10 +5,9 @@ values of its sampler's parameters, decoded by ``suggest_candidate``: per-group 
 end layers held) and random per-layer ones. All are prepared first and then timed together
 in interleaved rounds, so a slow spell of the machine spreads over all of them instead of
 skewing one; each network's median and minimum over its calls are kept. For each statistic
-the correction (``predict.NetworkTerms``: LUT sum, op count, precision switches and the
-elements they convert, elided layout reorders -> measured ms of that statistic) is a linear
-regression over both sets; its reported figures are cross-validated, the stored one is
-fitted on all candidates.
+the correction (LUT sum, op count, precision switches, elided layout reorders -> measured
+ms of that statistic) is a linear regression over both sets; its reported figures are
+cross-validated, the stored one is fitted on all candidates.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import astuple
 
 import numpy as np
 from scipy.stats import kendalltau
@@ -115,23 +113,27 @@ def score(space: SearchSpace, profile: HardwareProfile, sets: dict[str, list[Can
           ) -> tuple[Validation, dict[Statistic, Correction]]:
     """Figures of the LUT against measured end-to-end latencies, per set and statistic, and
     the correction of each statistic (fitted on every set)."""
-    from autocompress.hw.predict import NetworkTerms
+    from autocompress.hw.predict import elided_reorders, lut_sum, precision_transitions
 
     rule = BitsRule.of(profile)
     names = np.array([name for name, candidates in sets.items() for _ in candidates])
     signatures = [candidate_signatures(space, c, rule) for c in flat(sets)]
+    ops = np.array([len(s) for s in signatures])
+    transitions = np.array([precision_transitions(s) for s in signatures])
+    reorders = np.array([elided_reorders(s, profile) for s in signatures])
     macs = np.array([network_macs(s) for s in signatures])
     timings = [t for name in sets for t in measured[name]]
     folds = KFold(min(FOLDS, len(names)), shuffle=True, random_state=seed)
     corrections, columns = {}, {}
     for statistic in STATISTICS:
-        features = np.array([astuple(NetworkTerms.of(s, profile, space, statistic)) for s in signatures])
-        lut = features[:, 0]
+        lut = np.array([lut_sum(s, profile, space, statistic) for s in signatures])
+        features = np.column_stack([lut, ops, transitions, reorders])
         target = np.array([t[statistic] for t in timings])
         crossed = cross_val_predict(LinearRegression(), features, target, cv=folds)
         fit = LinearRegression().fit(features, target)
-        corrections[statistic] = Correction(intercept=float(fit.intercept_),
-                                            **{w: float(c) for w, c in zip(Correction.WEIGHTS, fit.coef_, strict=True)})
+        corrections[statistic] = Correction(intercept=float(fit.intercept_), per_lut_ms=float(fit.coef_[0]),
+                                            per_op=float(fit.coef_[1]), per_transition=float(fit.coef_[2]),
+                                            per_elided_reorder=float(fit.coef_[3]))
         columns[statistic] = (lut, crossed, target)
     candidate_sets = {}
     for name in sets:

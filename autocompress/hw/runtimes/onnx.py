@@ -10,7 +10,7 @@ weights (``QLinearConv``, ``QGemm``) or runs them unblocked with the weights deq
 every call, which timed float depthwise convs at up to 54 times their float-runtime entry.
 An int8 op is timed on the uint8 tensors it takes and gives in an int8 chain, without a
 quantize/dequantize boundary of its own (``int8_io``). What a switch between float and
-int8 costs is the correction's per-switch terms (``predict.precision_switches``).
+int8 costs is the correction's per-transition term (``predict.precision_transitions``).
 
 Their fusion rules come from the graphs ONNX Runtime writes after its optimisations
 (``SessionOptions.optimized_model_filepath``, level ``ORT_ENABLE_ALL`` as the profiler and the
