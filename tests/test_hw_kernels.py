@@ -210,3 +210,28 @@ def test_a_chain_of_blocked_kernels_keeps_the_layout_their_entries_reorder(tmp_p
     profile = SimpleNamespace(entries=entries, device=SimpleNamespace(batch_size=BATCH))
     assert elided_reorders([first, second], profile) == 16 * 8 * 8 * BATCH / 1e6
     assert elided_reorders([second], profile) == 0.0
+
+
+@pytest.mark.parametrize("squeeze_excite", [False, True])
+def test_a_float_conv_between_int8_convs_runs_int8_as_its_key_says(squeeze_excite, tmp_path):
+    """A float depthwise conv between an int8 expand and an int8 project conv reads a
+    dequantized tensor and feeds a quantize node: ONNX Runtime quantizes its weights itself
+    and runs ``QLinearConv``, and its key has int8 bits. With a squeeze-excite gate after it
+    (whose multiply is float) it stays a float kernel, keyed float."""
+    space = load_space(TINY)
+    family = family_of(space)
+    stages = [s.__class__(**{**s.__dict__, "depth": 1, "squeeze_excite": squeeze_excite})
+              for s in family.largest_arch()]
+    uniform = family.uniform_candidate(stages, weight_bits=8, activation_bits=8)
+    floating = "stages.0.0.dw.conv"
+    candidate = uniform.__class__(uniform.stages, {**uniform.policy, floating: LayerPolicy()})
+    chosen = runtime_named("onnxruntime-int8")
+    model = family.build_compressed(candidate)
+    quantized = int8_layers(model, chosen.bits_rule)
+    assert floating not in quantized
+    path = chosen.write_onnx(model, [space.input_shape(BATCH)], tmp_path, quantized)
+    (kernel,) = [n.op_type for n in optimised_nodes(path, tmp_path)  # a fused node is named by its ReLU
+                 if n.op_type in CONV_KERNELS and layer_of(n).startswith("stages.0.0.dw.")]
+    (keyed,) = [k for k in candidate_signatures(space, candidate, chosen.bits_rule)
+                if k.op == "conv" and k.groups > 1]
+    assert (kernel == "QLinearConv") == (not squeeze_excite) == keyed.quantized

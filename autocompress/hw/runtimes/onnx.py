@@ -8,6 +8,9 @@ convs and linears as float kernels (the blocked-layout conv, where the channels 
 whereas between a DequantizeLinear and a QuantizeLinear of their own it quantizes their
 weights (``QLinearConv``, ``QGemm``) or runs them unblocked with the weights dequantized on
 every call, which timed float depthwise convs at up to 54 times their float-runtime entry.
+In a network a float conv sits between a DequantizeLinear and a QuantizeLinear where it
+reads one int8 conv's output and feeds another's input: there it runs ``QLinearConv`` and
+is keyed and predicted as that int8 kernel (``BitsRule.requantizes_between_int8``).
 An int8 op is timed on the uint8 tensors it takes and gives in an int8 chain, without a
 quantize/dequantize boundary of its own (``int8_io``). What a switch between float and
 int8 costs is the correction's per-transition term (``predict.precision_transitions``).
@@ -144,7 +147,8 @@ class OnnxRuntimeInt8(OnnxRuntime):
 
     @property
     def bits_rule(self) -> BitsRule:
-        return BitsRule(weight=(8, FLOAT_BITS), activation=(8, FLOAT_BITS), follow=True, quantized_se=True)
+        return BitsRule(weight=(8, FLOAT_BITS), activation=(8, FLOAT_BITS), follow=True, quantized_se=True,
+                        requantizes_between_int8=True)
 
     def settings(self) -> dict[str, str]:
         return super().settings() | {"int8_weights": "7-bit (reduce_range: this CPU has no VNNI)"
