@@ -1,9 +1,10 @@
 """The rank-agreement ceiling of a profile's validation: its candidates measured twice.
 
-A profile's validation ranks 50 search-distribution and 50 random candidates by predicted
-latency and compares with their measured latency (Kendall tau; the bars ask 0.9 for ONNX
-Runtime, 0.95 for torch). How much of the shortfall is the machine's noise and how much the
-table? This measures the same 100 candidates (``validation_sets``, seed 0) twice, exactly as
+A profile's validation ranks its candidate sets (search-distribution, random per-layer and,
+since 2026-11-30, uniform ones) by predicted latency and compares with their measured
+latency (Kendall tau; the bars ask 0.9 for ONNX Runtime, 0.95 for torch). How much of the
+shortfall is the machine's noise and how much the table? This measures the same candidates
+of the sets the profile holds (``validation_sets``, seed 0) twice, exactly as
 ``profile --validate`` does (prepared together, interleaved rounds), and reports per set:
 tau between the two measurements (what a perfect predictor could reach here), tau of the
 shipped profile's cross-validated prediction against each, and tau of the measurement
@@ -52,7 +53,8 @@ def repeat(path: Path) -> dict:
     space = load_space(ROOT / profile.space)
     device = profile.device
     stored = profile.validation.sets
-    sets = validation_sets(space, stored["search"].candidates)
+    sets = {name: candidates for name, candidates in validation_sets(space, stored["search"].candidates).items()
+            if name in stored}
     measurements, seconds = [], []
     for _ in range(REPEATS):
         start = time.perf_counter()

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from autocompress.cli import app
 from autocompress.hw.bundle import export_bundle, import_csv
 from autocompress.hw.predict import predict
-from autocompress.hw.profile import load_profile
+from autocompress.hw.profile import DISTRIBUTIONS, load_profile
 from autocompress.hw.profiler import partial_path
 from autocompress.hw.signatures import BitsRule, space_signatures
 from autocompress.models.family import family_of
@@ -46,7 +46,7 @@ def test_profile_command_measures_validates_and_resumes(tiny, tmp_path):
     assert profile.statistic == "median" and profile.latency(first.key) == 123.0
     assert len(profile.entries) == len(space_signatures(tiny, BitsRule()))
     assert profile.device.batch_size == 8 and profile.device.clock == "thread-cpu"
-    assert {name: s.candidates for name, s in profile.validation.sets.items()} == {"search": 6, "random": 6}
+    assert {name: s.candidates for name, s in profile.validation.sets.items()} == dict.fromkeys(DISTRIBUTIONS, 6)
     assert set(profile.corrections) == {"median", "min"}
     assert "Kendall tau" in result.output
 
@@ -77,6 +77,6 @@ def test_bundle_export_run_import_round_trip(tiny, tmp_path, runtime):
     assert profile.device.runtime == runtime and profile.measured
     assert profile.native_weight_bits == ([8, 32] if runtime == "onnxruntime-int8" else [32])
     assert any(s.fused for s in expected) == (runtime == "onnxruntime")
-    assert {name: s.candidates for name, s in profile.validation.sets.items()} == {"search": 3, "random": 3}
+    assert {name: s.candidates for name, s in profile.validation.sets.items()} == dict.fromkeys(DISTRIBUTIONS, 3)
     candidate = family_of(tiny).random_candidate(random.Random(3))
     assert predict(candidate, profile, tiny) > 0

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from autocompress.errors import UserInputError
 from autocompress.hw import bundle_runner
 from autocompress.hw.profile import (
+    DISTRIBUTIONS,
     SCHEMA_VERSION,
     TIMING_FIELDS,
     Device,
@@ -153,8 +154,8 @@ def import_csv(space: SearchSpace, space_path: str, path: Path, name: str,
                               native_activation_bits=list(rule.activation),
                               activation_bits_follow_weights=rule.follow,
                               native_sparsity=["channel"], entries=entries, statistic=statistic)
-    if len(network_ms) < 4:  # two of each validation set at least
+    if len(network_ms) < 2 * len(DISTRIBUTIONS):  # two of each validation set at least
         return profile
-    sets = validation_sets(space, len(network_ms) // 2, seed)
+    sets = validation_sets(space, len(network_ms) // len(DISTRIBUTIONS), seed)
     validation, corrections = score(space, profile, sets, by_set(sets, network_ms), 0.0, seed)
     return profile.model_copy(update={"validation": validation, "corrections": corrections})

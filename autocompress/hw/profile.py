@@ -33,7 +33,8 @@ STATISTICS: tuple[Statistic, ...] = ("median", "min")
 MEANING = {"median": "typical", "min": "best case"}
 """What each statistic of repeated timed calls tells a user."""
 DISTRIBUTIONS = {"search": "drawn as the search draws them (per-group policies, end layers held)",
-                 "random": "random per-layer policies"}
+                 "random": "random per-layer policies",
+                 "uniform": "the search's baselines, then their policies on random architectures"}
 """The validation's candidate sets, by how their candidates were drawn."""
 
 
@@ -139,7 +140,7 @@ class Validation(_Strict):
     """Prediction vs end-to-end measurement (interleaved rounds) of candidate networks, per
     candidate set (``search``, ``random``) and per statistic."""
 
-    sets: dict[Literal["search", "random"], CandidateSet]
+    sets: dict[Literal["search", "random", "uniform"], CandidateSet]
     seconds: float
 
 

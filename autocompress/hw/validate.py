@@ -39,7 +39,7 @@ from autocompress.hw.runtimes import WARMUP_E2E, measured_runtime
 from autocompress.hw.runtimes.onnx import int8_layers
 from autocompress.hw.signatures import BitsRule, candidate_signatures, network_macs
 from autocompress.models.family import family_of
-from autocompress.search.params import suggest_candidate
+from autocompress.search.params import BASELINES, baseline_params, suggest_candidate
 from autocompress.space import SearchSpace
 
 ROUNDS = 30
@@ -84,12 +84,27 @@ def search_candidate(space: SearchSpace, rng: random.Random) -> Candidate:
     return suggest_candidate(space, lambda _name, choices: rng.choice(choices))
 
 
+def uniform_candidates(space: SearchSpace, count: int, rng: random.Random) -> list[Candidate]:
+    """``count`` networks with one policy for every layer: the search's baselines (each
+    reference policy on the base architecture, decoded as the search decodes them), then
+    those policies on random architectures. The search measures every speed-up against such
+    a network, so the correction is fitted on them too."""
+    family = family_of(space)
+    decoded = (baseline_params(space, label) for label in BASELINES)
+    found = [suggest_candidate(space, lambda name, _choices, p=params: p[name]) for params in decoded
+             if params is not None][:count]
+    while len(found) < count:
+        found.append(family.uniform_candidate(family.random_arch(rng), **rng.choice(list(BASELINES.values()))))
+    return found
+
+
 def validation_sets(space: SearchSpace, count: int, seed: int = 0) -> dict[str, list[Candidate]]:
     """The candidates a validation measures, ``count`` per set (the same for the same seed)."""
     drawn, rng = random.Random(seed + 1), random.Random(seed)
     family = family_of(space)
     return {"search": [search_candidate(space, drawn) for _ in range(count)],
-            "random": [family.random_candidate(rng) for _ in range(count)]}
+            "random": [family.random_candidate(rng) for _ in range(count)],
+            "uniform": uniform_candidates(space, count, random.Random(seed + 2))}
 
 
 def flat(sets: dict[str, list[Candidate]]) -> list[Candidate]:
