@@ -37,8 +37,8 @@ def profile_command(
     device: Annotated[str | None, typer.Option(help="device name (default: cpu-RUNTIME)")] = None,
     out: Annotated[Path | None, typer.Option(help="default: hw_profiles/DEVICE.json")] = None,
     validate: Annotated[int, typer.Option(
-        help="candidates of each set (drawn as the search draws them; random per-layer) measured "
-             "end to end to validate the table (0: skip)")] = 30,
+        help="candidates of each set (drawn as the search draws them; random per-layer; uniform: the "
+             "search's baselines first) measured end to end to validate the table (0: skip)")] = 30,
     threads: Annotated[int, typer.Option(min=1, help="threads the runtime may use")] = 1,
     batch_size: Annotated[int, typer.Option(min=1, help="images per timed batch")] = 32,
     export_bundle: Annotated[Path | None, typer.Option(
