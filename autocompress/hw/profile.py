@@ -138,7 +138,8 @@ class CandidateSet(_Strict):
 
 class Validation(_Strict):
     """Prediction vs end-to-end measurement (interleaved rounds) of candidate networks, per
-    candidate set (``search``, ``random``) and per statistic."""
+    candidate set (``DISTRIBUTIONS``; a profile made before the ``uniform`` set has the other
+    two) and per statistic."""
 
     sets: dict[Literal["search", "random", "uniform"], CandidateSet]
     seconds: float

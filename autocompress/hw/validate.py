@@ -1,13 +1,14 @@
 """Validation of a LUT: predicted vs measured end-to-end latency of candidate networks.
 
-Two candidate sets are measured: candidates drawn the way the search draws them (random
+Three candidate sets are measured: candidates drawn the way the search draws them (random
 values of its sampler's parameters, decoded by ``suggest_candidate``: per-group policies,
-end layers held) and random per-layer ones. All are prepared first and then timed together
-in interleaved rounds, so a slow spell of the machine spreads over all of them instead of
-skewing one; each network's median and minimum over its calls are kept. For each statistic
-the correction (LUT sum, op count, precision switches, elided layout reorders -> measured
-ms of that statistic) is a linear regression over both sets; its reported figures are
-cross-validated, the stored one is fitted on all candidates.
+end layers held), random per-layer ones, and uniform ones (``uniform_candidates``: the
+networks the search measures its speed-ups against). All are prepared first and then timed
+together in interleaved rounds, so a slow spell of the machine spreads over all of them
+instead of skewing one; each network's median and minimum over its calls are kept. For
+each statistic the correction (LUT sum, op count, precision switches, elided layout
+reorders -> measured ms of that statistic) is a linear regression over all sets; its
+reported figures are cross-validated, the stored one is fitted on all candidates.
 """
 
 from __future__ import annotations
