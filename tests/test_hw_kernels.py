@@ -20,7 +20,7 @@ from autocompress.candidate import LayerPolicy
 from autocompress.hw.bundle_runner import open_session
 from autocompress.hw.predict import elided_reorders
 from autocompress.hw.profile import Entry
-from autocompress.hw.profiler import op_int8, op_layout, op_module, op_shapes, prepare_op
+from autocompress.hw.profiler import op_int8, op_module, op_shapes, prepare_op
 from autocompress.hw.runtimes import runtime_named
 from autocompress.hw.runtimes.onnx import REORDER_INPUT, REORDER_OUTPUT, int8_layers, module_path
 from autocompress.hw.signatures import BN_RELU, OpSignature, candidate_signatures, space_signatures
@@ -186,7 +186,7 @@ def test_an_int8_entry_times_its_int8_kernels_alone(signature, tmp_path):
         assert nodes.count("QLinearConv") == 2 and not set(nodes) & {"Conv", "FusedConv"}
     else:
         assert len(nodes) == 1 and nodes[0] in INT8_KERNELS
-    run = prepare_op(runtime_named("onnxruntime-int8"), signature, BATCH, threads=1)
+    run, _ = prepare_op(runtime_named("onnxruntime-int8"), signature, BATCH, threads=1)
     assert len(run()[0]) == BATCH
 
 
@@ -198,7 +198,7 @@ def test_a_chain_of_blocked_kernels_keeps_the_layout_their_entries_reorder(tmp_p
     chosen = runtime_named("onnxruntime")
     first = OpSignature("conv", (16, 8, 8), out=16, kernel=1, epilogue=BN_RELU)
     second = OpSignature("conv", (16, 8, 8), out=16, kernel=3, epilogue=BN_RELU)
-    layouts = [op_layout(chosen, s, BATCH, threads=1) for s in (first, second)]
+    layouts = [prepare_op(chosen, s, BATCH, threads=1)[1] for s in (first, second)]
     if not layouts[0]["reorders_input"]:
         pytest.skip("ONNX Runtime runs no blocked-layout conv on this CPU")
     assert layouts == [{"reorders_input": True, "reorders_output": True}] * 2

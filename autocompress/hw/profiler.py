@@ -127,17 +127,12 @@ def op_int8(signature: OpSignature) -> set[str] | None:
 
 
 def prepare_op(runtime: MeasuredRuntime, signature: OpSignature, batch_size: int,
-               threads: int) -> Callable[[], object]:
-    """A callable running one batch through the kernel of ``signature`` on ``runtime``."""
-    return runtime.prepare(op_module(signature).eval(), op_shapes(signature, batch_size), threads,
-                           int8=op_int8(signature), isolated=True)
-
-
-def op_layout(runtime: MeasuredRuntime, signature: OpSignature, batch_size: int, threads: int) -> dict[str, bool]:
-    """The ``Entry`` layout fields of the kernel of ``signature`` on ``runtime``."""
-    reorders_input, reorders_output = runtime.kernel_layout(
-        op_module(signature).eval(), op_shapes(signature, batch_size), threads, int8=op_int8(signature), isolated=True)
-    return {"reorders_input": reorders_input, "reorders_output": reorders_output}
+               threads: int) -> tuple[Callable[[], object], dict[str, bool]]:
+    """A callable running one batch through the kernel of ``signature`` on ``runtime``, and
+    the ``Entry`` layout fields of that kernel."""
+    run, (reorders_input, reorders_output) = runtime.prepare_kernel(
+        op_module(signature).eval(), op_shapes(signature, batch_size), threads, int8=op_int8(signature))
+    return run, {"reorders_input": reorders_input, "reorders_output": reorders_output}
 
 
 def partial_path(out: Path) -> Path:
@@ -170,8 +165,9 @@ def measure_table(runtime: MeasuredRuntime, signatures: Iterable[OpSignature], o
             chunk = todo[begin:begin + CHUNK]
             runs, layouts = [], []
             for signature in chunk:
-                runs.append(prepare_op(runtime, signature, settings["batch_size"], threads))
-                layouts.append(op_layout(runtime, signature, settings["batch_size"], threads))
+                run, layout = prepare_op(runtime, signature, settings["batch_size"], threads)
+                runs.append(run)
+                layouts.append(layout)
                 bar.update()
             timed = time_interleaved(runs, ROUNDS, CALLS_PER_ROUND, threads, WARMUP,
                                      on_round=functools.partial(bar.update, len(chunk)))

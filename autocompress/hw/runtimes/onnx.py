@@ -120,12 +120,14 @@ class OnnxRuntime(MeasuredRuntime):
             session = runner.open_session(self.write_onnx(model, shapes, Path(tmp), int8, isolated), threads)
         return runner.session_runner(session)
 
-    def kernel_layout(self, model: nn.Module, shapes: Sequence[tuple[int, ...]], threads: int,
-                      int8: set[str] | None = None, isolated: bool = False) -> tuple[bool, bool]:
+    def prepare_kernel(self, model: nn.Module, shapes: Sequence[tuple[int, ...]], threads: int,
+                       int8: set[str] | None = None) -> tuple[Callable[[], object], tuple[bool, bool]]:
         with tempfile.TemporaryDirectory() as tmp:
             optimized = Path(tmp) / "optimized.onnx"
-            runner.open_session(self.write_onnx(model, shapes, Path(tmp), int8, isolated), threads, optimized)
-            return blocked_io(onnx.load(str(optimized)).graph)
+            session = runner.open_session(self.write_onnx(model, shapes, Path(tmp), int8, isolated=True), threads,
+                                          optimized)
+            layout = blocked_io(onnx.load(str(optimized)).graph)
+        return runner.session_runner(session), layout
 
 
 @register_runtime

@@ -54,12 +54,13 @@ class MeasuredRuntime(Runtime):
         with the inputs and outputs it has inside a whole network.
         """
 
-    def kernel_layout(self, model: nn.Module, shapes: Sequence[tuple[int, ...]], threads: int,
-                      int8: set[str] | None = None, isolated: bool = False) -> tuple[bool, bool]:
-        """Whether ``model`` (prepared as ``prepare`` does), run alone, converts its input into
-        and its output out of a blocked layout that a chain of such kernels keeps
-        (``Entry.reorders_input`` / ``reorders_output``). By default a runtime has one layout."""
-        return False, False
+    def prepare_kernel(self, model: nn.Module, shapes: Sequence[tuple[int, ...]], threads: int,
+                       int8: set[str] | None = None) -> tuple[Callable[[], object], tuple[bool, bool]]:
+        """A table entry's kernel prepared as ``prepare`` prepares an ``isolated`` op, and
+        whether, run alone, it converts its input into and its output out of a blocked layout
+        that a chain of such kernels keeps (``Entry.reorders_input`` / ``reorders_output``).
+        By default a runtime has one layout."""
+        return self.prepare(model, shapes, threads, int8, isolated=True), (False, False)
 
 
 _RUNTIMES: dict[str, Runtime] = {}
