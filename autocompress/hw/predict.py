@@ -72,18 +72,23 @@ def elided_reorders(signatures: Sequence[OpSignature], profile: HardwareProfile)
     return elements * profile.device.batch_size / 1e6
 
 
-def corrected(raw_ms: float, op_count: int, transitions: int, reorders: float, profile: HardwareProfile,
-              statistic: Statistic | None = None) -> float:
-    """Apply the profile's correction fitted for ``statistic`` (if any) to a LUT sum of it."""
+def correction_terms(signatures: Sequence[OpSignature], profile: HardwareProfile, space: SearchSpace,
+                     statistic: Statistic | None = None) -> tuple[float, int, int, float]:
+    """What the correction weighs for one network, in ``Correction.WEIGHTS`` order: the LUT
+    sum (of ``statistic``), the op count, the precision switches and the elided reorders."""
+    return (lut_sum(signatures, profile, space, statistic), len(signatures), precision_transitions(signatures),
+            elided_reorders(signatures, profile))
+
+
+def corrected(terms: Sequence[float], profile: HardwareProfile, statistic: Statistic | None = None) -> float:
+    """Apply the profile's correction fitted for ``statistic`` (if any) to a network's terms
+    (``correction_terms``; the LUT sum alone without a correction)."""
     statistic = statistic or profile.statistic
     if statistic not in profile.predicts:
         raise UserInputError(f"profile '{profile.device.name}' predicts {', '.join(profile.predicts)} only, "
                              f"not {statistic}: profile the device again to fit it")
     fit = profile.corrections.get(statistic)
-    if fit is None:
-        return raw_ms
-    return max(0.0, fit.intercept + fit.per_lut_ms * raw_ms + fit.per_op * op_count
-               + fit.per_transition * transitions + fit.per_elided_reorder * reorders)
+    return terms[0] if fit is None else fit.apply(terms)
 
 
 def predict(candidate: Candidate, profile: HardwareProfile, space: SearchSpace,
@@ -95,5 +100,4 @@ def predict(candidate: Candidate, profile: HardwareProfile, space: SearchSpace,
     profiles them.
     """
     signatures = candidate_signatures(space, candidate, BitsRule.of(profile))
-    return corrected(lut_sum(signatures, profile, space, statistic), len(signatures),
-                     precision_transitions(signatures), elided_reorders(signatures, profile), profile, statistic)
+    return corrected(correction_terms(signatures, profile, space, statistic), profile, statistic)

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -100,11 +101,18 @@ class Correction(_Strict):
     such kernels keeps; and caches are warmer or colder in a network than alone.
     """
 
+    WEIGHTS: ClassVar[tuple[str, ...]] = ("per_lut_ms", "per_op", "per_transition", "per_elided_reorder")
+    """The weights of a network's terms (``predict.correction_terms``), in their order."""
+
     intercept: float
     per_lut_ms: float
     per_op: float
     per_transition: float
     per_elided_reorder: float = 0.0
+
+    def apply(self, terms: Sequence[float]) -> float:
+        """The corrected latency of a network with ``terms`` (in ``WEIGHTS`` order), >= 0."""
+        return max(0.0, self.intercept + sum(getattr(self, w) * t for w, t in zip(self.WEIGHTS, terms, strict=True)))
 
 
 class Figures(_Strict):

@@ -129,27 +129,23 @@ def score(space: SearchSpace, profile: HardwareProfile, sets: dict[str, list[Can
           ) -> tuple[Validation, dict[Statistic, Correction]]:
     """Figures of the LUT against measured end-to-end latencies, per set and statistic, and
     the correction of each statistic (fitted on every set)."""
-    from autocompress.hw.predict import elided_reorders, lut_sum, precision_transitions
+    from autocompress.hw.predict import correction_terms
 
     rule = BitsRule.of(profile)
     names = np.array([name for name, candidates in sets.items() for _ in candidates])
     signatures = [candidate_signatures(space, c, rule) for c in flat(sets)]
-    ops = np.array([len(s) for s in signatures])
-    transitions = np.array([precision_transitions(s) for s in signatures])
-    reorders = np.array([elided_reorders(s, profile) for s in signatures])
     macs = np.array([network_macs(s) for s in signatures])
     timings = [t for name in sets for t in measured[name]]
     folds = KFold(min(FOLDS, len(names)), shuffle=True, random_state=seed)
     corrections, columns = {}, {}
     for statistic in STATISTICS:
-        lut = np.array([lut_sum(s, profile, space, statistic) for s in signatures])
-        features = np.column_stack([lut, ops, transitions, reorders])
+        features = np.array([correction_terms(s, profile, space, statistic) for s in signatures], dtype=float)
+        lut = features[:, 0]
         target = np.array([t[statistic] for t in timings])
         crossed = cross_val_predict(LinearRegression(), features, target, cv=folds)
         fit = LinearRegression().fit(features, target)
-        corrections[statistic] = Correction(intercept=float(fit.intercept_), per_lut_ms=float(fit.coef_[0]),
-                                            per_op=float(fit.coef_[1]), per_transition=float(fit.coef_[2]),
-                                            per_elided_reorder=float(fit.coef_[3]))
+        corrections[statistic] = Correction(intercept=float(fit.intercept_), **{
+            weight: float(coef) for weight, coef in zip(Correction.WEIGHTS, fit.coef_, strict=True)})
         columns[statistic] = (lut, crossed, target)
     candidate_sets = {}
     for name in sets:
