@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import random
 
 import pytest
@@ -9,7 +11,7 @@ import pytest
 from autocompress.errors import UserInputError
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import HardwareProfile, load_profile
-from autocompress.hw.signatures import BitsRule, runtime_precision
+from autocompress.hw.signatures import BitsRule, OpSignature, runtime_precision
 from autocompress.models.family import FAMILIES, family_names, family_of
 from autocompress.search.params import suggest_candidate
 from autocompress.space import parse_space
@@ -34,17 +36,21 @@ def _golden_candidates(space):
     return searched + [family_of(space).random_candidate(random.Random(seed)) for seed in range(2)]
 
 
-def _gates_keyed_by_precision(profile: HardwareProfile) -> HardwareProfile:
+def _gates_keyed_as_today(profile: HardwareProfile) -> HardwareProfile:
     """``profile`` with each squeeze-excite entry of a runtime that now keys gates by their
-    convs' precision (``BitsRule.quantized_se``) under both of today's keys, so the other
-    keys' predictions can still be compared with the golden ones."""
+    convs' precision (``BitsRule.quantized_se``) and by the tensors beside them
+    (``BitsRule.se_quantized_io``) under every one of today's keys, so the other keys'
+    predictions can still be compared with the golden ones."""
     rule = BitsRule.of(profile)
     if not rule.quantized_se:
         return profile
     entries = dict(profile.entries)
     for key, entry in profile.entries.items():
         if key.startswith("se/"):
-            entries.update({f"{key}/w{w}a{a}": entry for w, a in map(rule.kernel_bits, rule.weight, rule.weight)})
+            gate = OpSignature.from_key(key)
+            entries.update({dataclasses.replace(gate, bits=bits, quantized_io=sides).key: entry
+                            for bits in map(rule.kernel_bits, rule.weight, rule.weight)
+                            for sides in itertools.product((False, True), repeat=2)})
     return profile.model_copy(update={"entries": entries})
 
 
@@ -53,11 +59,11 @@ def _keyed_as_then(space, candidate, profile: HardwareProfile) -> bool:
     conv between int8 convs, ``BitsRule.requantizes_between_int8``, a later keying)."""
     rule = BitsRule.of(profile)
     ops = family_of(space).candidate_ops(candidate, rule)
-    return runtime_precision(ops, rule) == list(ops)
+    return [op.bits for op in runtime_precision(ops, rule)] == [op.bits for op in ops]
 
 
 def test_mobilenet_candidates_and_latencies_unchanged_by_the_seam(default_space, tmp_path):
-    profiles = {name: _gates_keyed_by_precision(load_profile(schema_1_profile(name, tmp_path)))
+    profiles = {name: _gates_keyed_as_today(load_profile(schema_1_profile(name, tmp_path)))
                 for name in GOLDEN[0][1]}
     compared = 0
     for candidate, (digest, latencies) in zip(_golden_candidates(default_space), GOLDEN, strict=True):

@@ -235,3 +235,42 @@ def test_a_float_conv_between_int8_convs_runs_int8_as_its_key_says(squeeze_excit
     (keyed,) = [k for k in candidate_signatures(space, candidate, chosen.bits_rule)
                 if k.op == "conv" and k.groups > 1]
     assert (kernel == "QLinearConv") == (not squeeze_excite) == keyed.quantized
+
+
+def _gate_conversions(nodes: list[onnx.NodeProto]) -> tuple[bool, bool]:
+    """Whether the squeeze-excite product (the graph's one gate ``Mul``) reads a dequantized
+    tensor and whether its output is quantized."""
+    writers = {name: node for node in nodes for name in node.output}
+    (product,) = [n for n in nodes if n.op_type == "Mul"]
+    return (any(writers[name].op_type == "DequantizeLinear" for name in product.input if name in writers),
+            any(n.op_type == "QuantizeLinear" and product.output[0] in n.input for n in nodes))
+
+
+@pytest.mark.parametrize("float_layer, sides", [(None, (True, True)), ("dw", (False, True)),
+                                                ("project", (True, False))])
+def test_a_gate_beside_int8_convs_converts_their_tensors_as_its_key_and_entry_do(float_layer, sides, tmp_path):
+    """A squeeze-excite gate after an int8 conv dequantizes that conv's uint8 output itself,
+    and one before an int8 conv quantizes its product for it: the network's optimised graph,
+    the gate's key (``quantized_io``) and its table entry's optimised graph agree."""
+    space = load_space(TINY)
+    family = family_of(space)
+    stages = [s.__class__(**{**s.__dict__, "depth": 1, "squeeze_excite": index == 0})
+              for index, s in enumerate(family.largest_arch())]
+    uniform = family.uniform_candidate(stages, weight_bits=8, activation_bits=8)
+    policy = dict(uniform.policy)
+    if float_layer is not None:
+        policy[f"stages.0.0.{float_layer}.conv"] = LayerPolicy()
+    candidate = uniform.__class__(uniform.stages, policy)
+    chosen = runtime_named("onnxruntime-int8")
+    model = family.build_compressed(candidate)
+    (tmp_path / "net").mkdir()
+    path = chosen.write_onnx(model, [space.input_shape(BATCH)], tmp_path / "net", int8_layers(model, chosen.bits_rule))
+    (gate,) = [k for k in candidate_signatures(space, candidate, chosen.bits_rule) if k.op == "se"]
+    assert gate.quantized and gate.quantized_io == sides
+    assert OpSignature.from_key(gate.key) == gate
+    (tmp_path / "entry").mkdir()
+    entry = chosen.write_onnx(op_module(gate).eval(), op_shapes(gate, BATCH), tmp_path / "entry", op_int8(gate),
+                              isolated=True, quantized_io=gate.quantized_io)
+    assert _gate_conversions(optimised_nodes(path, tmp_path / "net")) == sides
+    assert _gate_conversions(optimised_nodes(entry, tmp_path / "entry")) == sides
+    assert gate in space_signatures(space, chosen.bits_rule)

@@ -52,9 +52,9 @@ def onnx_runtime(name: str, where: str) -> OnnxRuntime:
 
 
 def _write(runtime: OnnxRuntime, model, shapes: list[tuple[int, ...]], target: Path,
-           int8: set[str] | None, isolated: bool) -> None:
+           int8: set[str] | None, isolated: bool, quantized_io: tuple[bool, bool] = (False, False)) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        shutil.move(runtime.write_onnx(model, shapes, Path(tmp), int8, isolated), target)
+        shutil.move(runtime.write_onnx(model, shapes, Path(tmp), int8, isolated, quantized_io), target)
 
 
 def export_bundle(space: SearchSpace, runtime: str, folder: Path, batch_size: int, threads: int,
@@ -68,7 +68,7 @@ def export_bundle(space: SearchSpace, runtime: str, folder: Path, batch_size: in
     for index, signature in enumerate(tqdm(space_signatures(space, rule), desc="bundle ops")):
         file = f"ops/{index:05d}.onnx"
         _write(target, op_module(signature).eval(), op_shapes(signature, batch_size), folder / file,
-               op_int8(signature), isolated=True)
+               op_int8(signature), isolated=True, quantized_io=signature.quantized_io)
         models.append({"key": signature.key, "file": file})
     shape = space.input_shape(batch_size)
     candidates = flat(validation_sets(space, validate_count, seed))

@@ -77,3 +77,40 @@ def uint8_io(path: Path, out: Path) -> Path:
     graph.output.extend(outputs)
     onnx.save(model, str(out))
     return Path(out)
+
+
+BOUNDARY_SCALE = 1 / 32
+"""Scale of the quantize/dequantize pair ``quantized_boundary`` adds (the time of either
+does not depend on it)."""
+
+
+def quantized_boundary(path: Path, out: Path, sides: tuple[bool, bool]) -> Path:
+    """Write ``path`` to ``out`` with a QuantizeLinear -> DequantizeLinear pair on its first
+    input (``sides[0]``) and on its first output (``sides[1]``), so that ``uint8_io`` makes
+    that side a uint8 tensor which the op itself dequantizes or quantizes: a squeeze-excite
+    gate between int8 convs pays that conversion of the whole tensor in a network."""
+    if not any(sides):
+        return path
+    model = onnx.load(str(path))
+    graph = model.graph
+    graph.initializer.extend([helper.make_tensor("boundary_scale", TensorProto.FLOAT, [], [BOUNDARY_SCALE]),
+                              helper.make_tensor("boundary_zero_point", TensorProto.UINT8, [], [0])])
+    params = ["boundary_scale", "boundary_zero_point"]
+    head, tail = [], []
+    if sides[0]:
+        name = graph.input[0].name
+        for node in graph.node:
+            node.input[:] = [f"{name}_dequantized" if value == name else value for value in node.input]
+        head = [helper.make_node("QuantizeLinear", [name, *params], [f"{name}_quantized"]),
+                helper.make_node("DequantizeLinear", [f"{name}_quantized", *params], [f"{name}_dequantized"])]
+    if sides[1]:
+        name = graph.output[0].name
+        for node in graph.node:
+            node.output[:] = [f"{name}_float" if value == name else value for value in node.output]
+        tail = [helper.make_node("QuantizeLinear", [f"{name}_float", *params], [f"{name}_quantized"]),
+                helper.make_node("DequantizeLinear", [f"{name}_quantized", *params], [name])]
+    nodes = [*head, *graph.node, *tail]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.save(model, str(out))
+    return Path(out)

@@ -131,7 +131,8 @@ def prepare_op(runtime: MeasuredRuntime, signature: OpSignature, batch_size: int
     """A callable running one batch through the kernel of ``signature`` on ``runtime``, and
     the ``Entry`` layout fields of that kernel."""
     run, (reorders_input, reorders_output) = runtime.prepare_kernel(
-        op_module(signature).eval(), op_shapes(signature, batch_size), threads, int8=op_int8(signature))
+        op_module(signature).eval(), op_shapes(signature, batch_size), threads, int8=op_int8(signature),
+        quantized_io=signature.quantized_io)
     return run, {"reorders_input": reorders_input, "reorders_output": reorders_output}
 
 

@@ -32,6 +32,8 @@ from autocompress.models.family import family_of
 from autocompress.space import SearchSpace
 
 BN_RELU, BN, NONE, BIAS = "bn+relu", "bn", "none", "bias"
+QUANTIZED_IO = ("qin", "qout")
+"""Key parts of an op that dequantizes its input / quantizes its output (``OpSignature.quantized_io``)."""
 FUSED = ">"
 """Joins the keys of the ops of one fused kernel, head first: ``conv/.../bn>add/8x16x16``."""
 
@@ -42,7 +44,9 @@ class OpSignature:
 
     ``out`` is the output channels (conv, linear) or the squeeze width (se); ``epilogue``
     what is fused after the kernel; ``bits`` the (weight, activation) kernel precision,
-    ``None`` on devices with one precision; ``fused`` the ops the runtime runs inside this
+    ``None`` on devices with one precision; ``quantized_io`` whether the op reads (first) and
+    writes (second) the uint8 tensor of an int8 neighbour, dequantizing or quantizing it
+    itself (``BitsRule.se_quantized_io``); ``fused`` the ops the runtime runs inside this
     one's kernel (each consuming a tensor of its output shape).
     """
 
@@ -54,6 +58,7 @@ class OpSignature:
     groups: int = 1
     epilogue: str = NONE
     bits: tuple[int, int] | None = None
+    quantized_io: tuple[bool, bool] = (False, False)
     fused: tuple[OpSignature, ...] = field(default=())
 
     @functools.cached_property
@@ -71,6 +76,7 @@ class OpSignature:
             parts.append(self.epilogue)
         if self.bits is not None:
             parts.append(f"w{self.bits[0]}a{self.bits[1]}")
+        parts += [part for part, quantized in zip(QUANTIZED_IO, self.quantized_io, strict=True) if quantized]
         return "/".join(parts)
 
     @classmethod
@@ -81,14 +87,15 @@ class OpSignature:
     @classmethod
     def _from_own_key(cls, key: str) -> OpSignature:
         op, shape, *rest = key.split("/")
-        fields: dict = {"op": op, "shape": tuple(int(v) for v in shape.split("x"))}
+        fields: dict = {"op": op, "shape": tuple(int(v) for v in shape.split("x")),
+                        "quantized_io": tuple(side in rest for side in QUANTIZED_IO)}
         for part in rest:
             if part[0] == "w" and "a" in part:
                 weight, activation = part[1:].split("a")
                 fields["bits"] = (int(weight), int(activation))
             elif part in (BN_RELU, BN, NONE, BIAS):
                 fields["epilogue"] = part
-            else:
+            elif part not in QUANTIZED_IO:
                 name = {"o": "out", "k": "kernel", "s": "stride", "g": "groups"}[part[0]]
                 fields[name] = int(part[1:])
         return cls(**fields)
@@ -156,7 +163,10 @@ class BitsRule:
     ``quantized_se`` a squeeze-excite gate's convs run at their layers' precision, so its
     key has bits (``gate_bits``); else the gate is one precision-free op. With
     ``requantizes_between_int8`` a float conv that reads one int8 conv's output and feeds
-    another int8 conv runs as an int8 kernel (``runtime_precision``).
+    another int8 conv runs as an int8 kernel (``runtime_precision``). With
+    ``se_quantized_io`` a squeeze-excite gate after (before) an int8 kernel reads (writes)
+    its uint8 tensor, dequantizing (quantizing) the whole tensor itself, which an entry
+    timed on float tensors leaves out: its key says which side (``quantized_io``).
     """
 
     weight: tuple[int, ...] = (FLOAT_BITS,)
@@ -165,6 +175,7 @@ class BitsRule:
     fusion: tuple[FusionRule, ...] = ()
     quantized_se: bool = False
     requantizes_between_int8: bool = False
+    se_quantized_io: bool = False
 
     @classmethod
     def of(cls, profile) -> BitsRule:
@@ -176,7 +187,7 @@ class BitsRule:
         return cls(tuple(sorted(profile.native_weight_bits)),
                    tuple(sorted(profile.native_activation_bits)),
                    profile.activation_bits_follow_weights, runtime.fusion, runtime.quantized_se,
-                   runtime.requantizes_between_int8)
+                   runtime.requantizes_between_int8, runtime.se_quantized_io)
 
     @classmethod
     def of_runtime(cls, runtime: str) -> BitsRule:
@@ -248,6 +259,10 @@ def linear_signatures(linear: nn.Module, features: int, rule: BitsRule) -> list[
     return result
 
 
+def _int8_kernel(op: OpSignature) -> bool:
+    return op.op in ("conv", "linear") and op.quantized
+
+
 def runtime_precision(ops: Sequence[OpSignature], rule: BitsRule) -> list[OpSignature]:
     """``ops`` at the precision the runtime runs them, where that is not their layers' own.
 
@@ -258,17 +273,38 @@ def runtime_precision(ops: Sequence[OpSignature], rule: BitsRule) -> list[OpSign
     float). Read from the optimised graphs of the 100 validation networks of the int8
     profile: the rule names the 25 layers that ran so and no other; after a residual add,
     whose output has two readers, a float conv stays float.
+
+    With ``rule.se_quantized_io``, a squeeze-excite gate right after an int8 kernel
+    dequantizes that kernel's uint8 output (its pool then runs on the uint8 tensor) and one
+    right before an int8 kernel quantizes its product for it, whatever the gate's own
+    precision: in the optimised graphs of the 150 validation networks of the int8 profile
+    (669 gates) the gate's input was dequantized exactly where the kernel before it was int8
+    and its output quantized exactly where the kernel after it was.
     """
-    if not rule.requantizes_between_int8:
-        return list(ops)
-    int8 = rule.kernel_bits(8, 8)
     result = list(ops)
-    for index in range(1, len(ops) - 1):
-        before, op, after = ops[index - 1], ops[index], ops[index + 1]
-        if (op.op == "conv" and not op.quantized and before.op in ("conv", "linear") and before.quantized
-                and after.op in ("conv", "linear") and after.quantized):
-            result[index] = dataclasses.replace(op, bits=int8)
+    if rule.requantizes_between_int8:
+        int8 = rule.kernel_bits(8, 8)
+        for index in range(1, len(ops) - 1):
+            op = ops[index]
+            if op.op == "conv" and not op.quantized and _int8_kernel(ops[index - 1]) and _int8_kernel(ops[index + 1]):
+                result[index] = dataclasses.replace(op, bits=int8)
+    if rule.se_quantized_io:
+        for index, op in enumerate(result):
+            if op.op == "se":
+                sides = (index > 0 and _int8_kernel(result[index - 1]),
+                         index + 1 < len(result) and _int8_kernel(result[index + 1]))
+                result[index] = dataclasses.replace(op, quantized_io=sides)
     return result
+
+
+def quantized_io_variants(ops: Iterable[OpSignature], rule: BitsRule) -> set[OpSignature]:
+    """``ops`` with, under ``rule.se_quantized_io``, each squeeze-excite gate on every side
+    an int8 neighbour can give it (``runtime_precision``): the gates a table must hold."""
+    found = set(ops)
+    if rule.se_quantized_io:
+        found |= {dataclasses.replace(op, quantized_io=sides) for op in found if op.op == "se"
+                  for sides in itertools.product((False, True), repeat=2)}
+    return found
 
 
 _CACHE: dict[tuple[str, str, BitsRule], tuple[OpSignature, ...]] = {}
@@ -290,7 +326,7 @@ def candidate_signatures(space: SearchSpace, candidate: Candidate,
 
 def space_signatures(space: SearchSpace, rule: BitsRule = FLOAT) -> list[OpSignature]:
     """Every distinct signature any candidate of ``space`` can contain, sorted."""
-    return fuse_space(family_of(space).space_ops(rule), rule.fusion)
+    return fuse_space(sorted(quantized_io_variants(family_of(space).space_ops(rule), rule)), rule.fusion)
 
 
 # --- helpers of the families' op enumerations ---------------------------------------------

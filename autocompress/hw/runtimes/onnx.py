@@ -23,9 +23,11 @@ conv is rewritten to the blocked-layout (NCHWc) kernel, which also takes the res
 that follows a conv with no activation as its ``Sum`` input (and the ReLU after it), so
 the project conv of a residual block and its add run as one kernel. Int8: the quantized
 conv becomes ``QLinearConv`` (NHWC, with the ReLU dropped into its output range), as do the
-convs of a squeeze-excite gate at int8 (so its key has bits, ``BitsRule.quantized_se``), and a
-residual add runs on its own, fusing with nothing: ``QLinearAdd`` where both its inputs are
-int8, a float ``Add`` otherwise.
+convs of a squeeze-excite gate at int8 (so its key has bits, ``BitsRule.quantized_se``); a
+gate after an int8 conv dequantizes that conv's uint8 output and one before an int8 conv
+quantizes its product, so its key and its entry have those sides (``se_quantized_io``,
+``int8_io.quantized_boundary``); a residual add runs on its own, fusing with nothing:
+``QLinearAdd`` where both its inputs are int8, a float ``Add`` otherwise.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from torch import nn
 
 from autocompress.compress.quantize import activation_bits_of, weight_bits_of
 from autocompress.hw import bundle_runner as runner
-from autocompress.hw.int8_io import uint8_io
+from autocompress.hw.int8_io import quantized_boundary, uint8_io
 from autocompress.hw.onnx_export import (
     OPSET,
     QUANTIZED_OPS,
@@ -110,8 +112,10 @@ class OnnxRuntime(MeasuredRuntime):
         return {"onnxruntime": ort.__version__, "onnx_opset": str(OPSET)}
 
     def write_onnx(self, model: nn.Module, shapes: Sequence[tuple[int, ...]], folder: Path,
-                   int8: set[str] | None = None, isolated: bool = False) -> Path:
-        """``model`` as the ONNX file this runtime runs, in ``folder`` (see ``prepare``)."""
+                   int8: set[str] | None = None, isolated: bool = False,
+                   quantized_io: tuple[bool, bool] = (False, False)) -> Path:
+        """``model`` as the ONNX file this runtime runs, in ``folder`` (see ``prepare`` and
+        ``prepare_kernel``)."""
         return export_onnx(model, shapes[0], folder / "float.onnx", shapes[1:])
 
     def prepare(self, model: nn.Module, shapes: Sequence[tuple[int, ...]], threads: int,
@@ -121,11 +125,12 @@ class OnnxRuntime(MeasuredRuntime):
         return runner.session_runner(session)
 
     def prepare_kernel(self, model: nn.Module, shapes: Sequence[tuple[int, ...]], threads: int,
-                       int8: set[str] | None = None) -> tuple[Callable[[], object], tuple[bool, bool]]:
+                       int8: set[str] | None = None, quantized_io: tuple[bool, bool] = (False, False)
+                       ) -> tuple[Callable[[], object], tuple[bool, bool]]:
         with tempfile.TemporaryDirectory() as tmp:
             optimized = Path(tmp) / "optimized.onnx"
-            session = runner.open_session(self.write_onnx(model, shapes, Path(tmp), int8, isolated=True), threads,
-                                          optimized)
+            path = self.write_onnx(model, shapes, Path(tmp), int8, isolated=True, quantized_io=quantized_io)
+            session = runner.open_session(path, threads, optimized)
             layout = blocked_io(onnx.load(str(optimized)).graph)
         return runner.session_runner(session), layout
 
@@ -150,7 +155,7 @@ class OnnxRuntimeInt8(OnnxRuntime):
     @property
     def bits_rule(self) -> BitsRule:
         return BitsRule(weight=(8, FLOAT_BITS), activation=(8, FLOAT_BITS), follow=True, quantized_se=True,
-                        requantizes_between_int8=True)
+                        requantizes_between_int8=True, se_quantized_io=True)
 
     def settings(self) -> dict[str, str]:
         return super().settings() | {"int8_weights": "7-bit (reduce_range: this CPU has no VNNI)"
@@ -158,16 +163,20 @@ class OnnxRuntimeInt8(OnnxRuntime):
                                      "int8_export": INT8_EXPORT}
 
     def write_onnx(self, model: nn.Module, shapes: Sequence[tuple[int, ...]], folder: Path,
-                   int8: set[str] | None = None, isolated: bool = False) -> Path:
+                   int8: set[str] | None = None, isolated: bool = False,
+                   quantized_io: tuple[bool, bool] = (False, False)) -> Path:
         """The int8 QDQ file of ``model``: ``int8`` lists the layer paths to quantize (``None``
         every conv/linear, an empty set none: then it is the float file); an ``isolated``
-        quantized op takes and gives uint8 tensors, as in an int8 chain (``int8_io``)."""
+        quantized op takes and gives uint8 tensors, as in an int8 chain (``int8_io``), and
+        so does an ``isolated`` op on the sides ``quantized_io`` names (a squeeze-excite
+        gate beside int8 convs, ``BitsRule.se_quantized_io``)."""
         path = super().write_onnx(model, shapes, folder)
-        if int8 == set():
+        if int8 != set():
+            exclude = float_nodes(path, int8) if int8 is not None else []
+            shape = shapes[0]
+            calibration = np.random.default_rng(1).standard_normal((shape[0] * 2, *shape[1:]))
+            path = quantize_onnx_int8(path, folder / "int8.onnx", calibration.astype(np.float32),
+                                      nodes_to_exclude=exclude)
+        if not isolated or (int8 == set() and not any(quantized_io)):
             return path
-        exclude = float_nodes(path, int8) if int8 is not None else []
-        shape = shapes[0]
-        calibration = np.random.default_rng(1).standard_normal((shape[0] * 2, *shape[1:]))
-        quantized = quantize_onnx_int8(path, folder / "int8.onnx", calibration.astype(np.float32),
-                                       nodes_to_exclude=exclude)
-        return uint8_io(quantized, folder / "entry.onnx") if isolated else quantized
+        return uint8_io(quantized_boundary(path, folder / "boundary.onnx", quantized_io), folder / "entry.onnx")

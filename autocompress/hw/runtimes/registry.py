@@ -55,11 +55,14 @@ class MeasuredRuntime(Runtime):
         """
 
     def prepare_kernel(self, model: nn.Module, shapes: Sequence[tuple[int, ...]], threads: int,
-                       int8: set[str] | None = None) -> tuple[Callable[[], object], tuple[bool, bool]]:
+                       int8: set[str] | None = None, quantized_io: tuple[bool, bool] = (False, False)
+                       ) -> tuple[Callable[[], object], tuple[bool, bool]]:
         """A table entry's kernel prepared as ``prepare`` prepares an ``isolated`` op, and
         whether, run alone, it converts its input into and its output out of a blocked layout
         that a chain of such kernels keeps (``Entry.reorders_input`` / ``reorders_output``).
-        By default a runtime has one layout."""
+        ``quantized_io`` (``OpSignature.quantized_io``) is set only by a rule with
+        ``se_quantized_io``, that is, for a runtime that runs int8 tensors; by default a
+        runtime has one layout and one tensor type."""
         return self.prepare(model, shapes, threads, int8, isolated=True), (False, False)
 
 
