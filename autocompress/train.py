@@ -53,13 +53,6 @@ def accuracy(model: nn.Module, x: Images, y: torch.Tensor) -> float:
     return float((predict(model, x) == y).float().mean())
 
 
-def agreement(model: nn.Module, x: Images, reference: torch.Tensor) -> float:
-    """Share of the images ``x`` on which ``model`` predicts the class in ``reference`` (the
-    base network's predictions there): how much of the base's function a compressed
-    candidate keeps before its fine-tune distils it towards the base."""
-    return float((predict(model, x) == reference).float().mean())
-
-
 @torch.no_grad()
 def recalibrate_batchnorm(model: nn.Module, x: Images, batch_size: int = 256) -> None:
     """Re-estimate batch-norm statistics on ``x`` (once-for-all's BN recalibration).

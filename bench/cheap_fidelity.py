@@ -1,12 +1,10 @@
-"""Cheap fidelity: a candidate's accuracy and agreement with the base with inherited weights,
-batch-norm recalibration and no fine-tune, and what it costs on one core; and how well each
-ranks the fine-tuned accuracy.
+"""Cheap fidelity: a candidate's accuracy with inherited weights, batch-norm recalibration and no
+fine-tune, and what it costs on one core; and how well it ranks the fine-tuned accuracy.
 
 For candidates drawn as the search draws them (its per-group parameters, uniformly), times
 the cheap evaluation (build, inherit from the base, compress, recalibrate batch norm,
-calibrate activation ranges, validation accuracy, agreement with the base's classes on the
-training images: ``accuracy_before`` and ``agreement_before`` of every trial) and, for
-comparison, the space's full fine-tune, one torch thread, on an otherwise idle machine.
+calibrate activation ranges, validation accuracy: ``accuracy_before`` of every trial) and,
+for comparison, the space's full fine-tune, one torch thread, on an otherwise idle machine.
 Prints and writes bench/results/cheap_fidelity.json.
 
     .venv/bin/python bench/cheap_fidelity.py --candidates 12
@@ -30,7 +28,7 @@ from autocompress.data import load_splits
 from autocompress.models.family import family_of
 from autocompress.search.params import suggest_candidate
 from autocompress.space import load_space
-from autocompress.train import accuracy, agreement, finetune, predict, recalibrate_batchnorm
+from autocompress.train import accuracy, finetune, recalibrate_batchnorm
 
 
 def main() -> None:
@@ -42,7 +40,6 @@ def main() -> None:
     splits = load_splits(space.data)
     base, _ = ensure_base(space, splits, ROOT / "results" / "_base")
     family = family_of(space)
-    base_classes = predict(base, splits.train_x)  # a worker computes these once
     rng = random.Random(0)
     rows = []
     for _ in range(args.candidates):
@@ -52,25 +49,19 @@ def main() -> None:
         recalibrate_batchnorm(model, splits.train_x)
         calibrate_activations(model, [splits.train_x[:256]])
         cheap = accuracy(model, splits.val_x, splits.val_y)
-        agreement_start = time.perf_counter()
-        agreed = agreement(model, splits.train_x, base_classes)
-        cheap_s, agreement_s = time.perf_counter() - start, time.perf_counter() - agreement_start
+        cheap_s = time.perf_counter() - start
         start = time.perf_counter()
         finetune(model, base, splits, space.training, seed=0)
         finetune_s = time.perf_counter() - start
-        rows.append({"candidate_hash": candidate.hash, "cheap_accuracy": round(cheap, 4),
-                     "cheap_agreement": round(agreed, 4), "cheap_s": round(cheap_s, 3),
-                     "agreement_s": round(agreement_s, 3),
+        rows.append({"candidate_hash": candidate.hash, "cheap_accuracy": round(cheap, 4), "cheap_s": round(cheap_s, 3),
                      "finetuned_accuracy": round(accuracy(model, splits.val_x, splits.val_y), 4),
                      "finetune_s": round(finetune_s, 2)})
         print(rows[-1], flush=True)
     result = {"space": str(SPACE.relative_to(ROOT)), "threads": 1, "candidates": rows,
               "median_cheap_s": statistics.median(r["cheap_s"] for r in rows),
-              "median_agreement_s": statistics.median(r["agreement_s"] for r in rows),
               "median_finetune_s": statistics.median(r["finetune_s"] for r in rows),
-              **{f"kendall_tau_{key}_vs_finetuned": round(float(kendalltau(
-                  [r[key] for r in rows], [r["finetuned_accuracy"] for r in rows]).statistic), 3)
-                 for key in ("cheap_accuracy", "cheap_agreement")}}
+              "kendall_tau_cheap_vs_finetuned": round(float(kendalltau(
+                  [r["cheap_accuracy"] for r in rows], [r["finetuned_accuracy"] for r in rows]).statistic), 3)}
     out = ROOT / "bench" / "results" / "cheap_fidelity.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print({k: v for k, v in result.items() if k != "candidates"})

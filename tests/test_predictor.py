@@ -95,18 +95,15 @@ def test_accuracy_keeping_proposal_is_the_fastest_predicted_within_a_point_of_th
     assert _fastest_keeping(pool, measured_accuracy, in_flight) is None  # nothing predicted faster keeps it
 
 
-def _told(study: optuna.Study, space, profile, params: dict, kind: str, agreement: bool = True) -> None:
+def _told(study: optuna.Study, space, profile, params: dict, kind: str) -> None:
     candidate = suggest_candidate(space, lambda n, _c: params[n])
     accuracy = _synthetic_accuracy(params)
     latency = predict(candidate, profile, space)
     study.enqueue_trial(params, user_attrs={"kind": kind})
     trial = study.ask()
     suggest_candidate(space, trial.suggest_categorical)
-    attrs = {"candidate_hash": candidate.hash, "state": "COMPLETE", "accuracy": accuracy,
-             "accuracy_before": accuracy - 0.1, "latency_ms": latency}
-    if agreement:
-        attrs["agreement_before"] = accuracy - 0.05
-    for key, value in attrs.items():
+    for key, value in {"candidate_hash": candidate.hash, "state": "COMPLETE", "accuracy": accuracy,
+                       "accuracy_before": accuracy - 0.1, "latency_ms": latency}.items():
         trial.set_user_attr(key, value)
     study.tell(trial, [accuracy, latency])
 
@@ -139,25 +136,9 @@ def test_sampler_proposes_an_unseen_candidate_and_writes_its_screening(space, pr
     assert study.sampler.finetune_gate(trial.number) is None
 
 
-def test_trials_without_a_recorded_agreement_are_screened_but_not_gated(space, profile, tmp_path):
-    """A run begun before trials recorded their agreement with the base resumes: its
-    proposals are screened as before, but no gate is fitted until such trials exist."""
-    study = optuna.create_study(directions=["maximize", "minimize"])
-    for params in _random_params(space, 8, seed=4):
-        _told(study, space, profile, params, "search", agreement=False)
-    study.sampler = PredictorGuidedSampler(space, profile, tmp_path, seed=0)
-    trial = study.ask()
-    trial.set_user_attr("kind", "search")
-    suggest_candidate(space, trial.suggest_categorical)
-    assert study.sampler.finetune_gate(trial.number) is None
-    summary = json.loads((tmp_path / "predictor.json").read_text())
-    assert summary["fitted_on_trials"] == 8 and summary["cheap_fidelity"]["fitted_on_trials"] == 0
-    assert not (tmp_path / "cheap_predictor.pkl").exists()
-
-
 def test_fine_tune_gate_turns_down_what_the_cheap_accuracy_shows_cannot_pay(space, profile):
-    """Fine-tuned accuracy is the agreement with the base + 0.1 here: with 0.9 to beat, a
-    candidate whose agreement is 0.5 is not fine-tuned, one at 0.85 is."""
+    """Fine-tuned accuracy is the cheap accuracy + 0.1 here: with 0.9 to beat, a candidate
+    whose cheap accuracy is 0.5 is not fine-tuned, one at 0.85 is."""
     params = _random_params(space, 30, seed=3)
     latency = [predict(suggest_candidate(space, lambda n, _c, p=p: p[n]), profile, space) for p in params]
     before = list(np.linspace(0.3, 0.85, len(params)))

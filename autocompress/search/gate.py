@@ -1,13 +1,13 @@
 """The fine-tune gate: a proposed candidate is fine-tuned only if its cheap fidelity says it can pay.
 
-A worker measures every candidate's cheap fidelity (inherited weights, recalibrated batch
-norm, no fine-tune: about a second) anyway. The predictor-guided sampler ships with each
-proposal a gate holding the cheap-fidelity predictor and the accuracy the candidate must
-beat to add anything to the front at its latency; once the worker has the candidate's
-agreement with the base, the gate predicts the fine-tuned accuracy from it and the worker
-skips the fine-tune (seconds) when even the optimistic prediction (mean + ``EXPLORATION`` x
-spread) cannot beat that accuracy. Such a trial is recorded as PRUNED with its cheap
-fidelity and the prediction, and does not use up ``--trials``.
+A worker measures every candidate's accuracy before fine-tuning (inherited weights,
+recalibrated batch norm: about a second) anyway. The predictor-guided sampler ships with
+each proposal a gate holding the cheap-fidelity predictor and the accuracy the candidate
+must beat to add anything to the front at its latency; once the worker has the cheap
+accuracy, the gate predicts the fine-tuned accuracy from it and the worker skips the
+fine-tune (seconds) when even the optimistic prediction (mean + ``EXPLORATION`` x spread)
+cannot beat that accuracy. Such a trial is recorded as PRUNED with its cheap accuracy and
+the prediction, and does not use up ``--trials``.
 """
 
 from __future__ import annotations
@@ -42,16 +42,16 @@ class FinetuneGate:
     """The best accuracy on the front (measured, and in-flight trials at their predictions)
     at this latency or lower: a point adds hypervolume only above it."""
 
-    def judge(self, agreement_before: float) -> Verdict:
-        mean, std = self.predictor.predict([self.params], [self.latency_ms], [agreement_before])
+    def judge(self, accuracy_before: float) -> Verdict:
+        mean, std = self.predictor.predict([self.params], [self.latency_ms], [accuracy_before])
         mean_value, std_value = float(mean[0]), float(std[0])
         optimistic = mean_value + EXPLORATION * std_value
         finetune = optimistic > self.required_accuracy
         relation = ">" if finetune else "<="
         return Verdict(mean_value, std_value, finetune,
-                       f"agreement with the base {agreement_before:.4f} predicts {mean_value:.4f} +- "
-                       f"{std_value:.4f} after fine-tuning; optimistic {optimistic:.4f} {relation} "
-                       f"{self.required_accuracy:.4f}, the front's best at {self.latency_ms:.4g} ms or less")
+                       f"cheap accuracy {accuracy_before:.4f} predicts {mean_value:.4f} +- {std_value:.4f} after "
+                       f"fine-tuning; optimistic {optimistic:.4f} {relation} {self.required_accuracy:.4f}, the "
+                       f"front's best at {self.latency_ms:.4g} ms or less")
 
 
 def required_accuracy(front_accuracy: np.ndarray, front_latency: np.ndarray, latency_ms: float) -> float:

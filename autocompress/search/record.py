@@ -10,17 +10,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
-COLUMNS = ["number", "kind", "label", "state", "accuracy", "test_accuracy", "accuracy_before", "agreement_before",
-           "predicted_accuracy", "predicted_accuracy_cheap", "latency_ms", "size_kb", "candidate_hash", "candidate",
-           "error", "started_at", "finished_at", "duration_s", "finetune_s"]
+COLUMNS = ["number", "kind", "label", "state", "accuracy", "test_accuracy", "accuracy_before", "predicted_accuracy",
+           "predicted_accuracy_cheap", "latency_ms", "size_kb", "candidate_hash", "candidate", "error", "started_at",
+           "finished_at", "duration_s", "finetune_s"]
 """``accuracy`` is measured on the validation split (what the search selects by);
 ``test_accuracy`` on the test split, once, for the trials on the final front only;
-``accuracy_before`` and ``agreement_before`` are the cheap fidelity (before any fine-tune: the
-validation accuracy, and the share of the training images on which the candidate predicts the
-base network's class); ``predicted_accuracy`` is the predictor's estimate when the predictor
-sampler proposed the trial; ``predicted_accuracy_cheap`` the fine-tune gate's, from the trial's
-``agreement_before`` and latency. A PRUNED trial is one the gate did not fine-tune: it has the
-cheap fidelity and the gate's prediction, no ``accuracy``."""
+``predicted_accuracy`` is the predictor's estimate when the predictor sampler proposed the trial;
+``predicted_accuracy_cheap`` the fine-tune gate's, from the trial's ``accuracy_before``. A PRUNED
+trial is one the gate did not fine-tune: it has ``accuracy_before`` and the gate's prediction,
+no ``accuracy``."""
 
 REJECTED_ACCURACY = 0.0
 """Accuracy told to Optuna for a candidate rejected before training: with its constraint
@@ -43,7 +41,6 @@ class Outcome:
     size_kb: float | None = None
     accuracy: float | None = None
     accuracy_before: float | None = None
-    agreement_before: float | None = None
     predicted_accuracy_cheap: float | None = None
     error: str = ""
     started_at: str = ""

@@ -21,9 +21,8 @@ For each new search trial it
    fine-tunes where accuracy differences are large, at the fast end, and rarely refines
    the top of the front, where a point of accuracy is what decides a deployment).
 4. hands the driver a fine-tune gate for the proposal (``gate.py``): a second predictor, fitted
-   on the trials' cheap fidelity (agreement with the base before fine-tuning, measured before
-   every fine-tune) and latency, lets the worker skip the fine-tune of a candidate whose cheap
-   fidelity shows it cannot add to the front.
+   on the trials' cheap-fidelity accuracy (measured before every fine-tune), lets the worker
+   skip the fine-tune of a candidate whose cheap accuracy shows it cannot add to the front.
 
 The run folder gets the fitted predictors (``predictor.pkl``, ``cheap_predictor.pkl``), their
 quality (``predictor.json``) and, per proposal, the predicted front of the pool it screened
@@ -71,11 +70,8 @@ STARTUP_TRIALS = 2
 """Search trials proposed uniformly at random before the predictor is used."""
 UNGATED_AFTER_PRUNED = 3
 """After this many search trials in a row pruned by the fine-tune gate, the next proposal is
-fine-tuned whatever its cheap fidelity: the front and the predictors then learn from a real
+fine-tuned whatever its cheap accuracy: the front and the predictors then learn from a real
 fine-tune, and the search cannot stall on cheap evaluations."""
-MIN_GATE_TRIALS = 2
-"""Fine-tuned trials with a recorded agreement before fine-tuning the gate needs to be fitted
-(a run begun before that was recorded has none at first: its proposals are not gated then)."""
 ACCURACY_KEPT = 0.01
 """Accuracy below the best measured that an accuracy-keeping proposal may give up (one point)."""
 KEEPING_EVERY = 3
@@ -96,26 +92,19 @@ class Screened:
 
 @dataclass(frozen=True)
 class _Fitted:
-    """What the fine-tuned trials give the predictors: parameters, LUT latency, fine-tuned
-    accuracy and the cheap fidelity the gate predicts from (agreement with the base before
-    fine-tuning; None for a trial of a run begun before it was recorded), one entry per trial."""
+    """What the fine-tuned trials give the predictors: parameters, LUT latency, fine-tuned and
+    cheap-fidelity accuracy, one entry per trial."""
 
     params: list[dict[str, Any]]
     latency: list[float]
     accuracy: list[float]
-    agreement_before: list[float | None]
+    accuracy_before: list[float]
 
     @classmethod
     def of(cls, finished: list[FrozenTrial]) -> _Fitted:
         return cls([t.params for t in finished], [float(t.user_attrs["latency_ms"]) for t in finished],
                    [float(t.user_attrs["accuracy"]) for t in finished],
-                   [t.user_attrs.get("agreement_before") for t in finished])
-
-    def with_agreement(self) -> _Fitted:
-        """The trials whose agreement before fine-tuning is known."""
-        kept = [i for i, value in enumerate(self.agreement_before) if value is not None]
-        return _Fitted(*([column[i] for i in kept]
-                         for column in (self.params, self.latency, self.accuracy, self.agreement_before)))
+                   [float(t.user_attrs["accuracy_before"]) for t in finished])
 
 
 def hypervolume_gain(points: np.ndarray, front: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -264,11 +253,9 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
             chosen, rule = int(np.argmax(gains)), "hypervolume"
         else:
             chosen, rule = int(np.flatnonzero(predicted_front)[np.argmax(pool.std[predicted_front])]), "uncertainty"
-        cheap = fitted.with_agreement()
-        cheap_predictor = (AccuracyPredictor(self.cheap_encoding, self.seed).fit(
-            cheap.params, cheap.latency, cheap.accuracy, cheap.agreement_before)
-            if len(cheap.accuracy) >= MIN_GATE_TRIALS else None)
-        if cheap_predictor is not None and not self._gate_suspended(trials):
+        cheap_predictor = AccuracyPredictor(self.cheap_encoding, self.seed).fit(
+            fitted.params, fitted.latency, fitted.accuracy, fitted.accuracy_before)
+        if not self._gate_suspended(trials):
             latency = float(pool.latency_ms[chosen])
             self.gates[trial.number] = FinetuneGate(cheap_predictor, pool.params[chosen], latency,
                                                     required_accuracy(1.0 - known[:, 0], known[:, 1], latency))
@@ -297,13 +284,11 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
 
     # -- what the run folder gets ----------------------------------------------------------------------
     def _write(self, number: int, pool: Screened, predicted_front: np.ndarray, chosen: int,
-               predictors: tuple[AccuracyPredictor, AccuracyPredictor | None], fitted: _Fitted,
+               predictors: tuple[AccuracyPredictor, AccuracyPredictor], fitted: _Fitted,
                trials: list[FrozenTrial], seconds: float) -> None:
         predictor, cheap_predictor = predictors
         predictor.save(self.folder / "predictor.pkl")
-        if cheap_predictor is not None:
-            cheap_predictor.save(self.folder / "cheap_predictor.pkl")
-        cheap = fitted.with_agreement()
+        cheap_predictor.save(self.folder / "cheap_predictor.pkl")
         rows = [i for i in np.flatnonzero(predicted_front)] + ([chosen] if not predicted_front[chosen] else [])
         table = self.folder / "screened.csv"
         new = not table.exists()
@@ -320,10 +305,10 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
             "cross_validated": predictor.cross_validated(fitted.params, fitted.latency, fitted.accuracy),
             "before_evaluation": _quality_of(trials, "predicted_accuracy"),
             "cheap_fidelity": {
-                "model": self.cheap_encoding.description,
-                "fitted_on_trials": len(cheap.accuracy) if cheap_predictor is not None else 0,
-                "cross_validated": cheap_predictor and cheap_predictor.cross_validated(
-                    cheap.params, cheap.latency, cheap.accuracy, cheap.agreement_before),
+                "model": cheap_predictor.description,
+                "fitted_on_trials": cheap_predictor.trained_on,
+                "cross_validated": cheap_predictor.cross_validated(fitted.params, fitted.latency, fitted.accuracy,
+                                                                   fitted.accuracy_before),
                 "before_finetune": _quality_of(trials, "predicted_accuracy_cheap"),
                 "pruned_trials": sum(t.user_attrs.get("state") == "PRUNED" for t in trials),
             },

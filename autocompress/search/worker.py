@@ -24,8 +24,6 @@ from autocompress.search.gate import FinetuneGate
 from autocompress.search.record import Outcome, now
 from autocompress.search.settings import Constraints
 from autocompress.space import SearchSpace
-from autocompress.train import agreement
-from autocompress.train import predict as predict_classes
 
 
 class TrialEvaluator:
@@ -42,13 +40,11 @@ class TrialEvaluator:
         self.base = build_base(space)
         self.base.load_state_dict(base_state)
         self.base.to(device).eval()
-        self.base_train_classes = predict_classes(self.base, self.splits.train_x)
 
     def evaluate(self, candidate_json: str, enforce_constraints: bool = True,
                  gate: FinetuneGate | None = None) -> Outcome:
         """Predict latency and size, reject if a constraint breaks, else measure the cheap
-        fidelity (validation accuracy, and agreement with the base on the training images),
-        and fine-tune and measure unless ``gate`` says the fine-tune cannot pay.
+        fidelity, and fine-tune and measure unless ``gate`` says the fine-tune cannot pay.
 
         Reference baselines pass ``enforce_constraints=False``: they are measured anyway.
         """
@@ -68,18 +64,15 @@ class TrialEvaluator:
         if reason and enforce_constraints:
             return Outcome("REJECTED", latency_ms=latency, size_kb=size_kb, error=reason)
         model, before = pipeline.compress_and_calibrate(self.space, candidate, self.base, self.splits)
-        agreed = agreement(model, self.splits.train_x, self.base_train_classes)
         predicted = None
         if gate is not None:
-            verdict = gate.judge(agreed)
+            verdict = gate.judge(before)
             predicted = verdict.predicted_accuracy
             if not verdict.finetune:
                 return Outcome("PRUNED", latency_ms=latency, size_kb=size_kb, accuracy_before=before,
-                               agreement_before=agreed, predicted_accuracy_cheap=predicted,
-                               error=f"not fine-tuned: {verdict.reason}")
+                               predicted_accuracy_cheap=predicted, error=f"not fine-tuned: {verdict.reason}")
         result = pipeline.finetune_and_measure(self.space, model, self.base, self.splits, before, self.seed,
                                                self.epochs)
         return Outcome("COMPLETE", latency_ms=latency, size_kb=result.size_bytes / 1024, accuracy=result.accuracy,
-                       accuracy_before=before, agreement_before=agreed, predicted_accuracy_cheap=predicted,
-                       finetune_s=result.finetune_seconds,
+                       accuracy_before=before, predicted_accuracy_cheap=predicted, finetune_s=result.finetune_seconds,
                        state_dict={name: tensor.cpu() for name, tensor in model.state_dict().items()})
