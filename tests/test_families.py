@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import random
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from autocompress.errors import UserInputError
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import HardwareProfile, load_profile
-from autocompress.hw.signatures import BitsRule, OpSignature, runtime_precision
+from autocompress.hw.signatures import BitsRule, OpSignature, quantized_io_variants, runtime_precision
 from autocompress.models.family import FAMILIES, family_names, family_of
 from autocompress.search.params import suggest_candidate
 from autocompress.space import parse_space
@@ -47,10 +46,9 @@ def _gates_keyed_as_today(profile: HardwareProfile) -> HardwareProfile:
     entries = dict(profile.entries)
     for key, entry in profile.entries.items():
         if key.startswith("se/"):
-            gate = OpSignature.from_key(key)
-            entries.update({dataclasses.replace(gate, bits=bits, quantized_io=sides).key: entry
-                            for bits in map(rule.kernel_bits, rule.weight, rule.weight)
-                            for sides in itertools.product((False, True), repeat=2)})
+            gates = {dataclasses.replace(OpSignature.from_key(key), bits=bits)
+                     for bits in map(rule.kernel_bits, rule.weight, rule.weight)}
+            entries.update({gate.key: entry for gate in quantized_io_variants(gates, rule)})
     return profile.model_copy(update={"entries": entries})
 
 

@@ -95,22 +95,26 @@ def quantized_boundary(path: Path, out: Path, sides: tuple[bool, bool]) -> Path:
     graph = model.graph
     graph.initializer.extend([helper.make_tensor("boundary_scale", TensorProto.FLOAT, [], [BOUNDARY_SCALE]),
                               helper.make_tensor("boundary_zero_point", TensorProto.UINT8, [], [0])])
-    params = ["boundary_scale", "boundary_zero_point"]
     head, tail = [], []
     if sides[0]:
         name = graph.input[0].name
         for node in graph.node:
             node.input[:] = [f"{name}_dequantized" if value == name else value for value in node.input]
-        head = [helper.make_node("QuantizeLinear", [name, *params], [f"{name}_quantized"]),
-                helper.make_node("DequantizeLinear", [f"{name}_quantized", *params], [f"{name}_dequantized"])]
+        head = _round_trip(name, f"{name}_dequantized")
     if sides[1]:
         name = graph.output[0].name
         for node in graph.node:
             node.output[:] = [f"{name}_float" if value == name else value for value in node.output]
-        tail = [helper.make_node("QuantizeLinear", [f"{name}_float", *params], [f"{name}_quantized"]),
-                helper.make_node("DequantizeLinear", [f"{name}_quantized", *params], [name])]
+        tail = _round_trip(f"{name}_float", name)
     nodes = [*head, *graph.node, *tail]
     del graph.node[:]
     graph.node.extend(nodes)
     onnx.save(model, str(out))
     return Path(out)
+
+
+def _round_trip(source: str, target: str) -> list[onnx.NodeProto]:
+    """QuantizeLinear of ``source`` with the boundary's parameters, dequantized into ``target``."""
+    params = ["boundary_scale", "boundary_zero_point"]
+    return [helper.make_node("QuantizeLinear", [source, *params], [f"{source}_quantized"]),
+            helper.make_node("DequantizeLinear", [f"{source}_quantized", *params], [target])]
