@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
 
 from autocompress.errors import MissingSignaturesError, UserInputError
 from autocompress.hw.accelerator import RULE, modelled_profile
-from autocompress.hw.predict import predict
+from autocompress.hw.predict import lut_sum, predict
 from autocompress.hw.profile import load_profile, save_profile
-from autocompress.hw.signatures import candidate_signatures
+from autocompress.hw.signatures import BitsRule, candidate_signatures
+from autocompress.hw.validate import by_set, flat, score, validation_sets
 from autocompress.models.family import family_of
 from autocompress.space import load_space
 
@@ -79,3 +81,27 @@ def test_missing_entries_are_listed_with_the_command(tiny, saved):
     assert all(s.key in text for s in dropped)
     assert (f"autocompress profile {TINY} --runtime bitfusion-model --device acc "
             "--threads 1 --batch-size 32 --out hw_profiles/acc.json") in text
+
+
+def test_the_median_correction_weighs_the_entries_minima(tiny, saved):
+    """Ops whose medians were timed in a slow spell: whole networks' medians follow the minima."""
+    profile = load_profile(saved)
+    rng = random.Random(0)
+    entries = {key: entry.model_copy(update={"median_ms": entry.min_ms * rng.uniform(1.0, 2.0)})
+               for key, entry in profile.entries.items()}
+    profile = profile.model_copy(update={"entries": entries})
+    rule = BitsRule.of(profile)
+    # the uniform set's 4-bit baselines have no entry in this modelled table of a 2/8-bit space
+    sets = {name: candidates for name, candidates in validation_sets(tiny, 12, seed=0).items() if name != "uniform"}
+    best_case = [lut_sum(candidate_signatures(tiny, c, rule), profile, tiny, "min") for c in flat(sets)]
+    measured = by_set(sets, [{"median": 1.25 * ms + 0.1, "min": ms} for ms in best_case])
+    validation, corrections = score(tiny, profile, sets, measured, seconds=0.0)
+    assert corrections["min"].per_best_case_lut_ms == 0.0
+    assert corrections["median"].per_best_case_lut_ms == pytest.approx(1.25, rel=1e-6)
+    for candidate_set in validation.sets.values():
+        median = candidate_set.statistics["median"]
+        assert median.corrected.kendall_tau == pytest.approx(1.0) and median.corrected.within_10 == 1.0
+    fitted = profile.model_copy(update={"corrections": corrections})
+    candidate = family_of(tiny).random_candidate(rng)
+    expected = 1.25 * lut_sum(candidate_signatures(tiny, candidate, rule), profile, tiny, "min") + 0.1
+    assert predict(candidate, fitted, tiny, "median") == pytest.approx(expected, rel=1e-6)

@@ -73,11 +73,14 @@ def elided_reorders(signatures: Sequence[OpSignature], profile: HardwareProfile)
 
 
 def correction_terms(signatures: Sequence[OpSignature], profile: HardwareProfile, space: SearchSpace,
-                     statistic: Statistic | None = None) -> tuple[float, int, int, float]:
+                     statistic: Statistic | None = None) -> tuple[float, int, int, float, float]:
     """What the correction weighs for one network, in ``Correction.WEIGHTS`` order: the LUT
-    sum (of ``statistic``), the op count, the precision switches and the elided reorders."""
+    sum (of ``statistic``), the op count, the precision switches, the elided reorders and,
+    for a statistic other than the minimum, the sum of the entries' minima (else 0)."""
+    statistic = statistic or profile.statistic
+    best_case = 0.0 if statistic == "min" else lut_sum(signatures, profile, space, "min")
     return (lut_sum(signatures, profile, space, statistic), len(signatures), precision_transitions(signatures),
-            elided_reorders(signatures, profile))
+            elided_reorders(signatures, profile), best_case)
 
 
 def corrected(terms: Sequence[float], profile: HardwareProfile, statistic: Statistic | None = None) -> float:

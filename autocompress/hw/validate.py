@@ -7,7 +7,8 @@ networks the search measures its speed-ups against). All are prepared first and 
 together in interleaved rounds, so a slow spell of the machine spreads over all of them
 instead of skewing one; each network's median and minimum over its calls are kept. For
 each statistic the correction (LUT sum, op count, precision switches, elided layout
-reorders -> measured ms of that statistic) is a linear regression over all sets; its
+reorders and, for the median, the sum of the entries' minima -> measured ms of that
+statistic; ``predict.correction_terms``) is a linear regression over all sets; its
 reported figures are cross-validated, the stored one is fitted on all candidates.
 """
 
