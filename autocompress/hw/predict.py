@@ -78,9 +78,9 @@ def correction_terms(signatures: Sequence[OpSignature], profile: HardwareProfile
     sum (of ``statistic``), the op count, the precision switches, the elided reorders and,
     for a statistic other than the minimum, the sum of the entries' minima (else 0)."""
     statistic = statistic or profile.statistic
-    best_case = 0.0 if statistic == "min" else lut_sum(signatures, profile, space, "min")
-    return (lut_sum(signatures, profile, space, statistic), len(signatures), precision_transitions(signatures),
-            elided_reorders(signatures, profile), best_case)
+    typical = lut_sum(signatures, profile, space, statistic)  # checks every entry is there
+    best_case = 0.0 if statistic == "min" else sum(profile.entries[s.key].min_ms for s in signatures)
+    return typical, len(signatures), precision_transitions(signatures), elided_reorders(signatures, profile), best_case
 
 
 def corrected(terms: Sequence[float], profile: HardwareProfile, statistic: Statistic | None = None) -> float:
