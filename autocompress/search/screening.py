@@ -22,7 +22,7 @@ For each new search trial it
    the top of the front, where a point of accuracy is what decides a deployment).
 4. hands the driver a fine-tune gate for the proposal (``gate.py``): a second predictor, fitted
    on the trials' cheap-fidelity accuracy (measured before every fine-tune), lets the worker
-   skip the fine-tune of a candidate whose cheap accuracy shows it cannot add to the front.
+   skip the fine-tune of a candidate whose cheap accuracy predicts no gain on the front.
 
 The run folder gets the fitted predictors (``predictor.pkl``, ``cheap_predictor.pkl``), their
 quality (``predictor.json``) and, per proposal, the predicted front of the pool it screened
@@ -50,7 +50,7 @@ from autocompress.errors import MissingSignaturesError
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import HardwareProfile
 from autocompress.report.pareto import hypervolume, pareto_mask
-from autocompress.search.gate import EXPLORATION, FinetuneGate, required_accuracy
+from autocompress.search.gate import FinetuneGate, required_accuracy
 from autocompress.search.params import search_params, suggest_candidate
 from autocompress.search.predictor import AccuracyPredictor, CheapFidelityEncoding, ParamEncoding, quality
 from autocompress.space import SearchSpace
@@ -72,6 +72,8 @@ UNGATED_AFTER_PRUNED = 3
 """After this many search trials in a row pruned by the fine-tune gate, the next proposal is
 fine-tuned whatever its cheap accuracy: the front and the predictors then learn from a real
 fine-tune, and the search cannot stall on cheap evaluations."""
+EXPLORATION = 1.0
+"""Standard deviations added to the predicted accuracy in the acquisition (its optimistic point)."""
 ACCURACY_KEPT = 0.01
 """Accuracy below the best measured that an accuracy-keeping proposal may give up (one point)."""
 KEEPING_EVERY = 3
