@@ -148,6 +148,16 @@ def test_fine_tune_gate_turns_down_what_the_cheap_accuracy_shows_cannot_pay(spac
     low, high = gate.judge(0.5), gate.judge(0.85)
     assert not low.finetune and "0.9000" in low.reason
     assert high.finetune and high.predicted_accuracy > low.predicted_accuracy
+    # the gate judges the expected fine-tuned accuracy: a candidate predicted just below the
+    # front is not fine-tuned, however wide its spread (the proposal was the optimistic step)
+    noisy = AccuracyPredictor(CheapFidelityEncoding(), seed=0).fit(
+        params, latency, [b + 0.1 + e for b, e in zip(before, np.random.default_rng(0).normal(0, 0.02, len(before)),
+                                                       strict=True)], before)
+    grid = np.linspace(0.7, 0.85, 301)
+    mean, std = noisy.predict([params[0]] * len(grid), [latency[0]] * len(grid), list(grid))
+    below = float(grid[np.flatnonzero(mean < 0.9)[-1]])
+    verdict = FinetuneGate(noisy, params[0], latency[0], required_accuracy=0.9).judge(below)
+    assert not verdict.finetune and verdict.predicted_accuracy + verdict.predicted_std > 0.9
     assert required_accuracy(np.array([0.8, 0.9, 0.95]), np.array([1.0, 2.0, 3.0]), 2.5) == 0.9
     assert required_accuracy(np.array([0.8]), np.array([1.0]), 0.5) == 0.0  # nothing as fast: anything adds
 
