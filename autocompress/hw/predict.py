@@ -79,7 +79,7 @@ def correction_terms(signatures: Sequence[OpSignature], profile: HardwareProfile
     for a statistic other than the minimum, the sum of the entries' minima (else 0)."""
     statistic = statistic or profile.statistic
     typical = lut_sum(signatures, profile, space, statistic)  # checks every entry is there
-    best_case = 0.0 if statistic == "min" else sum(profile.entries[s.key].min_ms for s in signatures)
+    best_case = 0.0 if statistic == "min" else sum(profile.latency(s.key, "min") for s in signatures)
     return typical, len(signatures), precision_transitions(signatures), elided_reorders(signatures, profile), best_case
 
 
