@@ -185,10 +185,12 @@ def main() -> None:
                         help="run seeds FIRST.., keeping the results file's runs of other seeds (adds seeds to it)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
                         help="methods to run, keeping the results file's runs of the others")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "search_quality.json",
+                        help="results file (one per --budget: its runs are kept when adding seeds or methods)")
     args = parser.parse_args()
     space_path, test_x, test_y = heldout_space()
     counts = args.seed_counts or [args.seeds] * len(args.settings)
-    out = ROOT / "bench" / "results" / "search_quality.json"
+    out = args.out
     # one Ray for all runs; its workers import this checkout
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
