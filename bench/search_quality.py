@@ -19,7 +19,7 @@ front being measured):
   cheap-fidelity one of the fine-tune gate once the trial's cheap accuracy was measured),
   the trials the gate pruned, and the screening throughput.
 
-Prints a table and writes bench/results/search_quality.json.
+Prints a table and writes bench/results/search_quality.json (or ``--out``).
 
     .venv/bin/python bench/search_quality.py --budget 150 --seeds 5
 """
