@@ -188,14 +188,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "search_quality.json",
                         help="results file (one per --budget: its runs are kept when adding seeds or methods)")
     args = parser.parse_args()
+    out = args.out
+    adding = args.first_seed or set(args.methods) != set(METHODS)
+    kept_file = json.loads(out.read_text()) if adding and out.is_file() else {"budget_s": args.budget, "runs": []}
+    if kept_file["budget_s"] != args.budget:  # the file states one budget for all its runs
+        parser.error(f"--out {out}: its runs are at --budget {kept_file['budget_s']}, not {args.budget}")
+    kept = kept_file["runs"]
     space_path, test_x, test_y = heldout_space()
     counts = args.seed_counts or [args.seeds] * len(args.settings)
-    out = args.out
     # one Ray for all runs; its workers import this checkout
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
-    adding = args.first_seed or set(args.methods) != set(METHODS)
-    kept = json.loads(out.read_text())["runs"] if adding and out.is_file() else []
     runs: list[dict] = []
     try:
         for setting, seeds in zip(args.settings, counts, strict=True):
