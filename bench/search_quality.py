@@ -12,8 +12,11 @@ front being measured):
   80/20 here: the search's space reads the 80% as an .npz and splits it into train and
   validation itself), and the HV with their test accuracies;
 - (BitFusion) whether a searched model is within 1 point of the best baseline's accuracy at
-  >= 1.5x lower predicted latency (HAQ's comparison), and the best such speed-up; that
-  model's and the baseline's test accuracy, and whether it is within 1 point there too;
+  >= 1.5x lower predicted latency (HAQ's comparison), checked on the model a user would
+  take for it: of the searched models at >= 1.5x lower latency, the most accurate on
+  validation; its and the baseline's test accuracy, and whether it is within 1 point there
+  too. Also the best speed-up within 1 point on validation and that (fastest) model's test
+  accuracy: the edge of the band, where selection on validation is most optimistic;
 - for the predictor-guided runs, the Kendall tau and MAE of both predictors on trials they
   predicted before those were fine-tuned (the screening predictor at proposal, the
   cheap-fidelity one of the fine-tune gate once the trial's cheap accuracy was measured),
@@ -108,11 +111,15 @@ def measure_run(folder: Path, rows: list[dict], reference_ms: float, test_x, tes
     close = searched[searched["accuracy"] >= best["accuracy"] - WITHIN]
     fastest_close = close.sort_values("latency_ms").iloc[0] if len(close) else None
     speedup = 0.0 if fastest_close is None else float(best["latency_ms"] / fastest_close["latency_ms"])
-    # the model that speed-up names (chosen on validation) and the baseline, on the held-out
-    # test set: the validation split is what the search selected by, and overfits
+    fast = searched[searched["latency_ms"] <= best["latency_ms"] / SPEEDUP]
+    checked = (fast.sort_values(["accuracy", "latency_ms"], ascending=[False, True]).iloc[0]
+               if len(fast) else None)
+    # the models chosen on validation and the baseline, on the held-out test set: the
+    # validation split is what the search selected by, and overfits
     best_test = test_accuracy(folder, int(best["number"]), test_x, test_y)
     close_test = (None if fastest_close is None
                   else test_accuracy(folder, int(fastest_close["number"]), test_x, test_y))
+    checked_test = None if checked is None else test_accuracy(folder, int(checked["number"]), test_x, test_y)
     result = {
         "searched_complete": len(searched), "duplicates": sum(r["kind"] == "duplicate" for r in rows),
         "pruned_by_gate": sum(r["state"] == "PRUNED" for r in rows),
@@ -129,6 +136,12 @@ def measure_run(folder: Path, rows: list[dict], reference_ms: float, test_x, tes
             "trial": int(fastest_close["number"]), "val_accuracy": round(float(fastest_close["accuracy"]), 4),
             "test_accuracy": round(close_test, 4), "latency_ms": round(float(fastest_close["latency_ms"]), 4),
             "within_1_point_on_test": bool(close_test >= best_test - WITHIN)},
+        "most_accurate_at_speedup": None if checked is None else {
+            "trial": int(checked["number"]), "val_accuracy": round(float(checked["accuracy"]), 4),
+            "test_accuracy": round(checked_test, 4), "latency_ms": round(float(checked["latency_ms"]), 4),
+            "speedup": round(float(best["latency_ms"] / checked["latency_ms"]), 3),
+            "within_1_point_on_val": bool(checked["accuracy"] >= best["accuracy"] - WITHIN),
+            "within_1_point_on_test": bool(checked_test >= best_test - WITHIN)},
     }
     predictor = folder / "predictor.json"
     if predictor.is_file():
@@ -159,6 +172,8 @@ def summarise(runs: list[dict], settings: list[str]) -> dict:
                 "speedup_bar_met_seeds": sum(r["speedup_bar_met"] for r in mine),
                 "speedup_model_within_1_point_on_test": [(r.get("speedup_model") or {}).get("within_1_point_on_test")
                                                          for r in mine],
+                "most_accurate_at_speedup_within_1_point_on_test": [
+                    (r.get("most_accurate_at_speedup") or {}).get("within_1_point_on_test") for r in mine],
                 "searched_per_seed": [r["searched_complete"] for r in mine]}
             if method == "predictor":
                 summary[f"{setting}/{method}"] |= {
@@ -214,7 +229,8 @@ def main() -> None:
                     kept = [r for r in kept if (r["setting"], r["method"], r["seed"]) != (setting, method, seed)]
                     print(f"{setting:>22} {method:>9} {seed} HV {measured['hypervolume']:.4f} "
                           f"test HV {measured['hypervolume_test']:.4f} searched {measured['searched_complete']} "
-                          f"speed-up {measured['speedup_within_1_point']:.2f}x", flush=True)
+                          f"speed-up {measured['speedup_within_1_point']:.2f}x at 1.5x: "
+                          f"{measured['most_accurate_at_speedup']}", flush=True)
                     result = {"space": "mobilenet_digits on 80% of digits (20% held out as test)",
                               "budget_s": args.budget, "workers": 2, "accuracy_floor": ACCURACY_FLOOR,
                               "reference_latency_ms": {s: SETTINGS[s][2] for s in SETTINGS}, "runs": kept + runs,
