@@ -193,7 +193,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budget", type=int, default=150, help="wall-clock seconds per run (--time-budget)")
     parser.add_argument("--seeds", type=int, default=5, help="runs per method and setting, seeds 0..N-1")
-    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS),
+                        help="profiles to run, keeping the results file's runs of the others")
     parser.add_argument("--seed-counts", nargs="+", type=int, default=None,
                         help="seeds per setting, in --settings order (default: --seeds for each)")
     parser.add_argument("--first-seed", type=int, default=0,
@@ -201,10 +202,10 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
                         help="methods to run, keeping the results file's runs of the others")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "search_quality.json",
-                        help="results file (one per --budget: its runs are kept when adding seeds or methods)")
+                        help="results file (one per --budget; its runs are kept when adding seeds, methods, profiles)")
     args = parser.parse_args()
     out = args.out
-    adding = args.first_seed or set(args.methods) != set(METHODS)
+    adding = args.first_seed or set(args.methods) != set(METHODS) or set(args.settings) != set(SETTINGS)
     kept_file = json.loads(out.read_text()) if adding and out.is_file() else {"budget_s": args.budget, "runs": []}
     if kept_file["budget_s"] != args.budget:  # the file states one budget for all its runs
         parser.error(f"--out {out}: its runs are at --budget {kept_file['budget_s']}, not {args.budget}")

@@ -1,6 +1,6 @@
 """Shared fixtures: the default space, its digits splits and its trained base network.
 
-The base network is trained once per test session (about a minute on one core).
+The base network is trained once per test session (20 epochs, about a minute on one core).
 """
 
 from __future__ import annotations
@@ -46,8 +46,14 @@ def digits_splits(default_space):
     return load_splits(default_space.data)
 
 
+TEST_BASE_EPOCHS = 20
+"""The default space trains its base 100 epochs (about three minutes on one core); the tests
+check what training, inheritance and distillation do, which 20 epochs already show."""
+
+
 @pytest.fixture(scope="session")
 def trained_base(default_space, digits_splits, tmp_path_factory):
-    """(model, info) of the default space's base network, trained in this session."""
+    """(model, info) of the default space's base network trained ``TEST_BASE_EPOCHS`` epochs, in this session."""
     path = tmp_path_factory.mktemp("base") / "base.pt"
-    return train_base(default_space, digits_splits, path)
+    training = default_space.training.model_copy(update={"base_epochs": TEST_BASE_EPOCHS})
+    return train_base(default_space.model_copy(update={"training": training}), digits_splits, path)
