@@ -47,7 +47,7 @@ def digits_splits(default_space):
 
 
 TEST_BASE_EPOCHS = 20
-"""The default space trains its base 100 epochs (about three minutes on one core); the tests
+"""The default space trains its base 100 epochs (several minutes on one core); the tests
 check what training, inheritance and distillation do, which 20 epochs already show."""
 
 
