@@ -177,8 +177,12 @@ def _live(pids: list[int]) -> list[int]:
 @pytest.mark.parametrize("sampler", ["nsga2", "predictor"])
 def test_driver_killed_mid_run_resumes_without_losing_or_repeating_a_trial(tmp_path, profile, sampler):
     folder = tmp_path / "killed"
-    driver = subprocess.Popen([CLI, *_search_args(tmp_path, profile, "killed", 10, "--sampler", sampler)], cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # 4 fine-tune epochs, not the tiny space's 1: trials of a fifth of a second left the driver
+    # between two trials at most checks, and once (CI, 2026-11-30) finished the run before a
+    # check found one in flight
+    driver = subprocess.Popen([CLI, *_search_args(tmp_path, profile, "killed", 10, "--sampler", sampler,
+                                                  "--finetune-epochs", "4")],
+                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 150
     while time.monotonic() < deadline:
         done = [r for r in _rows(folder) if r["state"] == "COMPLETE"] if (folder / "trials.csv").exists() else []
