@@ -117,9 +117,15 @@ def measure_run(folder: Path, rows: list[dict], reference_ms: float, test_x, tes
     # the models chosen on validation and the baseline, on the held-out test set: the
     # validation split is what the search selected by, and overfits
     best_test = test_accuracy(folder, int(best["number"]), test_x, test_y)
-    close_test = (None if fastest_close is None
-                  else test_accuracy(folder, int(fastest_close["number"]), test_x, test_y))
-    checked_test = None if checked is None else test_accuracy(folder, int(checked["number"]), test_x, test_y)
+
+    def on_test(model: pd.Series | None) -> dict | None:
+        if model is None:
+            return None
+        model_test = test_accuracy(folder, int(model["number"]), test_x, test_y)
+        return {"trial": int(model["number"]), "val_accuracy": round(float(model["accuracy"]), 4),
+                "test_accuracy": round(model_test, 4), "latency_ms": round(float(model["latency_ms"]), 4),
+                "within_1_point_on_test": bool(model_test >= best_test - WITHIN)}
+
     result = {
         "searched_complete": len(searched), "duplicates": sum(r["kind"] == "duplicate" for r in rows),
         "pruned_by_gate": sum(r["state"] == "PRUNED" for r in rows),
@@ -132,16 +138,10 @@ def measure_run(folder: Path, rows: list[dict], reference_ms: float, test_x, tes
         "best_baseline": {"label": best["label"], "accuracy": round(float(best["accuracy"]), 4),
                           "test_accuracy": round(best_test, 4), "latency_ms": round(float(best["latency_ms"]), 4)},
         "speedup_within_1_point": round(speedup, 3), "speedup_bar_met": bool(speedup >= SPEEDUP),
-        "speedup_model": None if fastest_close is None else {
-            "trial": int(fastest_close["number"]), "val_accuracy": round(float(fastest_close["accuracy"]), 4),
-            "test_accuracy": round(close_test, 4), "latency_ms": round(float(fastest_close["latency_ms"]), 4),
-            "within_1_point_on_test": bool(close_test >= best_test - WITHIN)},
-        "most_accurate_at_speedup": None if checked is None else {
-            "trial": int(checked["number"]), "val_accuracy": round(float(checked["accuracy"]), 4),
-            "test_accuracy": round(checked_test, 4), "latency_ms": round(float(checked["latency_ms"]), 4),
+        "speedup_model": on_test(fastest_close),
+        "most_accurate_at_speedup": None if checked is None else on_test(checked) | {
             "speedup": round(float(best["latency_ms"] / checked["latency_ms"]), 3),
-            "within_1_point_on_val": bool(checked["accuracy"] >= best["accuracy"] - WITHIN),
-            "within_1_point_on_test": bool(checked_test >= best_test - WITHIN)},
+            "within_1_point_on_val": bool(checked["accuracy"] >= best["accuracy"] - WITHIN)},
     }
     predictor = folder / "predictor.json"
     if predictor.is_file():
