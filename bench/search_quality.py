@@ -20,7 +20,13 @@ front being measured):
 - for the predictor-guided runs, the Kendall tau and MAE of both predictors on trials they
   predicted before those were fine-tuned (the screening predictor at proposal, the
   cheap-fidelity one of the fine-tune gate once the trial's cheap accuracy was measured),
-  the trials the gate pruned, and the screening throughput.
+  the trials the gate pruned, and the screening throughput;
+- the same two predictors, as the run left them (``predictor.pkl``, ``cheap_predictor.pkl``),
+  on a sample of the whole space that they were not fitted on: every fine-tuned search trial
+  of the random-search runs of the same profile (all seeds present in results/, the
+  candidates the predictor run evaluated left out). The trials a predictor-guided run
+  proposes crowd where its accuracies are nearly equal, which lowers any rank correlation
+  measured on them; a random sample is how predictors are usually judged (OFA, nn-Meter).
 
 Prints a table and writes bench/results/search_quality.json (or ``--out``).
 
@@ -30,24 +36,27 @@ Prints a table and writes bench/results/search_quality.json (or ``--out``).
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import re
 import statistics
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
 import ray
 import torch
 import torch.nn.functional as F
 import yaml
-from search_runs import ROOT, SPACE, run_search
+from search_runs import RESULTS, ROOT, SPACE, run_search
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from autocompress.data import load_splits
 from autocompress.pipeline import load_trial_model
 from autocompress.report.pareto import hypervolume, pareto_mask
+from autocompress.search.predictor import AccuracyPredictor, quality
 from autocompress.space import load_space
 from autocompress.train import accuracy
 
@@ -97,6 +106,30 @@ def normalised_hv(accuracy_values, latency_ms, reference_ms: float) -> float:
                               np.asarray(latency_ms, dtype=float) / reference_ms])
     reference = np.array([1.0 - ACCURACY_FLOOR, 1.0])
     return hypervolume(points, reference) / float(np.prod(reference))
+
+
+def finished_search_trials(folder: Path) -> list[optuna.trial.FrozenTrial]:
+    storage = optuna.storages.RDBStorage(f"sqlite:///{folder / 'study.db'}")
+    study = optuna.load_study(study_name=None, storage=storage)
+    return [t for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
+            if t.user_attrs.get("kind") == "search"]
+
+
+def space_sample_quality(folder: Path, sample_folders: list[Path]) -> dict | None:
+    """Tau and MAE of a run's final predictors on the sample runs' search trials it never evaluated."""
+    evaluated = {t.user_attrs["candidate_hash"] for t in finished_search_trials(folder)} | {
+        row["candidate_hash"] for row in pd.read_csv(folder / "trials.csv").to_dict("records")}
+    sample = {t.user_attrs["candidate_hash"]: t for f in sample_folders for t in finished_search_trials(f)
+              if t.user_attrs["candidate_hash"] not in evaluated}
+    trials = list(sample.values())
+    params = [t.params for t in trials]
+    latency = [float(t.user_attrs["latency_ms"]) for t in trials]
+    before = [float(t.user_attrs["accuracy_before"]) for t in trials]
+    measured = [float(t.user_attrs["accuracy"]) for t in trials]
+    screening, _ = AccuracyPredictor.load(folder / "predictor.pkl").predict(params, latency)
+    cheap, _ = AccuracyPredictor.load(folder / "cheap_predictor.pkl").predict(params, latency, before)
+    return {"sample": [f.name for f in sample_folders], "screening": quality(screening, measured),
+            "cheap_gate": quality(cheap, measured)}
 
 
 def measure_run(folder: Path, rows: list[dict], reference_ms: float, test_x, test_y) -> dict:
@@ -189,7 +222,13 @@ def summarise(runs: list[dict], settings: list[str]) -> dict:
                     "screening_tau_per_seed": [(r["predictor_before_evaluation"] or {}).get("kendall_tau")
                                                for r in mine],
                     "cheap_gate_tau_per_seed": [(r["cheap_predictor_before_finetune"] or {}).get("kendall_tau")
-                                                for r in mine]}
+                                                for r in mine],
+                    "space_sample_screening_tau_per_seed": [
+                        ((r.get("predictors_on_space_sample") or {}).get("screening") or {}).get("kendall_tau")
+                        for r in mine],
+                    "space_sample_cheap_gate_tau_per_seed": [
+                        ((r.get("predictors_on_space_sample") or {}).get("cheap_gate") or {}).get("kendall_tau")
+                        for r in mine]}
         if f"{setting}/random" in summary and f"{setting}/predictor" in summary:
             best_random = max(summary[f"{setting}/random"]["hypervolume_per_seed"])
             summary[f"{setting}/bar: predictor median HV > best random seed"] = bool(
@@ -211,44 +250,76 @@ def main() -> None:
                         help="methods to run, keeping the results file's runs of the others")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "search_quality.json",
                         help="results file (one per --budget; its runs are kept when adding seeds, methods, profiles)")
+    parser.add_argument("--measure-only", action="store_true",
+                        help="run no search: measure the selected runs' folders in results/ again (after a change "
+                             "to the measurements), keeping each run's wall time from the results file")
     args = parser.parse_args()
     out = args.out
-    adding = args.first_seed or set(args.methods) != set(METHODS) or set(args.settings) != set(SETTINGS)
+    adding = (args.measure_only or args.first_seed or set(args.methods) != set(METHODS)
+              or set(args.settings) != set(SETTINGS))
     kept_file = json.loads(out.read_text()) if adding and out.is_file() else {"budget_s": args.budget, "runs": []}
     if kept_file["budget_s"] != args.budget:  # the file states one budget for all its runs
         parser.error(f"--out {out}: its runs are at --budget {kept_file['budget_s']}, not {args.budget}")
     kept = kept_file["runs"]
     space_path, test_x, test_y = heldout_space()
     counts = args.seed_counts or [args.seeds] * len(args.settings)
-    # one Ray for all runs; its workers import this checkout
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    selected = [(setting, seed, method) for setting, seeds in zip(args.settings, counts, strict=True)
+                for seed in range(args.first_seed, args.first_seed + seeds) for method in args.methods]
     runs: list[dict] = []
-    try:
-        for setting, seeds in zip(args.settings, counts, strict=True):
-            profile, native, reference_ms = SETTINGS[setting]
-            for seed in range(args.first_seed, args.first_seed + seeds):
-                for method in args.methods:
-                    run = f"bench-quality-{setting}-{method}-{seed}"
-                    wall, rows = run_search(run, ROOT / profile, space=space_path, time_budget=f"{args.budget}s",
-                                            workers=2, sampler=method, seed=seed, native_only=native)
-                    measured = measure_run(ROOT / "results" / run, rows, reference_ms, test_x, test_y)
-                    runs.append({"setting": setting, "method": method, "seed": seed, "wall_s": round(wall, 1),
-                                 **measured})
-                    kept = [r for r in kept if (r["setting"], r["method"], r["seed"]) != (setting, method, seed)]
-                    print(f"{setting:>22} {method:>9} {seed} HV {measured['hypervolume']:.4f} "
-                          f"test HV {measured['hypervolume_test']:.4f} searched {measured['searched_complete']} "
-                          f"speed-up {measured['speedup_within_1_point']:.2f}x; most accurate at >= {SPEEDUP}x: "
-                          f"{checked_summary(measured)}", flush=True)
-                    result = {"space": "mobilenet_digits on 80% of digits (20% held out as test)",
-                              "budget_s": args.budget, "workers": 2, "accuracy_floor": ACCURACY_FLOOR,
-                              "reference_latency_ms": {s: SETTINGS[s][2] for s in SETTINGS}, "runs": kept + runs,
-                              "summary": summarise(kept + runs, list(SETTINGS))}
-                    out.write_text(json.dumps(result, indent=2) + "\n")  # after every run: a partial is kept
-    finally:
-        ray.shutdown()
+
+    def record(setting: str, seed: int, method: str, wall_s: float | None, rows: list[dict]) -> None:
+        nonlocal kept
+        measured = measure_run(RESULTS / run_name(setting, method, seed), rows, SETTINGS[setting][2], test_x, test_y)
+        runs.append({"setting": setting, "method": method, "seed": seed, "wall_s": wall_s, **measured})
+        kept = [r for r in kept if (r["setting"], r["method"], r["seed"]) != (setting, method, seed)]
+        print(f"{setting:>22} {method:>9} {seed} HV {measured['hypervolume']:.4f} "
+              f"test HV {measured['hypervolume_test']:.4f} searched {measured['searched_complete']} "
+              f"speed-up {measured['speedup_within_1_point']:.2f}x; most accurate at >= {SPEEDUP}x: "
+              f"{checked_summary(measured)}", flush=True)
+        write_results(out, args.budget, kept + runs)  # after every run: a partial is kept
+
+    if args.measure_only:
+        walls = {(r["setting"], r["method"], r["seed"]): r.get("wall_s") for r in kept}
+        for setting, seed, method in selected:
+            folder = RESULTS / run_name(setting, method, seed)
+            if not (folder / "trials.csv").is_file():
+                parser.error(f"--measure-only: {folder} holds no run")
+            with open(folder / "trials.csv") as handle:
+                record(setting, seed, method, walls.get((setting, method, seed)), list(csv.DictReader(handle)))
+    else:
+        # one Ray for all runs; its workers import this checkout
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+        try:
+            for setting, seed, method in selected:
+                profile, native, _ = SETTINGS[setting]
+                wall, rows = run_search(run_name(setting, method, seed), ROOT / profile, space=space_path,
+                                        time_budget=f"{args.budget}s", workers=2, sampler=method, seed=seed,
+                                        native_only=native)
+                record(setting, seed, method, round(wall, 1), rows)
+        finally:
+            ray.shutdown()
+    # once every run of this invocation is in, so that the sample is the random runs now in results/
+    for run in runs:
+        if run["method"] == "predictor":
+            sample = sorted(RESULTS.glob(run_name(run["setting"], "random", "*")))
+            run["predictors_on_space_sample"] = (
+                space_sample_quality(RESULTS / run_name(run["setting"], "predictor", run["seed"]), sample)
+                if sample else None)
+    write_results(out, args.budget, kept + runs)
     print(json.dumps(summarise(kept + runs, list(SETTINGS)), indent=1))
     print(f"wrote {out}")
+
+
+def run_name(setting: str, method: str, seed: int | str) -> str:
+    return f"bench-quality-{setting}-{method}-{seed}"
+
+
+def write_results(out: Path, budget: int, runs: list[dict]) -> None:
+    result = {"space": "mobilenet_digits on 80% of digits (20% held out as test)", "budget_s": budget, "workers": 2,
+              "accuracy_floor": ACCURACY_FLOOR, "reference_latency_ms": {s: SETTINGS[s][2] for s in SETTINGS},
+              "runs": runs, "summary": summarise(runs, list(SETTINGS))}
+    out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
