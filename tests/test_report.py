@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 
@@ -69,6 +70,28 @@ def test_report_of_a_finished_run(finished_run):  # noqa: F811
     for number in members["number"]:
         assert f"\n| {number} |" in summary
     assert "<b>in progress</b>" not in text
+
+
+def test_report_says_how_far_validation_tells_front_models_apart(finished_run, tmp_path):  # noqa: F811
+    run = Run.load(finished_run)
+    images = run.config["split_images"]
+    best = float(front(run.feasible, run.objectives)["accuracy"].max())
+    best = min(best, 1 - 1 / images["val"])
+    points = 100 * math.sqrt(best * (1 - best) / images["val"])
+    write_report(finished_run)
+    summary = (finished_run / "summary.md").read_text()
+    assert f"Selected by validation accuracy ({images['val']} images)" in summary
+    assert f"standard error of about {points:.1f} points" in summary
+    assert f"closer than about {2 * points:.1f} points are not told apart" in summary
+    # a run made before the split sizes were recorded: the plain sentence, no made-up figure
+    older = shutil.copytree(finished_run, tmp_path / "older")
+    config = json.loads((older / "config.json").read_text())
+    del config["split_images"]
+    (older / "config.json").write_text(json.dumps(config))
+    write_report(older)
+    summary = (older / "summary.md").read_text()
+    assert "Selected by validation accuracy; test accuracy measured once" in summary
+    assert "standard error" not in summary
 
 
 def test_report_of_a_run_in_progress(finished_run, tmp_path):  # noqa: F811

@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 
 from autocompress.candidate import Candidate
 from autocompress.cli import app
+from autocompress.data import load_splits
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import load_profile
 from autocompress.models.family import family_of
@@ -141,6 +142,9 @@ def test_run_folder_holds_config_inputs_and_loadable_models(faulty_run, max_late
     assert {"run", "space_path", "space", "profile_path", "profile_device", "objectives", "constraints", "sampler",
             "trials", "time_budget_s", "workers", "seed", "base_path", "created"} <= set(config)
     assert config["constraints"] == {"max_latency_ms": max_latency_ms, "max_size_kb": None}
+    splits = load_splits(load_space(faulty_run / "space.yaml").data)  # the report's noise note reads these
+    assert config["split_images"] == {"train": len(splits.train_y), "val": len(splits.val_y),
+                                      "test": len(splits.test_y)}
     assert (faulty_run / "space.yaml").is_file() and (faulty_run / "profile.json").is_file()
     log = (faulty_run / "search.log").read_text()
     assert "trial 0 COMPLETE" in log and "2 workers x 1 torch threads" in log

@@ -179,8 +179,8 @@ def render(analysis: Analysis) -> str:
         f'<p class="note">{timings["trials"]} trials, {len(run.complete)} finished, front of {len(analysis.front)}, '
         f"objectives {html.escape(', '.join(run.objectives))}{status}</p>",
         "<h2>Accuracy and latency</h2>", _figure_div(_scatter(analysis), "scatter"),
-        "<h2>Pareto front</h2><p class=note>The search selects by validation accuracy; the test accuracy is "
-        "measured once, after the search, on the test split no trial saw. Click a column header to sort.</p>",
+        f"<h2>Pareto front</h2><p class=note>{html.escape(tables.selection_note(analysis))} "
+        "Click a column header to sort.</p>",
         _table(tables.front_table(analysis, "\n"), sortable=True, policy_column="policy"),
         "<h2>Uniform baselines</h2>", _table(tables.baseline_table(analysis)),
         "<h2>Front measured on the device</h2>", f'<p class="note">{html.escape(tables.verify_note(analysis))}</p>',

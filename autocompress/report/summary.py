@@ -36,8 +36,8 @@ def render(analysis: Analysis, files: list[str]) -> str:
         f"# autocompress run `{run.name}`",
         f"Objectives: {', '.join(run.objectives)}; constraints: {constraints}.",
         "## Timings\n\n" + _pairs(tables.timings(analysis)),
-        "## Pareto front\n\nSelected by validation accuracy; test accuracy measured once on the test split "
-        "after the search.\n\n" + (markdown_table(front) if len(front) else "No finished trial yet."),
+        "## Pareto front\n\n" + tables.selection_note(analysis) + "\n\n"
+        + (markdown_table(front) if len(front) else "No finished trial yet."),
         "## Uniform baselines\n\n" + markdown_table(tables.baseline_table(analysis)),
         "## Front measured on the device\n\n" + tables.verify_note(analysis)
         + ("\n\n" + markdown_table(verified) if len(verified) else ""),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
@@ -99,6 +100,22 @@ def profile_summary(profile: HardwareProfile | None) -> dict[str, Any]:
 def validation_table(profile: HardwareProfile | None) -> pd.DataFrame:
     """The profile's validation figures, per candidate set, statistic and prediction."""
     return pd.DataFrame(validation_rows(profile) if profile is not None else [])
+
+
+def selection_note(analysis: Analysis) -> str:
+    """How the front was selected and, where the split sizes are known, how far validation can
+    tell its models apart: a binomial standard error at the front's best accuracy."""
+    images = analysis.run.config.get("split_images")
+    if not images or analysis.front.empty:
+        return "Selected by validation accuracy; test accuracy measured once on the test split after the search."
+    val = images["val"]
+    best = min(float(analysis.front["accuracy"].max()), 1.0 - 1.0 / val)  # a perfect score still has an error
+    points = 100.0 * math.sqrt(best * (1.0 - best) / val)
+    return (f"Selected by validation accuracy ({val} images); test accuracy measured once on the test split "
+            f"({images['test']} images) after the search. At the front's best validation accuracy one accuracy "
+            f"on {val} images has a standard error of about {points:.1f} points: front models closer than about "
+            f"{2 * points:.1f} points are not told apart by validation, and the most accurate of many such "
+            "models tends to measure lower on test.")
 
 
 def verify_note(analysis: Analysis) -> str:

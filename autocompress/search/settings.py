@@ -76,6 +76,8 @@ class SearchConfig(BaseModel):
     finetune_epochs: int | None = Field(None, ge=0)
     native_only: bool = False
     base_path: str
+    split_images: dict[str, int] | None = Field(None, description=(
+        "images in the train, val and test splits (absent in runs made before 2026-11-30)"))
     created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     def directions(self) -> list[str]:
