@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from search_quality import SPEEDUP, all_heldout, heldout_space
+from search_quality import all_heldout, baseline_and_fast_models, heldout_space
 from search_runs import RESULTS, ROOT
 
 from autocompress.base import load_base
@@ -34,21 +34,14 @@ from autocompress.space import load_space
 from autocompress.train import accuracy
 
 
-def models_at_speedup(folder: Path, top: int) -> tuple[pd.Series, pd.DataFrame]:
-    """The run's most accurate baseline and its ``top`` most accurate searched models at >= SPEEDUP."""
-    table = pd.read_csv(folder / "trials.csv")
-    table = table[table["state"] == "COMPLETE"]
-    best = table[table["kind"] == "baseline"].sort_values(["accuracy", "latency_ms"], ascending=[False, True]).iloc[0]
-    fast = table[(table["kind"] == "search") & (table["latency_ms"] <= best["latency_ms"] / SPEEDUP)]
-    return best, fast.sort_values(["accuracy", "latency_ms"], ascending=[False, True]).head(top)
-
-
 def check_run(folder: Path, top: int, repeats: int, heldout_x: torch.Tensor, heldout_y: torch.Tensor) -> list[dict]:
     space = load_space(folder / "space.yaml")
     splits = load_splits(space.data)
     base, _ = load_base(space, folder / "base.pt")
     epochs = json.loads((folder / "config.json").read_text()).get("finetune_epochs")
-    best, chosen = models_at_speedup(folder, top)
+    trials = pd.read_csv(folder / "trials.csv")
+    best, fast = baseline_and_fast_models(trials[trials["state"] == "COMPLETE"])
+    chosen = fast.head(top)
     _, baseline_model = load_trial_model(space, folder / "models" / f"trial_{int(best['number'])}.pt")
     baseline_heldout = accuracy(baseline_model, heldout_x, heldout_y)
     records = []

@@ -125,7 +125,7 @@ def finished_search_trials(folder: Path) -> list[optuna.trial.FrozenTrial]:
             if t.user_attrs.get("kind") == "search"]
 
 
-def space_sample_quality(folder: Path, sample_folders: list[Path]) -> dict | None:
+def space_sample_quality(folder: Path, sample_folders: list[Path]) -> dict:
     """Tau and MAE of a run's final predictors on the sample runs' search trials it never evaluated."""
     evaluated = set(pd.read_csv(folder / "trials.csv")["candidate_hash"])
     sample = {t.user_attrs["candidate_hash"]: t for f in sample_folders for t in finished_search_trials(f)
@@ -141,21 +141,28 @@ def space_sample_quality(folder: Path, sample_folders: list[Path]) -> dict | Non
             "cheap_gate": quality(cheap, measured)}
 
 
+def baseline_and_fast_models(complete: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
+    """Of a run's finished trials: the most accurate baseline on validation (ties: faster), and
+    the searched models at >= SPEEDUP lower latency than it, most accurate first (ties: faster);
+    the 1.5x check looks at the first of these."""
+    by_accuracy = complete.sort_values(["accuracy", "latency_ms"], ascending=[False, True])
+    best = by_accuracy[by_accuracy["kind"] == "baseline"].iloc[0]
+    fast = by_accuracy[(by_accuracy["kind"] == "search") & (by_accuracy["latency_ms"] <= best["latency_ms"] / SPEEDUP)]
+    return best, fast
+
+
 def measure_run(folder: Path, rows: list[dict], reference_ms: float, test_x, test_y, heldout_x, heldout_y) -> dict:
     table = pd.DataFrame([r for r in rows if r["state"] == "COMPLETE"]).astype(
         {"accuracy": float, "latency_ms": float, "number": int})
     searched = table[table["kind"] == "search"]
-    baselines = table[table["kind"] == "baseline"]
     points = np.column_stack([1.0 - searched["accuracy"], searched["latency_ms"]])
     front = searched[pareto_mask(points)] if len(searched) else searched
     front_test = [test_accuracy(folder, n, test_x, test_y) for n in front["number"]]
-    best = baselines.sort_values(["accuracy", "latency_ms"], ascending=[False, True]).iloc[0]
+    best, fast = baseline_and_fast_models(table)
     close = searched[searched["accuracy"] >= best["accuracy"] - WITHIN]
     fastest_close = close.sort_values("latency_ms").iloc[0] if len(close) else None
     speedup = 0.0 if fastest_close is None else float(best["latency_ms"] / fastest_close["latency_ms"])
-    fast = searched[searched["latency_ms"] <= best["latency_ms"] / SPEEDUP]
-    checked = (fast.sort_values(["accuracy", "latency_ms"], ascending=[False, True]).iloc[0]
-               if len(fast) else None)
+    checked = fast.iloc[0] if len(fast) else None
     # the models chosen on validation and the baseline, on the held-out test set: the
     # validation split is what the search selected by, and overfits
     best_test = test_accuracy(folder, int(best["number"]), test_x, test_y)
