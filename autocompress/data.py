@@ -182,6 +182,10 @@ class Splits:
     test_y: torch.Tensor
     loader_workers: int = 0
 
+    def image_counts(self) -> dict[str, int]:
+        """Images in each split, as a run's config.json records them (``split_images``)."""
+        return {"train": len(self.train_y), "val": len(self.val_y), "test": len(self.test_y)}
+
     def batches(self, batch_size: int, generator: torch.Generator | None = None,
                 shuffle: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(x, y) training mini-batches through a torch ``DataLoader``, shuffled with ``generator``.

@@ -105,9 +105,10 @@ def all_heldout(space_path: Path, test_x: torch.Tensor, test_y: torch.Tensor) ->
     return torch.cat([test_x, splits.test_x[:]]), torch.cat([test_y, splits.test_y])
 
 
-def test_accuracy(folder: Path, number: int, test_x: torch.Tensor, test_y: torch.Tensor) -> float:
+def trial_accuracies(folder: Path, number: int, *image_sets: tuple[torch.Tensor, torch.Tensor]) -> list[float]:
+    """A trial's saved model, loaded once, on each (images, labels) set."""
     _, model = load_trial_model(load_space(folder / "space.yaml"), folder / "models" / f"trial_{number}.pt")
-    return accuracy(model, test_x, test_y)
+    return [accuracy(model, x, y) for x, y in image_sets]
 
 
 def normalised_hv(accuracy_values, latency_ms, reference_ms: float) -> float:
@@ -157,7 +158,7 @@ def measure_run(folder: Path, rows: list[dict], reference_ms: float, test_x, tes
     searched = table[table["kind"] == "search"]
     points = np.column_stack([1.0 - searched["accuracy"], searched["latency_ms"]])
     front = searched[pareto_mask(points)] if len(searched) else searched
-    front_test = [test_accuracy(folder, n, test_x, test_y) for n in front["number"]]
+    front_test = [trial_accuracies(folder, n, (test_x, test_y))[0] for n in front["number"]]
     best, fast = baseline_and_fast_models(table)
     close = searched[searched["accuracy"] >= best["accuracy"] - WITHIN]
     fastest_close = close.sort_values("latency_ms").iloc[0] if len(close) else None
@@ -165,14 +166,13 @@ def measure_run(folder: Path, rows: list[dict], reference_ms: float, test_x, tes
     checked = fast.iloc[0] if len(fast) else None
     # the models chosen on validation and the baseline, on the held-out test set: the
     # validation split is what the search selected by, and overfits
-    best_test = test_accuracy(folder, int(best["number"]), test_x, test_y)
-    best_heldout = test_accuracy(folder, int(best["number"]), heldout_x, heldout_y)
+    best_test, best_heldout = trial_accuracies(folder, int(best["number"]), (test_x, test_y), (heldout_x, heldout_y))
 
     def on_test(model: pd.Series | None) -> dict | None:
         if model is None:
             return None
-        model_test = test_accuracy(folder, int(model["number"]), test_x, test_y)
-        model_heldout = test_accuracy(folder, int(model["number"]), heldout_x, heldout_y)
+        model_test, model_heldout = trial_accuracies(folder, int(model["number"]), (test_x, test_y),
+                                                     (heldout_x, heldout_y))
         return {"trial": int(model["number"]), "val_accuracy": round(float(model["accuracy"]), 4),
                 "test_accuracy": round(model_test, 4), "latency_ms": round(float(model["latency_ms"]), 4),
                 "within_1_point_on_test": bool(model_test >= best_test - WITHIN),

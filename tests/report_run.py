@@ -103,7 +103,7 @@ def build_run(run_dir: Path) -> Path:
         "objectives": ["accuracy", "latency_ms"], "constraints": {"max_latency_ms": None, "max_size_kb": None},
         "sampler": "random", "trials": len(rows) - 5, "time_budget_s": None, "workers": 1, "seed": 0,
         "base_path": "results/_base/report_tiny.pt", "created": rows[0]["started_at"],
-        "split_images": {"train": len(splits.train_y), "val": len(splits.val_y), "test": len(splits.test_y)},
+        "split_images": splits.image_counts(),
     }
     (run_dir / "config.json").write_text(json.dumps(config, indent=2))
     (run_dir / "search.log").write_text("built by tests/report_run.py\n")

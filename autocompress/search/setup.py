@@ -68,10 +68,6 @@ class NewRun:
     splits: Splits
 
 
-def split_images(splits: Splits) -> dict[str, int]:
-    return {"train": len(splits.train_y), "val": len(splits.val_y), "test": len(splits.test_y)}
-
-
 def plan_run(results_dir: Path, run: str | None, space_path: Path, profile_path: Path,
              settings: dict) -> NewRun:
     """Check a new run's space, profile (every op the space can contain) and data.
@@ -88,7 +84,7 @@ def plan_run(results_dir: Path, run: str | None, space_path: Path, profile_path:
     splits = load_splits(space.data, progress=True)  # bad data fail here, before anything is written
     config = SearchConfig(run=folder.path.name, space_path=str(space_path), space=space.model_dump(),
                           profile_path=str(profile_path), profile_device=profile.device.name,
-                          base_path=str(folder.base), split_images=split_images(splits), **settings)
+                          base_path=str(folder.base), split_images=splits.image_counts(), **settings)
     return NewRun(folder, config, space, profile, space_path, profile_path, splits)
 
 
