@@ -310,6 +310,9 @@ def main() -> None:
             folder = RESULTS / run_name(setting, method, seed)
             if not (folder / "trials.csv").is_file():
                 parser.error(f"--measure-only: {folder} holds no run")
+            budget = json.loads((folder / "config.json").read_text())["time_budget_s"]
+            if budget != args.budget:  # run folders are named without their budget
+                parser.error(f"--measure-only: {folder} is a run at --budget {budget:g}, not {args.budget}")
             with open(folder / "trials.csv") as handle:
                 record(setting, seed, method, walls.get((setting, method, seed)), list(csv.DictReader(handle)))
     else:
