@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from search_quality import all_heldout, baseline_and_fast_models, heldout_space
+from search_quality import all_heldout, baseline_and_fast_models, heldout_space, trial_accuracies
 from search_runs import RESULTS, ROOT
 
 from autocompress.base import load_base
@@ -42,8 +42,7 @@ def check_run(folder: Path, top: int, repeats: int, heldout_x: torch.Tensor, hel
     trials = pd.read_csv(folder / "trials.csv")
     best, fast = baseline_and_fast_models(trials[trials["state"] == "COMPLETE"])
     chosen = fast.head(top)
-    _, baseline_model = load_trial_model(space, folder / "models" / f"trial_{int(best['number'])}.pt")
-    baseline_heldout = accuracy(baseline_model, heldout_x, heldout_y)
+    baseline_heldout = trial_accuracies(folder, int(best["number"]), (heldout_x, heldout_y))[0]
     records = []
     for rank, row in enumerate(chosen.itertuples()):
         candidate, model = load_trial_model(space, folder / "models" / f"trial_{row.number}.pt")
