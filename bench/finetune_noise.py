@@ -18,7 +18,7 @@ at proposal is measured. Two processes, one torch thread each; no timing involve
 
     .venv/bin/python bench/finetune_noise.py results/bench-quality-bitfusion-predictor-10 ...
 
-Prints a line per run and writes bench/results/finetune_noise.json (or ``--out``).
+Prints a line per run and writes bench/results/finetune_noise.json (or ``--out``) after each run.
 """
 
 from __future__ import annotations
@@ -112,7 +112,8 @@ def main() -> None:
                                f"seed {REPEAT_SEEDS[1]}": second.tolist()}}
         results.append(result)
         print(json.dumps({k: v for k, v in result.items() if k != "accuracy"}), flush=True)
-    args.out.write_text(json.dumps({"repeat_seeds": list(REPEAT_SEEDS), "runs": results}, indent=1) + "\n")
+        # after every run: a long invocation stopped midway keeps what it measured
+        args.out.write_text(json.dumps({"repeat_seeds": list(REPEAT_SEEDS), "runs": results}, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -152,6 +152,13 @@ def baseline_and_fast_models(complete: pd.DataFrame) -> tuple[pd.Series, pd.Data
     return best, fast
 
 
+def at_proposal(complete: pd.DataFrame, column: str) -> dict[str, float] | None:
+    """Quality of the predictions a run stored in ``column`` before each trial, on the finished
+    trials that have one (as ``predictor.json`` scores them)."""
+    judged = complete[complete[column].astype(str).str.len() > 0]
+    return quality(judged[column].astype(float), judged["accuracy"]) if len(judged) > 1 else None
+
+
 def measure_run(folder: Path, rows: list[dict], reference_ms: float, test_x, test_y, heldout_x, heldout_y) -> dict:
     table = pd.DataFrame([r for r in rows if r["state"] == "COMPLETE"]).astype(
         {"accuracy": float, "latency_ms": float, "number": int})
@@ -200,8 +207,10 @@ def measure_run(folder: Path, rows: list[dict], reference_ms: float, test_x, tes
     predictor = folder / "predictor.json"
     if predictor.is_file():
         summary = json.loads(predictor.read_text())
-        result["predictor_before_evaluation"] = summary["before_evaluation"]
-        result["cheap_predictor_before_finetune"] = summary["cheap_fidelity"]["before_finetune"]
+        # scored from trials.csv: the predictor.json of runs made before 2026-11-30 20:00 left
+        # out the trials in flight at the last proposal
+        result["predictor_before_evaluation"] = at_proposal(table, "predicted_accuracy")
+        result["cheap_predictor_before_finetune"] = at_proposal(table, "predicted_accuracy_cheap")
         result["cheap_predictor_cross_validated"] = summary["cheap_fidelity"]["cross_validated"]
         log = (folder / "search.log").read_text()
         rates = [float(v) for v in re.findall(r"screened \d+ candidates in [\d.]+ s \((\d+) a second\)", log)]

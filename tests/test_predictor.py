@@ -96,12 +96,15 @@ def test_accuracy_keeping_proposal_is_the_fastest_predicted_within_a_point_of_th
 
 
 def _told(study: optuna.Study, space, profile, params: dict, kind: str) -> None:
-    candidate = suggest_candidate(space, lambda n, _c: params[n])
-    accuracy = _synthetic_accuracy(params)
-    latency = predict(candidate, profile, space)
     study.enqueue_trial(params, user_attrs={"kind": kind})
-    trial = study.ask()
-    suggest_candidate(space, trial.suggest_categorical)
+    _measured(study, study.ask(), space, profile)
+
+
+def _measured(study: optuna.Study, trial: optuna.Trial, space, profile) -> None:
+    """Tells ``trial`` with its synthetic accuracies, as the driver stores a finished trial."""
+    candidate = suggest_candidate(space, trial.suggest_categorical)
+    accuracy = _synthetic_accuracy(trial.params)
+    latency = predict(candidate, profile, space)
     for key, value in {"candidate_hash": candidate.hash, "state": "COMPLETE", "accuracy": accuracy,
                        "accuracy_before": accuracy - 0.1, "latency_ms": latency}.items():
         trial.set_user_attr(key, value)
@@ -134,6 +137,21 @@ def test_sampler_proposes_an_unseen_candidate_and_writes_its_screening(space, pr
     gate = study.sampler.finetune_gate(trial.number)  # handed to the worker once, with the proposal
     assert gate is not None and gate.params == study.trials[-1].params
     assert study.sampler.finetune_gate(trial.number) is None
+
+
+def test_predictor_quality_at_proposal_counts_trials_finished_after_the_last_proposal(space, profile, tmp_path):
+    """predictor.json is written at each proposal; the trials in flight then are scored once they finish."""
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for params in _random_params(space, 12, seed=1):
+        _told(study, space, profile, params, "search")
+    study.sampler = PredictorGuidedSampler(space, profile, tmp_path, seed=0)
+    for _ in range(2):
+        trial = study.ask()
+        trial.set_user_attr("kind", "search")
+        _measured(study, trial, space, profile)
+    summary = json.loads((tmp_path / "predictor.json").read_text())
+    assert summary["fitted_on_trials"] == 13  # written at the second proposal, before its trial finished
+    assert summary["before_evaluation"]["trials"] == 2
 
 
 def test_fine_tune_gate_turns_down_what_the_cheap_accuracy_shows_cannot_pay(space, profile):

@@ -36,7 +36,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -305,21 +305,29 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
             "model": predictor.description,
             "fitted_on_trials": predictor.trained_on,
             "cross_validated": predictor.cross_validated(fitted.params, fitted.latency, fitted.accuracy),
-            "before_evaluation": _quality_of(trials, "predicted_accuracy"),
+            "before_evaluation": None,  # this and the gate's two below: _with_proposal_quality
             "cheap_fidelity": {
                 "model": cheap_predictor.description,
                 "fitted_on_trials": cheap_predictor.trained_on,
                 "cross_validated": cheap_predictor.cross_validated(fitted.params, fitted.latency, fitted.accuracy,
                                                                    fitted.accuracy_before),
-                "before_finetune": _quality_of(trials, "predicted_accuracy_cheap"),
-                "pruned_trials": sum(t.user_attrs.get("state") == "PRUNED" for t in trials),
+                "before_finetune": None,
+                "pruned_trials": 0,
             },
             "last_screening": {"trial": number, "candidates": len(pool.params), "seconds": round(seconds, 3),
                                "candidates_per_s": round(len(pool.params) / seconds, 1)},
         }
-        tmp = self.folder / ".predictor.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
-        tmp.replace(self.folder / "predictor.json")
+        _write_summary(self.folder / "predictor.json", _with_proposal_quality(summary, trials))
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
+                    values: Sequence[float] | None) -> None:
+        """Scores the predictions made at proposal in ``predictor.json`` again, with the trial
+        just finished: written only at proposals, the file would leave out every trial still in
+        flight at the last one (Optuna calls this with the trial's attributes stored)."""
+        path = self.folder / "predictor.json" if self.folder is not None else None
+        if path is not None and path.is_file():
+            _write_summary(path, _with_proposal_quality(json.loads(path.read_text()),
+                                                        study.get_trials(deepcopy=False)))
 
 
 def _fastest_keeping(pool: Screened, measured_accuracy: np.ndarray, known: np.ndarray) -> int | None:
@@ -331,6 +339,21 @@ def _fastest_keeping(pool: Screened, measured_accuracy: np.ndarray, known: np.nd
     bar_ms = float(known[keeps, 1].min()) if keeps.any() else np.inf
     eligible = np.flatnonzero((pool.mean >= target) & (pool.latency_ms < bar_ms))
     return int(eligible[np.argmin(pool.latency_ms[eligible])]) if len(eligible) else None
+
+
+def _with_proposal_quality(summary: dict[str, Any], trials: list[FrozenTrial]) -> dict[str, Any]:
+    """``summary`` (``predictor.json``'s content) with each predictor's predictions made at
+    proposal scored against every trial finished so far, and the gate's pruned trials counted."""
+    summary["before_evaluation"] = _quality_of(trials, "predicted_accuracy")
+    summary["cheap_fidelity"]["before_finetune"] = _quality_of(trials, "predicted_accuracy_cheap")
+    summary["cheap_fidelity"]["pruned_trials"] = sum(t.user_attrs.get("state") == "PRUNED" for t in trials)
+    return summary
+
+
+def _write_summary(path: Path, summary: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    tmp.replace(path)
 
 
 def _quality_of(trials: list[FrozenTrial], key: str) -> dict[str, float] | None:
