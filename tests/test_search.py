@@ -230,6 +230,13 @@ def test_driver_killed_mid_run_resumes_without_losing_or_repeating_a_trial(tmp_p
         assert "before_evaluation.kendall_tau" in (folder / "summary.md").read_text()
         hashes = [r["candidate_hash"] for r in rows if r["kind"] == "search"]
         assert len(set(hashes)) == len(hashes)
+        # the predictors' quality at proposal covers every trial that finished, the last ones included
+        summary = json.loads((folder / "predictor.json").read_text())
+        complete = [r for r in rows if r["kind"] == "search" and r["state"] == "COMPLETE"]
+        assert summary["before_evaluation"]["trials"] == sum(bool(r["predicted_accuracy"]) for r in complete)
+        gated = sum(bool(r["predicted_accuracy_cheap"]) for r in complete)
+        before_finetune = summary["cheap_fidelity"]["before_finetune"]  # None under two trials
+        assert (before_finetune["trials"] if before_finetune else 0) == (gated if gated > 1 else 0)
 
 
 def test_a_duplicate_candidate_does_not_use_up_a_search_trial(tmp_path, profile):
