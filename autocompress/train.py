@@ -84,11 +84,13 @@ def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 def run_epochs(model: nn.Module, splits: Splits, epochs: int, settings: TrainingSettings,
                generator: torch.Generator, loss_fn: LossFn, peak_lr: float, progress: str | None = None,
-               shift: bool = True) -> None:
+               shift: bool = True, after_epoch: Callable[[int], bool] | None = None) -> None:
     """SGD with a one-cycle schedule over ``model``'s parameters, minimising ``loss_fn(x, y)``
     on training batches (each batch shifted at random if ``shift``), moved to ``model``'s device.
 
     ``progress`` names a bar showing epoch, loss, training accuracy and time left.
+    ``after_epoch(epoch)`` is called after each epoch (1, 2, ...) with the model in train mode;
+    if it returns False, training ends there.
     """
     if epochs <= 0:
         return
@@ -117,6 +119,8 @@ def run_epochs(model: nn.Module, splits: Splits, epochs: int, settings: Training
                     bar.set_postfix(epoch=f"{epoch}/{epochs}", loss=f"{loss.item():.3f}",
                                     accuracy=f"{correct / seen:.3f}", refresh=False)
                 bar.update()
+            if after_epoch is not None and not after_epoch(epoch):
+                break
     model.eval()
 
 
@@ -149,9 +153,10 @@ def finetune(
     settings: TrainingSettings,
     epochs: int | None = None,
     seed: int = 0,
+    after_epoch: Callable[[int], bool] | None = None,
 ) -> nn.Module:
     """Short fine-tune of a compressed ``student`` with distillation from ``teacher``, on the
-    training images as they are.
+    training images as they are (``after_epoch``: see ``run_epochs``).
 
     No random shifts here (the base trains with them): a fine-tune of 2 epochs is 16 steps on
     the digits, and each step's one shift of the whole batch moved its outcome more than it
@@ -172,7 +177,7 @@ def finetune(
         return distillation_loss(logits, target, y, settings.distill_temperature, settings.distill_alpha), logits
 
     run_epochs(student, splits, settings.finetune_epochs if epochs is None else epochs, settings, generator, loss_fn,
-               settings.finetune_lr, shift=False)
+               settings.finetune_lr, shift=False, after_epoch=after_epoch)
     # A short fine-tune is too few steps for the running statistics to catch up.
     recalibrate_batchnorm(student, splits.train_x)
     return student

@@ -67,6 +67,31 @@ def test_a_trial_is_reproducible_from_its_seed(default_space, digits_splits, tra
     assert runs[0][1].size_bytes == runs[1][1].size_bytes
 
 
+def test_a_fine_tune_shows_each_epoch_and_can_end_after_one(default_space, digits_splits, trained_base):
+    """``after_epoch`` sees the fine-tune between epochs (what a rung fidelity measures) and can
+    end it there: the model it leaves is the one the full fine-tune went on from."""
+    base, _ = trained_base
+    family = family_of(default_space)
+    candidate = family.uniform_candidate(family.largest_arch(), weight_bits=4, activation_bits=8, sparsity=0.25)
+    students = [family.build_compressed(candidate, base) for _ in range(2)]
+    seen: list[int] = []
+    after_first = {}
+
+    def keep_going(epoch: int) -> bool:
+        seen.append(epoch)
+        if epoch == 1:
+            after_first.update({k: v.clone() for k, v in students[0].named_parameters()})
+        return True
+
+    finetune(students[0], base, digits_splits, default_space.training, epochs=3, seed=3, after_epoch=keep_going)
+    stopped: list[int] = []
+    finetune(students[1], base, digits_splits, default_space.training, epochs=3, seed=3,
+             after_epoch=lambda epoch: stopped.append(epoch) or False)
+    assert seen == [1, 2, 3] and stopped == [1]
+    assert all(torch.equal(after_first[k], v) for k, v in students[1].named_parameters())
+    assert not all(torch.equal(after_first[k], v) for k, v in students[0].named_parameters())
+
+
 def test_subnet_trained_through_inheritance_sends_gradients_to_the_base(default_space, digits_splits):
     base = MobileNet(default_space, family_of(default_space).largest_arch())
     arch = family_of(default_space).smallest_arch()
