@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy.stats import kendalltau
+from search_runs import ROOT, require_runs
 
 from autocompress import pipeline
 from autocompress.base import build_base
@@ -39,7 +40,6 @@ from autocompress.data import load_splits
 from autocompress.models.family import family_of
 from autocompress.space import load_space
 
-ROOT = Path(__file__).resolve().parents[1]
 REPEAT_SEEDS = (101, 202)
 PREDICTIONS = {"screening": "predicted_accuracy", "gate": "predicted_accuracy_cheap"}
 
@@ -91,9 +91,7 @@ def main() -> None:
                         "(default: all)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "finetune_noise.json")
     args = parser.parse_args()
-    missing = [str(f) for f in args.runs if not (f / "trials.csv").is_file()]
-    if missing:
-        parser.error(f"no run in {', '.join(missing)}")
+    require_runs(parser, args.runs)
     results = []
     for folder in args.runs:
         with open(folder / "trials.csv") as handle:

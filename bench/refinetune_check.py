@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 from search_quality import all_heldout, baseline_and_fast_models, heldout_space, trial_accuracies
-from search_runs import RESULTS, ROOT
+from search_runs import RESULTS, ROOT, require_runs
 
 from autocompress.base import load_base
 from autocompress.data import load_splits
@@ -84,9 +84,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "refinetune_check.json")
     args = parser.parse_args()
     folders = [RESULTS / run for run in args.runs]
-    missing = [str(f) for f in folders if not (f / "trials.csv").is_file()]
-    if missing:
-        parser.error(f"--runs: no run in {', '.join(missing)}")
+    require_runs(parser, folders, "--runs")
     torch.set_num_threads(2)
     space_path, test_x, test_y = heldout_space()
     heldout_x, heldout_y = all_heldout(space_path, test_x, test_y)

@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 from scipy.stats import kendalltau
+from search_runs import ROOT, require_runs
 from sklearn.linear_model import BayesianRidge
 
 from autocompress.base import load_base
@@ -36,8 +37,6 @@ from autocompress.models.family import family_of
 from autocompress.pipeline import compress_and_calibrate
 from autocompress.space import load_space
 from autocompress.train import accuracy, finetune, recalibrate_batchnorm
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def replay(folder: Path) -> pd.DataFrame:
@@ -93,9 +92,7 @@ def main() -> None:
                              "fine-tune's result depends on it")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "rung_fidelity.json")
     args = parser.parse_args()
-    missing = [str(f) for f in args.runs if not (f / "trials.csv").is_file()]
-    if missing:
-        parser.error(f"no run in {', '.join(missing)}")
+    require_runs(parser, args.runs)
     torch.set_num_threads(args.threads)
     results = []
     for folder in args.runs:

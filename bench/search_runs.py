@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import shutil
 import time
@@ -33,3 +34,10 @@ def run_search(run: str, profile: Path, fresh: bool = True, space: Path = SPACE,
     wall = time.perf_counter() - start
     with open(folder / "trials.csv") as handle:
         return wall, list(csv.DictReader(handle))
+
+
+def require_runs(parser: argparse.ArgumentParser, folders: list[Path], option: str = "runs") -> None:
+    """Stops with a usage error naming the ``folders`` that hold no finished run."""
+    missing = [str(f) for f in folders if not (f / "trials.csv").is_file()]
+    if missing:
+        parser.error(f"{option}: no run in {', '.join(missing)}")
