@@ -45,6 +45,7 @@ def replay(folder: Path) -> pd.DataFrame:
     splits = load_splits(space.data)
     base, _ = load_base(space, folder / "base.pt")
     config = json.loads((folder / "config.json").read_text())
+    epochs = config["finetune_epochs"] or space.training.finetune_epochs
     family = family_of(space)
     trials = pd.read_csv(folder / "trials.csv")
     rows = []
@@ -53,14 +54,13 @@ def replay(folder: Path) -> pd.DataFrame:
         midway: dict[str, float] = {}
 
         def measure(epoch: int, model=model, midway=midway) -> bool:
-            snapshot = copy.deepcopy(model)
-            recalibrate_batchnorm(snapshot, splits.train_x)
-            midway[f"after_epoch_{epoch}"] = accuracy(snapshot.eval(), splits.val_x, splits.val_y)
+            if epoch < epochs:  # the last epoch's is the final accuracy
+                snapshot = copy.deepcopy(model)
+                recalibrate_batchnorm(snapshot, splits.train_x)
+                midway[f"after_epoch_{epoch}"] = accuracy(snapshot.eval(), splits.val_x, splits.val_y)
             return True
 
-        finetune(model, base, splits, space.training, epochs=config["finetune_epochs"], seed=config["seed"],
-                 after_epoch=measure)
-        midway.pop(f"after_epoch_{config['finetune_epochs'] or space.training.finetune_epochs}")
+        finetune(model, base, splits, space.training, epochs=epochs, seed=config["seed"], after_epoch=measure)
         rows.append({"number": trial.number, "kind": trial.kind,
                      "gated": bool(pd.notna(trial.predicted_accuracy_cheap)),
                      "started_at": trial.started_at, "finished_at": trial.finished_at,
