@@ -31,14 +31,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import kendalltau
-from search_runs import ROOT, require_runs
+from search_runs import ROOT, open_run, require_runs, tau
 
 from autocompress import pipeline
-from autocompress.base import build_base
-from autocompress.data import load_splits
 from autocompress.models.family import family_of
-from autocompress.space import load_space
 
 REPEAT_SEEDS = (101, 202)
 PREDICTIONS = {"screening": "predicted_accuracy", "gate": "predicted_accuracy_cheap"}
@@ -47,20 +43,11 @@ PREDICTIONS = {"screening": "predicted_accuracy", "gate": "predicted_accuracy_ch
 def finetuned_accuracies(folder: Path, candidates: list[str], seed: int) -> list[float]:
     """Validation accuracy of each candidate (JSON) fine-tuned from the run's base with ``seed``."""
     torch.set_num_threads(1)
-    space = load_space(folder / "space.yaml")
-    splits = load_splits(space.data)
-    base = build_base(space)
-    base.load_state_dict(torch.load(folder / "base.pt", map_location="cpu", weights_only=True)["state_dict"])
-    base.eval()
-    epochs = json.loads((folder / "config.json").read_text()).get("finetune_epochs")
-    family = family_of(space)
-    return [pipeline.evaluate_candidate(space, family.parse_candidate(c), base, splits, seed=seed,
-                                        epochs=epochs)[1].accuracy
+    run = open_run(folder)
+    family = family_of(run.space)
+    return [pipeline.evaluate_candidate(run.space, family.parse_candidate(c), run.base, run.splits, seed=seed,
+                                        epochs=run.config.get("finetune_epochs"))[1].accuracy
             for c in candidates]
-
-
-def tau(a: np.ndarray, b: np.ndarray) -> float | None:
-    return round(float(kendalltau(a, b).statistic), 4) if len(a) > 1 else None
 
 
 def agreement(own: np.ndarray, first: np.ndarray, second: np.ndarray, predictions: dict[str, np.ndarray],

@@ -25,20 +25,15 @@ from pathlib import Path
 import pandas as pd
 import torch
 from search_quality import all_heldout, baseline_and_fast_models, heldout_space, trial_accuracies
-from search_runs import RESULTS, ROOT, require_runs
+from search_runs import RESULTS, ROOT, open_run, require_runs
 
-from autocompress.base import load_base
-from autocompress.data import load_splits
 from autocompress.pipeline import evaluate_candidate, load_trial_model
-from autocompress.space import load_space
 from autocompress.train import accuracy
 
 
 def check_run(folder: Path, top: int, repeats: int, heldout_x: torch.Tensor, heldout_y: torch.Tensor) -> list[dict]:
-    space = load_space(folder / "space.yaml")
-    splits = load_splits(space.data)
-    base, _ = load_base(space, folder / "base.pt")
-    epochs = json.loads((folder / "config.json").read_text()).get("finetune_epochs")
+    run = open_run(folder)
+    space, splits, base, epochs = run.space, run.splits, run.base, run.config.get("finetune_epochs")
     trials = pd.read_csv(folder / "trials.csv")
     best, fast = baseline_and_fast_models(trials[trials["state"] == "COMPLETE"])
     chosen = fast.head(top)

@@ -27,24 +27,18 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from scipy.stats import kendalltau
-from search_runs import ROOT, require_runs
+from search_runs import ROOT, open_run, require_runs, tau
 from sklearn.linear_model import BayesianRidge
 
-from autocompress.base import load_base
-from autocompress.data import load_splits
 from autocompress.models.family import family_of
 from autocompress.pipeline import compress_and_calibrate
-from autocompress.space import load_space
 from autocompress.train import accuracy, finetune, recalibrate_batchnorm
 
 
 def replay(folder: Path) -> pd.DataFrame:
     """Each finished trial of the run fine-tuned again: cheap, per-epoch and final accuracy."""
-    space = load_space(folder / "space.yaml")
-    splits = load_splits(space.data)
-    base, _ = load_base(space, folder / "base.pt")
-    config = json.loads((folder / "config.json").read_text())
+    run = open_run(folder)
+    space, splits, base, config = run.space, run.splits, run.base, run.config
     epochs = config["finetune_epochs"] or space.training.finetune_epochs
     family = family_of(space)
     trials = pd.read_csv(folder / "trials.csv")
@@ -78,10 +72,6 @@ def walk_forward(table: pd.DataFrame, judged: pd.DataFrame, feature: str) -> lis
         line = BayesianRidge().fit(known[[feature]].to_numpy(), known["accuracy"].to_numpy())
         predictions.append(float(line.predict([[getattr(trial, feature)]])[0]))
     return predictions
-
-
-def tau(a, b) -> float:
-    return round(float(kendalltau(a, b).statistic), 4)
 
 
 def main() -> None:

@@ -1,14 +1,23 @@
-"""Shared by the search benchmarks: run one real search (as the CLI does) and read it back."""
+"""Shared by the search benchmarks: run one real search (as the CLI does), read it back, and
+open a finished run folder's inputs to evaluate its candidates again."""
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from scipy.stats import kendalltau
+from torch import nn
+
+from autocompress.base import load_base
+from autocompress.data import Splits, load_splits
 from autocompress.search.command import search_command
+from autocompress.space import SearchSpace, load_space
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = ROOT / "search_spaces" / "mobilenet_digits.yaml"
@@ -41,3 +50,24 @@ def require_runs(parser: argparse.ArgumentParser, folders: list[Path], option: s
     missing = [str(f) for f in folders if not (f / "trials.csv").is_file()]
     if missing:
         parser.error(f"{option}: no run in {', '.join(missing)}")
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """What a finished run's trials were evaluated with: its space, data, base network and config."""
+
+    space: SearchSpace
+    splits: Splits
+    base: nn.Module
+    config: dict
+
+
+def open_run(folder: Path) -> StoredRun:
+    space = load_space(folder / "space.yaml")
+    base, _ = load_base(space, folder / "base.pt")
+    return StoredRun(space, load_splits(space.data), base, json.loads((folder / "config.json").read_text()))
+
+
+def tau(a, b) -> float | None:
+    """Kendall tau of two sequences, to 4 places (None under two items)."""
+    return round(float(kendalltau(a, b).statistic), 4) if len(a) > 1 else None
