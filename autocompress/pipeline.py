@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,13 +40,25 @@ def compress_and_calibrate(space: SearchSpace, candidate: Candidate, base: nn.Mo
 
 
 def finetune_and_measure(space: SearchSpace, model: nn.Module, base: nn.Module, splits: Splits,
-                         accuracy_before: float, seed: int = 0, epochs: int | None = None) -> Evaluation:
-    """Fine-tune ``model`` with distillation from ``base``, then measure it on validation."""
+                         accuracy_before: float, seed: int = 0, epochs: int | None = None,
+                         after_epoch: Callable[[int], bool] | None = None) -> Evaluation | None:
+    """Fine-tune ``model`` with distillation from ``base``, then measure it on validation
+    (None if ``after_epoch``, see ``train.run_epochs``, ended the fine-tune)."""
     start = time.perf_counter()
-    finetune(model, base, splits, space.training, epochs=epochs, seed=seed)
+    if not finetune(model, base, splits, space.training, epochs=epochs, seed=seed, after_epoch=after_epoch):
+        return None
     seconds = time.perf_counter() - start
     after = accuracy(model, splits.val_x, splits.val_y)
     return Evaluation(accuracy_before, after, model_size_bytes(model), seconds)
+
+
+def accuracy_mid_finetune(model: nn.Module, splits: Splits) -> float:
+    """Validation accuracy of ``model`` between fine-tune epochs, measured on a copy with
+    recalibrated batch norm (as the finished fine-tune's is), so the fine-tune goes on from
+    ``model`` untouched."""
+    snapshot = copy.deepcopy(model)
+    recalibrate_batchnorm(snapshot, splits.train_x)
+    return accuracy(snapshot, splits.val_x, splits.val_y)
 
 
 def evaluate_candidate(
@@ -58,7 +72,9 @@ def evaluate_candidate(
     """Build, recalibrate, measure, fine-tune with distillation from ``base``, measure again
     (on ``base``'s device)."""
     model, before = compress_and_calibrate(space, candidate, base, splits)
-    return model, finetune_and_measure(space, model, base, splits, before, seed, epochs)
+    evaluation = finetune_and_measure(space, model, base, splits, before, seed, epochs)
+    assert evaluation is not None  # nothing can end this fine-tune early
+    return model, evaluation
 
 
 def load_trial_model(space: SearchSpace, path: Path) -> tuple[Candidate, nn.Module]:

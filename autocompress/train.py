@@ -84,16 +84,16 @@ def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 def run_epochs(model: nn.Module, splits: Splits, epochs: int, settings: TrainingSettings,
                generator: torch.Generator, loss_fn: LossFn, peak_lr: float, progress: str | None = None,
-               shift: bool = True, after_epoch: Callable[[int], bool] | None = None) -> None:
+               shift: bool = True, after_epoch: Callable[[int], bool] | None = None) -> bool:
     """SGD with a one-cycle schedule over ``model``'s parameters, minimising ``loss_fn(x, y)``
     on training batches (each batch shifted at random if ``shift``), moved to ``model``'s device.
 
     ``progress`` names a bar showing epoch, loss, training accuracy and time left.
     ``after_epoch(epoch)`` is called after each epoch (1, 2, ...) with the model in train mode;
-    if it returns False, training ends there.
+    if it returns False, training ends there. Returns whether every epoch ran.
     """
     if epochs <= 0:
-        return
+        return True
     optimizer = torch.optim.SGD(model.parameters(), lr=peak_lr, momentum=0.9, weight_decay=4e-5, nesterov=True)
     per_epoch = (len(splits.train_y) + settings.batch_size - 1) // settings.batch_size
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, peak_lr, total_steps=epochs * per_epoch)
@@ -120,8 +120,10 @@ def run_epochs(model: nn.Module, splits: Splits, epochs: int, settings: Training
                                     accuracy=f"{correct / seen:.3f}", refresh=False)
                 bar.update()
             if after_epoch is not None and not after_epoch(epoch):
-                break
+                model.eval()
+                return False
     model.eval()
+    return True
 
 
 def train(model: nn.Module, splits: Splits, epochs: int, settings: TrainingSettings, seed: int = 0) -> nn.Module:
@@ -154,9 +156,11 @@ def finetune(
     epochs: int | None = None,
     seed: int = 0,
     after_epoch: Callable[[int], bool] | None = None,
-) -> nn.Module:
+) -> bool:
     """Short fine-tune of a compressed ``student`` with distillation from ``teacher``, on the
-    training images as they are (``after_epoch``: see ``run_epochs``).
+    training images as they are (``after_epoch``: see ``run_epochs``). Returns whether it ran
+    to the end; a fine-tune that ``after_epoch`` ended is given up, and its batch norm is left
+    as it was.
 
     No random shifts here (the base trains with them): a fine-tune of 2 epochs is 16 steps on
     the digits, and each step's one shift of the whole batch moved its outcome more than it
@@ -176,8 +180,9 @@ def finetune(
         logits = student(x)
         return distillation_loss(logits, target, y, settings.distill_temperature, settings.distill_alpha), logits
 
-    run_epochs(student, splits, settings.finetune_epochs if epochs is None else epochs, settings, generator, loss_fn,
-               settings.finetune_lr, shift=False, after_epoch=after_epoch)
+    if not run_epochs(student, splits, settings.finetune_epochs if epochs is None else epochs, settings, generator,
+                      loss_fn, settings.finetune_lr, shift=False, after_epoch=after_epoch):
+        return False
     # A short fine-tune is too few steps for the running statistics to catch up.
     recalibrate_batchnorm(student, splits.train_x)
-    return student
+    return True

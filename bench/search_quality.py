@@ -21,10 +21,12 @@ front being measured):
   two test sets disagreed by up to 2 points about the same model). Also the best speed-up
   within 1 point on validation and that (fastest) model's test accuracy: the edge of the
   band, where selection on validation is most optimistic;
-- for the predictor-guided runs, the Kendall tau and MAE of both predictors on trials they
+- for the predictor-guided runs, the Kendall tau and MAE of the predictors on trials they
   predicted before those were fine-tuned (the screening predictor at proposal, the
-  cheap-fidelity one of the fine-tune gate once the trial's cheap accuracy was measured),
-  the trials the gate pruned, and the screening throughput;
+  cheap-fidelity one of the fine-tune gate once the trial's cheap accuracy was measured,
+  and, in runs from 2026-11-30 22:00 on, the gate's first-epoch one after the fine-tune's
+  first epoch), the trials the gate pruned (and of those, stopped after the first epoch),
+  and the screening throughput;
 - the same two predictors, as the run left them (``predictor.pkl``, ``cheap_predictor.pkl``),
   on a sample of the whole space that they were not fitted on: every fine-tuned search trial
   of the random-search runs of the same profile (all seeds present in results/, the
@@ -154,7 +156,9 @@ def baseline_and_fast_models(complete: pd.DataFrame) -> tuple[pd.Series, pd.Data
 
 def at_proposal(complete: pd.DataFrame, column: str) -> dict[str, float] | None:
     """Quality of the predictions a run stored in ``column`` before each trial, on the finished
-    trials that have one (as ``predictor.json`` scores them)."""
+    trials that have one (as ``predictor.json`` scores them); None for a run without such predictions."""
+    if column not in complete:  # runs made before the first-epoch gate (2026-11-30 22:00)
+        return None
     judged = complete[complete[column].astype(str).str.len() > 0]
     return quality(judged[column].astype(float), judged["accuracy"]) if len(judged) > 1 else None
 
@@ -189,6 +193,8 @@ def measure_run(folder: Path, rows: list[dict], reference_ms: float, test_x, tes
     result = {
         "searched_complete": len(searched), "duplicates": sum(r["kind"] == "duplicate" for r in rows),
         "pruned_by_gate": sum(r["state"] == "PRUNED" for r in rows),
+        "stopped_after_first_epoch": sum(r["state"] == "PRUNED" and bool(r.get("predicted_accuracy_first_epoch"))
+                                         for r in rows),
         "hypervolume": round(normalised_hv(searched["accuracy"], searched["latency_ms"], reference_ms), 4),
         "hypervolume_test": round(normalised_hv(front_test, front["latency_ms"], reference_ms), 4),
         "front": [{"trial": int(n), "val_accuracy": round(float(a), 4), "test_accuracy": round(t, 4),
@@ -212,6 +218,7 @@ def measure_run(folder: Path, rows: list[dict], reference_ms: float, test_x, tes
         result["predictor_before_evaluation"] = at_proposal(table, "predicted_accuracy")
         result["cheap_predictor_before_finetune"] = at_proposal(table, "predicted_accuracy_cheap")
         result["cheap_predictor_cross_validated"] = summary["cheap_fidelity"]["cross_validated"]
+        result["first_epoch_predictor_before_last_epochs"] = at_proposal(table, "predicted_accuracy_first_epoch")
         log = (folder / "search.log").read_text()
         rates = [float(v) for v in re.findall(r"screened \d+ candidates in [\d.]+ s \((\d+) a second\)", log)]
         result["screening_candidates_per_s_median"] = statistics.median(rates) if rates else None
@@ -252,10 +259,13 @@ def summarise(runs: list[dict], settings: list[str]) -> dict:
             if method == "predictor":
                 summary[f"{setting}/{method}"] |= {
                     "pruned_per_seed": [r["pruned_by_gate"] for r in mine],
+                    "stopped_after_first_epoch_per_seed": [r.get("stopped_after_first_epoch") for r in mine],
                     "screening_tau_per_seed": [(r["predictor_before_evaluation"] or {}).get("kendall_tau")
                                                for r in mine],
                     "cheap_gate_tau_per_seed": [(r["cheap_predictor_before_finetune"] or {}).get("kendall_tau")
                                                 for r in mine],
+                    "first_epoch_gate_tau_per_seed": [
+                        (r.get("first_epoch_predictor_before_last_epochs") or {}).get("kendall_tau") for r in mine],
                     "space_sample_screening_tau_per_seed": [
                         ((r.get("predictors_on_space_sample") or {}).get("screening") or {}).get("kendall_tau")
                         for r in mine],

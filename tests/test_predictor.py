@@ -1,4 +1,4 @@
-"""The accuracy predictor and the predictor-guided sampler, without Ray (an in-memory study)."""
+"""The accuracy predictor, the predictor-guided sampler and the fine-tune gate, without Ray (an in-memory study)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,18 @@ import pytest
 from scipy.stats import kendalltau
 from typer.testing import CliRunner
 
+from autocompress.base import build_base
 from autocompress.cli import app
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import load_profile
+from autocompress.models.family import family_of
+from autocompress.pipeline import evaluate_candidate
 from autocompress.search.gate import FinetuneGate, required_accuracy
 from autocompress.search.params import search_params, suggest_candidate
-from autocompress.search.predictor import AccuracyPredictor, CheapFidelityEncoding, ParamEncoding
+from autocompress.search.predictor import AccuracyPredictor, CheapFidelityEncoding, FirstEpochEncoding, ParamEncoding
 from autocompress.search.screening import PredictorGuidedSampler, Screened, _fastest_keeping, hypervolume_gain
+from autocompress.search.settings import Constraints
+from autocompress.search.worker import TrialEvaluator
 from autocompress.space import load_space
 from tests.conftest import REPO
 
@@ -106,7 +111,8 @@ def _measured(study: optuna.Study, trial: optuna.Trial, space, profile) -> None:
     accuracy = _synthetic_accuracy(trial.params)
     latency = predict(candidate, profile, space)
     for key, value in {"candidate_hash": candidate.hash, "state": "COMPLETE", "accuracy": accuracy,
-                       "accuracy_before": accuracy - 0.1, "latency_ms": latency}.items():
+                       "accuracy_before": accuracy - 0.1, "accuracy_first_epoch": accuracy - 0.03,
+                       "latency_ms": latency}.items():
         trial.set_user_attr(key, value)
     study.tell(trial, [accuracy, latency])
 
@@ -134,8 +140,12 @@ def test_sampler_proposes_an_unseen_candidate_and_writes_its_screening(space, pr
     assert summary["cheap_fidelity"]["fitted_on_trials"] == 12
     assert AccuracyPredictor.load(tmp_path / "predictor.pkl").trained_on == 12
     assert AccuracyPredictor.load(tmp_path / "cheap_predictor.pkl").trained_on == 12
+    assert summary["first_epoch"]["fitted_on_trials"] == 12
+    first_epoch = AccuracyPredictor.load(tmp_path / "first_epoch_predictor.pkl")
+    assert first_epoch.trained_on == 12 and isinstance(first_epoch.encoding, FirstEpochEncoding)
     gate = study.sampler.finetune_gate(trial.number)  # handed to the worker once, with the proposal
     assert gate is not None and gate.params == study.trials[-1].params
+    assert gate.first_epoch_predictor is not None
     assert study.sampler.finetune_gate(trial.number) is None
 
 
@@ -176,6 +186,13 @@ def test_fine_tune_gate_turns_down_what_the_cheap_accuracy_shows_cannot_pay(spac
     below = float(grid[np.flatnonzero(mean < 0.9)[-1]])
     verdict = FinetuneGate(noisy, params[0], latency[0], required_accuracy=0.9).judge(below)
     assert not verdict.finetune and verdict.predicted_accuracy + verdict.predicted_std > 0.9
+    # after the first fine-tune epoch the gate judges again, by its own line, against the same front
+    first_epoch = AccuracyPredictor(FirstEpochEncoding(), seed=0).fit(
+        params, latency, [b + 0.02 for b in before], before)
+    rung = FinetuneGate(cheap, params[0], latency[0], 0.9, first_epoch)
+    assert rung.judge(0.85).finetune and not rung.judge_first_epoch(0.85).finetune
+    assert rung.judge_first_epoch(0.85).reason.startswith("accuracy after epoch 1 0.8500 predicts 0.8700")
+    assert rung.judge_first_epoch(0.89).finetune and gate.judge_first_epoch(0.85) is None
     assert required_accuracy(np.array([0.8, 0.9, 0.95]), np.array([1.0, 2.0, 3.0]), 2.5) == 0.9
     assert required_accuracy(np.array([0.8]), np.array([1.0]), 0.5) == 0.0  # nothing as fast: anything adds
 
@@ -188,3 +205,42 @@ def test_sampler_leaves_queued_baselines_alone(space, profile, tmp_path):
     trial = study.ask()
     assert suggest_candidate(space, trial.suggest_categorical) == suggest_candidate(space, lambda n, _c: fixed[n])
     assert not (tmp_path / "screened.csv").exists()
+
+
+def _constant(value: float, space, profile) -> AccuracyPredictor:
+    """A gate line that predicts ``value`` whatever it is shown."""
+    params = _random_params(space, 4, seed=5)
+    latency = [predict(suggest_candidate(space, lambda n, _c, p=p: p[n]), profile, space) for p in params]
+    return AccuracyPredictor(CheapFidelityEncoding(), seed=0).fit(params, latency, [value] * 4, [0.2, 0.4, 0.6, 0.8])
+
+
+def test_a_worker_stops_a_fine_tune_after_its_first_epoch_when_the_gate_says_it_cannot_pay(space, profile):
+    """Two fine-tune epochs: the accuracy after the first is measured on every trial without
+    changing the fine-tune, and a gate that judges it too low ends the trial there, PRUNED."""
+    family = family_of(space)
+    candidate = family.uniform_candidate(family.largest_arch(), weight_bits=8, activation_bits=8)
+    base = build_base(space)
+    evaluator = TrialEvaluator(space, profile.model_dump_json(), base.state_dict(), Constraints(), seed=3,
+                               finetune_epochs=2, threads=1)
+    latency = predict(candidate, profile, space)
+    params = {}  # the gate's lines do not read the candidate's parameters
+
+    def gate(first_epoch_says: float) -> FinetuneGate:
+        return FinetuneGate(_constant(2.0, space, profile), params, latency, 0.5,
+                            _constant(first_epoch_says, space, profile))
+
+    ungated = evaluator.evaluate(candidate.to_json())
+    kept = evaluator.evaluate(candidate.to_json(), gate=gate(2.0))
+    stopped = evaluator.evaluate(candidate.to_json(), gate=gate(-1.0))
+    _, unmeasured = evaluate_candidate(space, candidate, base, evaluator.splits, seed=3, epochs=2)
+    assert ungated.state == kept.state == "COMPLETE" and ungated.accuracy == kept.accuracy == unmeasured.accuracy
+    assert 0 <= ungated.accuracy_first_epoch == kept.accuracy_first_epoch == stopped.accuracy_first_epoch <= 1
+    assert ungated.predicted_accuracy_first_epoch is None and kept.predicted_accuracy_first_epoch == pytest.approx(2.0)
+    assert stopped.state == "PRUNED" and stopped.accuracy is None and stopped.state_dict is None
+    assert stopped.predicted_accuracy_first_epoch == pytest.approx(-1.0)
+    assert stopped.error.startswith("fine-tune stopped after epoch 1: accuracy after epoch 1")
+    assert 0 < stopped.finetune_s < kept.finetune_s
+    one_epoch = TrialEvaluator(space, profile.model_dump_json(), base.state_dict(), Constraints(), seed=3,
+                               finetune_epochs=1, threads=1)
+    alone = one_epoch.evaluate(candidate.to_json(), gate=gate(-1.0))  # no first epoch to judge before the last
+    assert alone.state == "COMPLETE" and alone.accuracy_first_epoch is None

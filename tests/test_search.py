@@ -237,6 +237,12 @@ def test_driver_killed_mid_run_resumes_without_losing_or_repeating_a_trial(tmp_p
         gated = sum(bool(r["predicted_accuracy_cheap"]) for r in complete)
         before_finetune = summary["cheap_fidelity"]["before_finetune"]  # None under two trials
         assert (before_finetune["trials"] if before_finetune else 0) == (gated if gated > 1 else 0)
+        # four fine-tune epochs: every fine-tune was measured after its first, and gated there too
+        assert all(r["accuracy_first_epoch"] for r in rows if r["state"] == "COMPLETE")
+        judged = sum(bool(r["predicted_accuracy_first_epoch"]) for r in complete)
+        before_last = summary["first_epoch"]["before_last_epochs"]
+        assert (before_last["trials"] if before_last else 0) == (judged if judged > 1 else 0)
+        assert summary["first_epoch"]["pruned_trials"] + summary["cheap_fidelity"]["pruned_trials"] == pruned
 
 
 def test_a_duplicate_candidate_does_not_use_up_a_search_trial(tmp_path, profile):

@@ -190,10 +190,7 @@ def render(analysis: Analysis) -> str:
         "the largest finished trial's; reference point (1, 1[, 1]).</p>",
         _figure_div(_hypervolume(analysis), "hypervolume"),
         "<h2>Per-layer policy of the front</h2>", _figure_div(_policy(analysis), "policy"),
-        *(["<h2>Accuracy predictor</h2><p class=note>Its prediction for each searched trial made before the "
-           "trial was evaluated (<i>before_evaluation</i>), and 5-fold cross-validated on the trials it was "
-           "fitted on; <i>cheap_fidelity</i>: the fine-tune gate's predictor, its predictions made once a "
-           "trial's accuracy before fine-tuning was in (<i>before_finetune</i>), and the trials it pruned.</p>",
+        *([f"<h2>Accuracy predictor</h2><p class=note>{tables.predictor_note(lambda key: f'<i>{key}</i>')}</p>",
            _pairs(tables.flatten(run.predictor))] if run.predictor else []),
         '<div class="cols"><div><h2>Device profile</h2>', _pairs(device),
         "<h3>Validation of its latency predictions</h3>", _table(tables.validation_table(run.profile)), "</div>",

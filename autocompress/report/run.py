@@ -30,8 +30,8 @@ from autocompress.verify import record as verify_record
 
 RESULTS_DIR = Path("results")
 STATES = {"COMPLETE", "REJECTED", "PRUNED", "FAIL", "RUNNING"}
-NUMERIC_COLUMNS = ["accuracy", "test_accuracy", "accuracy_before", "latency_ms", "size_kb", "duration_s",
-                   "finetune_s"]
+NUMERIC_COLUMNS = ["accuracy", "test_accuracy", "accuracy_before", "accuracy_first_epoch", "latency_ms", "size_kb",
+                   "duration_s", "finetune_s"]
 
 
 def resolve_run(run: str | Path) -> Path:

@@ -41,10 +41,7 @@ def render(analysis: Analysis, files: list[str]) -> str:
         "## Uniform baselines\n\n" + markdown_table(tables.baseline_table(analysis)),
         "## Front measured on the device\n\n" + tables.verify_note(analysis)
         + ("\n\n" + markdown_table(verified) if len(verified) else ""),
-        *(["## Accuracy predictor\n\nPredictions made before each trial was evaluated (before_evaluation), "
-           "and 5-fold cross-validated on the trials it was fitted on; cheap_fidelity: the fine-tune gate's "
-           "predictor, its predictions made once a trial's accuracy before fine-tuning was in "
-           "(before_finetune), and the trials it pruned.\n\n"
+        *(["## Accuracy predictor\n\n" + tables.predictor_note() + "\n\n"
            + _pairs(tables.flatten(run.predictor))] if run.predictor else []),
         "## Device profile\n\n" + _pairs(device) + "\n\nValidation of its latency predictions:\n\n"
         + (markdown_table(validation) if len(validation) else "- not available"),

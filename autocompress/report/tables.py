@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -16,6 +17,16 @@ from autocompress.report.policy import policy_text
 FRONT_COLUMNS = {"number": "trial", "label": "baseline", "accuracy": "validation accuracy",
                  "test_accuracy": "test accuracy", "accuracy_before": "accuracy before fine-tune",
                  "latency_ms": "latency (ms)", "size_kb": "size (KB)", "duration_s": "trial time (s)"}
+
+
+def predictor_note(key: Callable[[str], str] = str) -> str:
+    """What the accuracy-predictor section shows (``predictor.json``); ``key`` marks up its keys."""
+    return (f"Predictions made for each searched trial before it was evaluated ({key('before_evaluation')}), and "
+            f"5-fold cross-validated on the trials it was fitted on; {key('cheap_fidelity')}: the fine-tune gate's "
+            f"predictor, its predictions made once a trial's accuracy before fine-tuning was in "
+            f"({key('before_finetune')}), and the trials it pruned; {key('first_epoch')}: the gate's predictor from "
+            f"the accuracy after the first fine-tune epoch, its predictions made then ({key('before_last_epochs')}), "
+            f"and the trials it stopped there.")
 
 
 def _named(columns: dict[str, str], analysis: Analysis) -> dict[str, str]:

@@ -51,7 +51,7 @@ OPTUNA_STATE = {"COMPLETE": optuna.trial.TrialState.COMPLETE, "REJECTED": optuna
                 "PRUNED": optuna.trial.TrialState.PRUNED, "FAIL": optuna.trial.TrialState.FAIL}
 UNCOUNTED = ("duplicate", "PRUNED")
 """Search trials that do not use up ``--trials``: a duplicate (answered from the cache) and a
-trial pruned by the fine-tune gate (its cheap fidelity only)."""
+trial pruned by the fine-tune gate (its cheap fidelity only, or that and one fine-tune epoch)."""
 
 
 @dataclass

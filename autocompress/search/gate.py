@@ -1,4 +1,4 @@
-"""The fine-tune gate: a proposed candidate is fine-tuned only if its cheap fidelity says it can pay.
+"""The fine-tune gate: a proposed candidate is fine-tuned only while what is measured of it says it can pay.
 
 A worker measures every candidate's accuracy before fine-tuning (inherited weights,
 recalibrated batch norm: about a second) anyway. The predictor-guided sampler ships with
@@ -8,6 +8,14 @@ accuracy, the gate predicts the fine-tuned accuracy from it and the worker skips
 fine-tune (seconds) when that prediction does not beat that accuracy. Such a trial is
 recorded as PRUNED with its cheap accuracy and the prediction, and does not use up
 ``--trials``.
+
+A second judgement, a rung as in successive halving, comes after the first epoch of a
+fine-tune of two or more: the worker measures the accuracy then (on a copy with
+recalibrated batch norm, about as long as the cheap fidelity), and the gate's first-epoch
+predictor, a line fitted on the finished trials' accuracies after their first epoch, says
+whether the remaining epochs can beat the same accuracy. That accuracy ranks the fine-tuned
+one better than the cheap one does where the cheap one is weak (``predictor.FirstEpochEncoding``).
+A trial stopped there is PRUNED too, with both measurements and both predictions.
 
 The gate asks the *expected* fine-tuned accuracy to beat the front, not an optimistic one:
 the proposal was already chosen optimistically (the screening predictor's mean +
@@ -49,14 +57,27 @@ class FinetuneGate:
     required_accuracy: float
     """The best accuracy on the front (measured, and in-flight trials at their predictions)
     at this latency or lower: a point adds hypervolume only above it."""
+    first_epoch_predictor: AccuracyPredictor | None = None
+    """Fitted on ``FirstEpochEncoding`` features; None until enough trials measured them."""
 
     def judge(self, accuracy_before: float) -> Verdict:
-        mean, std = self.predictor.predict([self.params], [self.latency_ms], [accuracy_before])
+        """Whether to fine-tune at all, from the cheap accuracy."""
+        return self._judge(self.predictor, accuracy_before, "cheap accuracy")
+
+    def judge_first_epoch(self, accuracy_first_epoch: float) -> Verdict | None:
+        """Whether to run the fine-tune's remaining epochs, from the accuracy after its first
+        (None without a first-epoch predictor: the fine-tune goes on)."""
+        if self.first_epoch_predictor is None:
+            return None
+        return self._judge(self.first_epoch_predictor, accuracy_first_epoch, "accuracy after epoch 1")
+
+    def _judge(self, predictor: AccuracyPredictor, measured: float, what: str) -> Verdict:
+        mean, std = predictor.predict([self.params], [self.latency_ms], [measured])
         mean_value, std_value = float(mean[0]), float(std[0])
         finetune = mean_value > self.required_accuracy
         relation = ">" if finetune else "<="
         return Verdict(mean_value, std_value, finetune,
-                       f"cheap accuracy {accuracy_before:.4f} predicts {mean_value:.4f} +- {std_value:.4f} after "
+                       f"{what} {measured:.4f} predicts {mean_value:.4f} +- {std_value:.4f} after "
                        f"fine-tuning; {mean_value:.4f} {relation} {self.required_accuracy:.4f}, the front's best at "
                        f"{self.latency_ms:.4g} ms or less")
 

@@ -11,14 +11,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 COLUMNS = ["number", "kind", "label", "state", "accuracy", "test_accuracy", "accuracy_before", "predicted_accuracy",
-           "predicted_accuracy_cheap", "latency_ms", "size_kb", "candidate_hash", "candidate", "error", "started_at",
-           "finished_at", "duration_s", "finetune_s"]
+           "predicted_accuracy_cheap", "accuracy_first_epoch", "predicted_accuracy_first_epoch", "latency_ms",
+           "size_kb", "candidate_hash", "candidate", "error", "started_at", "finished_at", "duration_s", "finetune_s"]
 """``accuracy`` is measured on the validation split (what the search selects by);
 ``test_accuracy`` on the test split, once, for the trials on the final front only;
 ``predicted_accuracy`` is the predictor's estimate when the predictor sampler proposed the trial;
-``predicted_accuracy_cheap`` the fine-tune gate's, from the trial's ``accuracy_before``. A PRUNED
-trial is one the gate did not fine-tune: it has ``accuracy_before`` and the gate's prediction,
-no ``accuracy``."""
+``predicted_accuracy_cheap`` the fine-tune gate's, from the trial's ``accuracy_before``;
+``accuracy_first_epoch`` is measured after the first epoch of a fine-tune of two or more, and
+``predicted_accuracy_first_epoch`` is the gate's prediction from it. A PRUNED trial is one the
+gate did not fine-tune, or stopped after that first epoch: it has what was measured up to there
+and the gate's predictions, no ``accuracy``."""
 
 REJECTED_ACCURACY = 0.0
 """Accuracy told to Optuna for a candidate rejected before training: with its constraint
@@ -42,6 +44,8 @@ class Outcome:
     accuracy: float | None = None
     accuracy_before: float | None = None
     predicted_accuracy_cheap: float | None = None
+    accuracy_first_epoch: float | None = None
+    predicted_accuracy_first_epoch: float | None = None
     error: str = ""
     started_at: str = ""
     finished_at: str = ""

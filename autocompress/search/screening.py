@@ -22,11 +22,13 @@ For each new search trial it
    the top of the front, where a point of accuracy is what decides a deployment).
 4. hands the driver a fine-tune gate for the proposal (``gate.py``): a second predictor, fitted
    on the trials' cheap-fidelity accuracy (measured before every fine-tune), lets the worker
-   skip the fine-tune of a candidate whose cheap accuracy predicts no gain on the front.
+   skip the fine-tune of a candidate whose cheap accuracy predicts no gain on the front, and
+   a third, fitted on the accuracy after the first fine-tune epoch, lets it stop the
+   fine-tune there for the same reason.
 
-The run folder gets the fitted predictors (``predictor.pkl``, ``cheap_predictor.pkl``), their
-quality (``predictor.json``) and, per proposal, the predicted front of the pool it screened
-(``screened.csv``).
+The run folder gets the fitted predictors (``predictor.pkl``, ``cheap_predictor.pkl``,
+``first_epoch_predictor.pkl``), their quality (``predictor.json``) and, per proposal, the
+predicted front of the pool it screened (``screened.csv``).
 """
 
 from __future__ import annotations
@@ -52,7 +54,13 @@ from autocompress.hw.profile import HardwareProfile
 from autocompress.report.pareto import hypervolume, pareto_mask
 from autocompress.search.gate import FinetuneGate, required_accuracy
 from autocompress.search.params import search_params, suggest_candidate
-from autocompress.search.predictor import AccuracyPredictor, CheapFidelityEncoding, ParamEncoding, quality
+from autocompress.search.predictor import (
+    AccuracyPredictor,
+    CheapFidelityEncoding,
+    FirstEpochEncoding,
+    ParamEncoding,
+    quality,
+)
 from autocompress.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -72,6 +80,9 @@ UNGATED_AFTER_PRUNED = 3
 """After this many search trials in a row pruned by the fine-tune gate, the next proposal is
 fine-tuned whatever its cheap accuracy: the front and the predictors then learn from a real
 fine-tune, and the search cannot stall on cheap evaluations."""
+MIN_FIRST_EPOCH_TRIALS = 3
+"""Fine-tuned trials with an accuracy after their first epoch needed before the gate judges
+by it (the five baselines and the startup trials give seven in a fresh run)."""
 EXPLORATION = 1.0
 """Standard deviations added to the predicted accuracy in the acquisition (its optimistic point)."""
 ACCURACY_KEPT = 0.01
@@ -101,12 +112,22 @@ class _Fitted:
     latency: list[float]
     accuracy: list[float]
     accuracy_before: list[float]
+    accuracy_first_epoch: list[float | None]
+    """None for a trial fine-tuned for one epoch, or recorded before this was measured."""
 
     @classmethod
     def of(cls, finished: list[FrozenTrial]) -> _Fitted:
+        first_epoch = [t.user_attrs.get("accuracy_first_epoch") for t in finished]
         return cls([t.params for t in finished], [float(t.user_attrs["latency_ms"]) for t in finished],
                    [float(t.user_attrs["accuracy"]) for t in finished],
-                   [float(t.user_attrs["accuracy_before"]) for t in finished])
+                   [float(t.user_attrs["accuracy_before"]) for t in finished],
+                   [None if value is None else float(value) for value in first_epoch])
+
+    def with_first_epoch(self) -> _Fitted:
+        """The trials that have an accuracy after their first epoch."""
+        keep = [i for i, value in enumerate(self.accuracy_first_epoch) if value is not None]
+        return _Fitted(*([column[i] for i in keep] for column in (
+            self.params, self.latency, self.accuracy, self.accuracy_before, self.accuracy_first_epoch)))
 
 
 def hypervolume_gain(points: np.ndarray, front: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -133,7 +154,6 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
         self.distributions = {name: CategoricalDistribution(choices) for name, choices in self.choices.items()}
         self._independent = optuna.samplers.RandomSampler(seed=seed)
         self.last_screening: dict[str, float] = {}
-        self.cheap_encoding = CheapFidelityEncoding()
         self.gates: dict[int, FinetuneGate] = {}
 
     # -- Optuna's sampler interface ---------------------------------------------------------------
@@ -221,13 +241,15 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
                            trials: list[FrozenTrial], finished: list[FrozenTrial], taken: set) -> dict[str, Any]:
         clock = time.perf_counter()
         # pruned trials teach the screening predictor too, at the accuracy the gate predicted for
-        # them: without them it would keep proposing the region the gate just turned down
+        # them last: without them it would keep proposing the region the gate just turned down
         pruned = [t for t in trials if t.user_attrs.get("state") == "PRUNED"]
         fitted = _Fitted.of(finished)
         pruned_latency = [float(t.user_attrs["latency_ms"]) for t in pruned]
+        pruned_accuracy = [float(t.user_attrs.get("predicted_accuracy_first_epoch")
+                                 or t.user_attrs["predicted_accuracy_cheap"]) for t in pruned]
         predictor = AccuracyPredictor(ParamEncoding(self.choices), self.seed).fit(
             fitted.params + [t.params for t in pruned], fitted.latency + pruned_latency,
-            fitted.accuracy + [float(t.user_attrs["predicted_accuracy_cheap"]) for t in pruned])
+            fitted.accuracy + pruned_accuracy)
         measured = np.column_stack([1.0 - np.asarray(fitted.accuracy), fitted.latency])
         parents = [finished[i].params for i in np.flatnonzero(pareto_mask(measured))]
         params, hashes, latency_ms = self._pool(rng, parents, taken)
@@ -255,12 +277,17 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
             chosen, rule = int(np.argmax(gains)), "hypervolume"
         else:
             chosen, rule = int(np.flatnonzero(predicted_front)[np.argmax(pool.std[predicted_front])]), "uncertainty"
-        cheap_predictor = AccuracyPredictor(self.cheap_encoding, self.seed).fit(
+        cheap_predictor = AccuracyPredictor(CheapFidelityEncoding(), self.seed).fit(
             fitted.params, fitted.latency, fitted.accuracy, fitted.accuracy_before)
+        rung = fitted.with_first_epoch()
+        first_epoch_predictor = (AccuracyPredictor(FirstEpochEncoding(), self.seed).fit(
+            rung.params, rung.latency, rung.accuracy, rung.accuracy_first_epoch)
+            if len(rung.accuracy) >= MIN_FIRST_EPOCH_TRIALS else None)
         if not self._gate_suspended(trials):
             latency = float(pool.latency_ms[chosen])
             self.gates[trial.number] = FinetuneGate(cheap_predictor, pool.params[chosen], latency,
-                                                    required_accuracy(1.0 - known[:, 0], known[:, 1], latency))
+                                                    required_accuracy(1.0 - known[:, 0], known[:, 1], latency),
+                                                    first_epoch_predictor)
         seconds = time.perf_counter() - clock
         self.last_screening = {"candidates": len(pool.params), "seconds": seconds}
         log.info("trial %d: screened %d candidates in %.2f s (%.0f a second); proposed %s (%s), predicted "
@@ -272,8 +299,8 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
             study._storage.set_trial_user_attr(trial._trial_id, key, value)
             trial.set_user_attr(key, value)  # the driver's Trial reads this (cached) copy
         if self.folder is not None:
-            self._write(trial.number, pool, predicted_front, chosen, (predictor, cheap_predictor), fitted,
-                        trials, seconds)
+            self._write(trial.number, pool, predicted_front, chosen, (predictor, cheap_predictor),
+                        first_epoch_predictor, fitted, trials, seconds)
         return pool.params[chosen]
 
     @staticmethod
@@ -286,11 +313,14 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
 
     # -- what the run folder gets ----------------------------------------------------------------------
     def _write(self, number: int, pool: Screened, predicted_front: np.ndarray, chosen: int,
-               predictors: tuple[AccuracyPredictor, AccuracyPredictor], fitted: _Fitted,
-               trials: list[FrozenTrial], seconds: float) -> None:
+               predictors: tuple[AccuracyPredictor, AccuracyPredictor], first_epoch_predictor: AccuracyPredictor | None,
+               fitted: _Fitted, trials: list[FrozenTrial], seconds: float) -> None:
         predictor, cheap_predictor = predictors
         predictor.save(self.folder / "predictor.pkl")
         cheap_predictor.save(self.folder / "cheap_predictor.pkl")
+        if first_epoch_predictor is not None:
+            first_epoch_predictor.save(self.folder / "first_epoch_predictor.pkl")
+        rung = fitted.with_first_epoch()
         rows = [i for i in np.flatnonzero(predicted_front)] + ([chosen] if not predicted_front[chosen] else [])
         table = self.folder / "screened.csv"
         new = not table.exists()
@@ -312,6 +342,14 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
                 "cross_validated": cheap_predictor.cross_validated(fitted.params, fitted.latency, fitted.accuracy,
                                                                    fitted.accuracy_before),
                 "before_finetune": None,
+                "pruned_trials": 0,
+            },
+            "first_epoch": None if first_epoch_predictor is None else {
+                "model": first_epoch_predictor.description,
+                "fitted_on_trials": first_epoch_predictor.trained_on,
+                "cross_validated": first_epoch_predictor.cross_validated(rung.params, rung.latency, rung.accuracy,
+                                                                         rung.accuracy_first_epoch),
+                "before_last_epochs": None,
                 "pruned_trials": 0,
             },
             "last_screening": {"trial": number, "candidates": len(pool.params), "seconds": round(seconds, 3),
@@ -343,10 +381,16 @@ def _fastest_keeping(pool: Screened, measured_accuracy: np.ndarray, known: np.nd
 
 def _with_proposal_quality(summary: dict[str, Any], trials: list[FrozenTrial]) -> dict[str, Any]:
     """``summary`` (``predictor.json``'s content) with each predictor's predictions made at
-    proposal scored against every trial finished so far, and the gate's pruned trials counted."""
+    proposal scored against every trial finished so far, and the gate's pruned trials counted
+    (before the fine-tune, and after its first epoch)."""
+    pruned = [t for t in trials if t.user_attrs.get("state") == "PRUNED"]
+    stopped = sum(t.user_attrs.get("predicted_accuracy_first_epoch") is not None for t in pruned)
     summary["before_evaluation"] = _quality_of(trials, "predicted_accuracy")
     summary["cheap_fidelity"]["before_finetune"] = _quality_of(trials, "predicted_accuracy_cheap")
-    summary["cheap_fidelity"]["pruned_trials"] = sum(t.user_attrs.get("state") == "PRUNED" for t in trials)
+    summary["cheap_fidelity"]["pruned_trials"] = len(pruned) - stopped
+    if summary.get("first_epoch") is not None:
+        summary["first_epoch"]["before_last_epochs"] = _quality_of(trials, "predicted_accuracy_first_epoch")
+        summary["first_epoch"]["pruned_trials"] = stopped
     return summary
 
 

@@ -16,11 +16,11 @@ from autocompress import pipeline
 from autocompress.base import build_base
 from autocompress.candidate import Candidate
 from autocompress.compress.size import model_size_bytes
-from autocompress.data import load_splits
+from autocompress.data import Splits, load_splits
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import HardwareProfile
 from autocompress.models.family import family_of
-from autocompress.search.gate import FinetuneGate
+from autocompress.search.gate import FinetuneGate, Verdict
 from autocompress.search.record import Outcome, now
 from autocompress.search.settings import Constraints
 from autocompress.space import SearchSpace
@@ -44,7 +44,8 @@ class TrialEvaluator:
     def evaluate(self, candidate_json: str, enforce_constraints: bool = True,
                  gate: FinetuneGate | None = None) -> Outcome:
         """Predict latency and size, reject if a constraint breaks, else measure the cheap
-        fidelity, and fine-tune and measure unless ``gate`` says the fine-tune cannot pay.
+        fidelity, and fine-tune and measure unless ``gate`` says the fine-tune cannot pay
+        (judged on the cheap fidelity, and again after the fine-tune's first epoch).
 
         Reference baselines pass ``enforce_constraints=False``: they are measured anyway.
         """
@@ -71,8 +72,38 @@ class TrialEvaluator:
             if not verdict.finetune:
                 return Outcome("PRUNED", latency_ms=latency, size_kb=size_kb, accuracy_before=before,
                                predicted_accuracy_cheap=predicted, error=f"not fine-tuned: {verdict.reason}")
+        rung = _FirstEpoch(model, self.splits, gate, self.epochs or self.space.training.finetune_epochs)
+        clock = time.perf_counter()
         result = pipeline.finetune_and_measure(self.space, model, self.base, self.splits, before, self.seed,
-                                               self.epochs)
+                                               self.epochs, after_epoch=rung)
+        measured = {"accuracy_before": before, "predicted_accuracy_cheap": predicted,
+                    "accuracy_first_epoch": rung.accuracy, "predicted_accuracy_first_epoch": rung.predicted_accuracy}
+        if result is None:
+            return Outcome("PRUNED", latency_ms=latency, size_kb=size_kb, finetune_s=time.perf_counter() - clock,
+                           error=f"fine-tune stopped after epoch 1: {rung.verdict.reason}", **measured)
         return Outcome("COMPLETE", latency_ms=latency, size_kb=result.size_bytes / 1024, accuracy=result.accuracy,
-                       accuracy_before=before, predicted_accuracy_cheap=predicted, finetune_s=result.finetune_seconds,
-                       state_dict={name: tensor.cpu() for name, tensor in model.state_dict().items()})
+                       finetune_s=result.finetune_seconds,
+                       state_dict={name: tensor.cpu() for name, tensor in model.state_dict().items()}, **measured)
+
+
+class _FirstEpoch:
+    """The fine-tune's ``after_epoch``: after the first of two or more epochs, measures the
+    accuracy (every trial records it, so the gate's first-epoch predictor has trials to fit),
+    and ends the fine-tune if the gate says the remaining epochs cannot pay."""
+
+    def __init__(self, model: torch.nn.Module, splits: Splits, gate: FinetuneGate | None, epochs: int) -> None:
+        self.model, self.splits, self.gate, self.epochs = model, splits, gate, epochs
+        self.accuracy: float | None = None
+        self.verdict: Verdict | None = None
+
+    @property
+    def predicted_accuracy(self) -> float | None:
+        return None if self.verdict is None else self.verdict.predicted_accuracy
+
+    def __call__(self, epoch: int) -> bool:
+        if epoch != 1 or self.epochs < 2:
+            return True
+        self.accuracy = pipeline.accuracy_mid_finetune(self.model, self.splits)
+        if self.gate is not None:
+            self.verdict = self.gate.judge_first_epoch(self.accuracy)
+        return self.verdict is None or self.verdict.finetune
