@@ -20,7 +20,6 @@ Prints a line per run and writes bench/results/rung_fidelity.json (or ``--out``)
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import statistics
 from pathlib import Path
@@ -31,8 +30,8 @@ from search_runs import ROOT, open_run, require_runs, tau
 from sklearn.linear_model import BayesianRidge
 
 from autocompress.models.family import family_of
-from autocompress.pipeline import compress_and_calibrate
-from autocompress.train import accuracy, finetune, recalibrate_batchnorm
+from autocompress.pipeline import accuracy_mid_finetune, compress_and_calibrate
+from autocompress.train import accuracy, finetune
 
 
 def replay(folder: Path) -> pd.DataFrame:
@@ -49,9 +48,7 @@ def replay(folder: Path) -> pd.DataFrame:
 
         def measure(epoch: int, model=model, midway=midway) -> bool:
             if epoch < epochs:  # the last epoch's is the final accuracy
-                snapshot = copy.deepcopy(model)
-                recalibrate_batchnorm(snapshot, splits.train_x)
-                midway[f"after_epoch_{epoch}"] = accuracy(snapshot.eval(), splits.val_x, splits.val_y)
+                midway[f"after_epoch_{epoch}"] = accuracy_mid_finetune(model, splits)
             return True
 
         finetune(model, base, splits, space.training, epochs=epochs, seed=config["seed"], after_epoch=measure)

@@ -100,19 +100,21 @@ def test_accuracy_keeping_proposal_is_the_fastest_predicted_within_a_point_of_th
     assert _fastest_keeping(pool, measured_accuracy, in_flight) is None  # nothing predicted faster keeps it
 
 
-def _told(study: optuna.Study, space, profile, params: dict, kind: str) -> None:
+def _told(study: optuna.Study, space, profile, params: dict, kind: str, first_epoch: bool = True) -> None:
     study.enqueue_trial(params, user_attrs={"kind": kind})
-    _measured(study, study.ask(), space, profile)
+    _measured(study, study.ask(), space, profile, first_epoch)
 
 
-def _measured(study: optuna.Study, trial: optuna.Trial, space, profile) -> None:
-    """Tells ``trial`` with its synthetic accuracies, as the driver stores a finished trial."""
+def _measured(study: optuna.Study, trial: optuna.Trial, space, profile, first_epoch: bool = True) -> None:
+    """Tells ``trial`` with its synthetic accuracies, as the driver stores a finished trial
+    (without an accuracy after the first epoch if not ``first_epoch``: a one-epoch fine-tune,
+    or a run recorded before that was measured)."""
     candidate = suggest_candidate(space, trial.suggest_categorical)
     accuracy = _synthetic_accuracy(trial.params)
     latency = predict(candidate, profile, space)
     for key, value in {"candidate_hash": candidate.hash, "state": "COMPLETE", "accuracy": accuracy,
-                       "accuracy_before": accuracy - 0.1, "accuracy_first_epoch": accuracy - 0.03,
-                       "latency_ms": latency}.items():
+                       "accuracy_before": accuracy - 0.1, "latency_ms": latency,
+                       **({"accuracy_first_epoch": accuracy - 0.03} if first_epoch else {})}.items():
         trial.set_user_attr(key, value)
     study.tell(trial, [accuracy, latency])
 
@@ -162,6 +164,24 @@ def test_predictor_quality_at_proposal_counts_trials_finished_after_the_last_pro
     summary = json.loads((tmp_path / "predictor.json").read_text())
     assert summary["fitted_on_trials"] == 13  # written at the second proposal, before its trial finished
     assert summary["before_evaluation"]["trials"] == 2
+
+
+def test_the_gate_judges_after_the_first_epoch_only_once_enough_trials_measured_it(space, profile, tmp_path):
+    """A resumed run whose earlier trials have no first-epoch accuracy: the gate has no
+    first-epoch line until three finished trials have one."""
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for index, params in enumerate(_random_params(space, 12, seed=4)):
+        _told(study, space, profile, params, "search", first_epoch=index >= 10)
+    study.sampler = PredictorGuidedSampler(space, profile, tmp_path, seed=0)
+    trial = study.ask()
+    trial.set_user_attr("kind", "search")
+    _measured(study, trial, space, profile)  # proposed (its parameters sampled), then finished
+    assert study.sampler.finetune_gate(trial.number).first_epoch_predictor is None
+    assert json.loads((tmp_path / "predictor.json").read_text())["first_epoch"] is None
+    trial = study.ask()
+    suggest_candidate(space, trial.suggest_categorical)
+    gate = study.sampler.finetune_gate(trial.number)
+    assert gate.first_epoch_predictor is not None and gate.first_epoch_predictor.trained_on == 3
 
 
 def test_fine_tune_gate_turns_down_what_the_cheap_accuracy_shows_cannot_pay(space, profile):
