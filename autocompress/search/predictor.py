@@ -1,6 +1,6 @@
 """Accuracy predictor: a candidate's fine-tuned accuracy from its features, with an uncertainty.
 
-Two feature sets (``encoding``), one per moment of the search:
+Three feature sets (``encoding``), one per moment of the search:
 
 - ``ParamEncoding``, before a candidate is evaluated: the search's own parameters
   (architecture knobs per stage, policy knobs per layer group; numbers as they are,

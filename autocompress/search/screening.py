@@ -245,8 +245,9 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
         pruned = [t for t in trials if t.user_attrs.get("state") == "PRUNED"]
         fitted = _Fitted.of(finished)
         pruned_latency = [float(t.user_attrs["latency_ms"]) for t in pruned]
-        pruned_accuracy = [float(t.user_attrs.get("predicted_accuracy_first_epoch")
-                                 or t.user_attrs["predicted_accuracy_cheap"]) for t in pruned]
+        pruned_accuracy = [float(t.user_attrs["predicted_accuracy_cheap"]
+                                 if t.user_attrs.get("predicted_accuracy_first_epoch") is None
+                                 else t.user_attrs["predicted_accuracy_first_epoch"]) for t in pruned]
         predictor = AccuracyPredictor(ParamEncoding(self.choices), self.seed).fit(
             fitted.params + [t.params for t in pruned], fitted.latency + pruned_latency,
             fitted.accuracy + pruned_accuracy)

@@ -72,7 +72,8 @@ class TrialEvaluator:
             if not verdict.finetune:
                 return Outcome("PRUNED", latency_ms=latency, size_kb=size_kb, accuracy_before=before,
                                predicted_accuracy_cheap=predicted, error=f"not fine-tuned: {verdict.reason}")
-        rung = _FirstEpoch(model, self.splits, gate, self.epochs or self.space.training.finetune_epochs)
+        epochs = self.space.training.finetune_epochs if self.epochs is None else self.epochs
+        rung = _FirstEpoch(model, self.splits, gate, epochs)
         clock = time.perf_counter()
         result = pipeline.finetune_and_measure(self.space, model, self.base, self.splits, before, self.seed,
                                                self.epochs, after_epoch=rung)
