@@ -99,6 +99,7 @@ def run_epochs(model: nn.Module, splits: Splits, epochs: int, settings: Training
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, peak_lr, total_steps=epochs * per_epoch)
     device = model_device(model)
     model.train()
+    completed = True
     with progress_bar(progress is not None, total=epochs * per_epoch, desc=progress, unit="batch") as bar:
         for epoch in range(1, epochs + 1):
             seen = correct = 0
@@ -120,10 +121,10 @@ def run_epochs(model: nn.Module, splits: Splits, epochs: int, settings: Training
                                     accuracy=f"{correct / seen:.3f}", refresh=False)
                 bar.update()
             if after_epoch is not None and not after_epoch(epoch):
-                model.eval()
-                return False
+                completed = False
+                break
     model.eval()
-    return True
+    return completed
 
 
 def train(model: nn.Module, splits: Splits, epochs: int, settings: TrainingSettings, seed: int = 0) -> nn.Module:

@@ -38,7 +38,7 @@ def replay(folder: Path) -> pd.DataFrame:
     """Each finished trial of the run fine-tuned again: cheap, per-epoch and final accuracy."""
     run = open_run(folder)
     space, splits, base, config = run.space, run.splits, run.base, run.config
-    epochs = config["finetune_epochs"] or space.training.finetune_epochs
+    epochs = space.training.finetune_epochs if config["finetune_epochs"] is None else config["finetune_epochs"]
     family = family_of(space)
     trials = pd.read_csv(folder / "trials.csv")
     rows = []

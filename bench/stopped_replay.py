@@ -37,7 +37,6 @@ def setting_of(folder: Path) -> str:
 
 def replay_stopped(folder: Path) -> dict:
     run = open_run(folder)
-    epochs = run.config["finetune_epochs"] or run.space.training.finetune_epochs
     family = family_of(run.space)
     trials = pd.read_csv(folder / "trials.csv")
     searched = trials[(trials["state"] == "COMPLETE") & (trials["kind"] == "search")]
@@ -47,7 +46,8 @@ def replay_stopped(folder: Path) -> dict:
     rows = []
     for trial in stopped.itertuples():
         candidate = family.parse_candidate(trial.candidate)
-        _, evaluation = evaluate_candidate(run.space, candidate, run.base, run.splits, run.config["seed"], epochs)
+        _, evaluation = evaluate_candidate(run.space, candidate, run.base, run.splits, run.config["seed"],
+                                           run.config.get("finetune_epochs"))
         point = np.array([1.0 - evaluation.accuracy, trial.latency_ms])
         rows.append({"trial": int(trial.number), "accuracy_first_epoch": float(trial.accuracy_first_epoch),
                      "predicted": float(trial.predicted_accuracy_first_epoch), "final": evaluation.accuracy,
