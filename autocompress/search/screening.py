@@ -61,6 +61,7 @@ from autocompress.search.predictor import (
     ParamEncoding,
     quality,
 )
+from autocompress.search.rundir import write_atomic
 from autocompress.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -337,22 +338,9 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
             "fitted_on_trials": predictor.trained_on,
             "cross_validated": predictor.cross_validated(fitted.params, fitted.latency, fitted.accuracy),
             "before_evaluation": None,  # this and the gate's two below: _with_proposal_quality
-            "cheap_fidelity": {
-                "model": cheap_predictor.description,
-                "fitted_on_trials": cheap_predictor.trained_on,
-                "cross_validated": cheap_predictor.cross_validated(fitted.params, fitted.latency, fitted.accuracy,
-                                                                   fitted.accuracy_before),
-                "before_finetune": None,
-                "pruned_trials": 0,
-            },
-            "first_epoch": None if first_epoch_predictor is None else {
-                "model": first_epoch_predictor.description,
-                "fitted_on_trials": first_epoch_predictor.trained_on,
-                "cross_validated": first_epoch_predictor.cross_validated(rung.params, rung.latency, rung.accuracy,
-                                                                         rung.accuracy_first_epoch),
-                "before_last_epochs": None,
-                "pruned_trials": 0,
-            },
+            "cheap_fidelity": _gate_summary(cheap_predictor, fitted, fitted.accuracy_before, "before_finetune"),
+            "first_epoch": None if first_epoch_predictor is None else _gate_summary(
+                first_epoch_predictor, rung, rung.accuracy_first_epoch, "before_last_epochs"),
             "last_screening": {"trial": number, "candidates": len(pool.params), "seconds": round(seconds, 3),
                                "candidates_per_s": round(len(pool.params) / seconds, 1)},
         }
@@ -380,6 +368,16 @@ def _fastest_keeping(pool: Screened, measured_accuracy: np.ndarray, known: np.nd
     return int(eligible[np.argmin(pool.latency_ms[eligible])]) if len(eligible) else None
 
 
+def _gate_summary(predictor: AccuracyPredictor, fitted: _Fitted, measured_accuracy: Sequence[float],
+                  at_prediction: str) -> dict[str, Any]:
+    """A gate predictor's part of ``predictor.json``; its quality at prediction (key
+    ``at_prediction``) and pruned trials are filled in by ``_with_proposal_quality``."""
+    return {"model": predictor.description, "fitted_on_trials": predictor.trained_on,
+            "cross_validated": predictor.cross_validated(fitted.params, fitted.latency, fitted.accuracy,
+                                                         measured_accuracy),
+            at_prediction: None, "pruned_trials": 0}
+
+
 def _with_proposal_quality(summary: dict[str, Any], trials: list[FrozenTrial]) -> dict[str, Any]:
     """``summary`` (``predictor.json``'s content) with each predictor's predictions made at
     proposal scored against every trial finished so far, and the gate's pruned trials counted
@@ -396,9 +394,7 @@ def _with_proposal_quality(summary: dict[str, Any], trials: list[FrozenTrial]) -
 
 
 def _write_summary(path: Path, summary: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(summary, indent=2) + "\n")
 
 
 def _quality_of(trials: list[FrozenTrial], key: str) -> dict[str, float] | None:
