@@ -290,7 +290,20 @@ CSV_CASES = [
     Case("csv", "bad --device name", _nothing, [*IMPORT[:5], "lat.csv", "--device", "my device"], "--device"),
 ]
 
+def _learning_run(prior_table: str | None) -> Callable[[Path], None]:
+    """Run ``r`` as if made with ``--learn-from``, its frozen table of earlier trials as given (None: missing)."""
+    def write(root: Path) -> None:
+        _json(f"{RUN}/config.json", lambda d: d.update(learn_from=["results/earlier"]))(root)
+        if prior_table is not None:
+            (root / RUN / "prior_trials.csv").write_text(prior_table)
+    return write
+
+
 RUN_CASES = [
+    Case("run", "resume: table of earlier trials missing", _learning_run(None), RESUME, "prior_trials.csv"),
+    Case("run", "resume: table of earlier trials broken",
+         _learning_run('run,number,params,latency_ms,accuracy\nearlier,0,{"x": 1},1.0,0.5\n'), RESUME,
+         "prior_trials.csv: line 2"),
     Case("run", "resume: config a list", _write(f"{RUN}/config.json", "[]"), RESUME, "config.json"),
     Case("run", "resume: config empty", _write(f"{RUN}/config.json", ""), RESUME, "config.json"),
     Case("run", "resume: config truncated", _bytes(f"{RUN}/config.json", lambda b: b[:50]), RESUME, "config.json"),
@@ -369,6 +382,14 @@ OPTION_CASES = [
          ["search", "tiny.yaml", "--profile", "acc.json", "--trials", "1", "--results-dir", "res.txt"],
          "--results-dir"),
     Case("option", "run exists", _nothing, _search("tiny.yaml", "acc.json", "--run", "r"), "results/r"),
+    Case("option", "learn from no run", _nothing, _search("tiny.yaml", "acc.json", "--learn-from", "results/no"),
+         "--learn-from results/no"),
+    Case("option", "learn from a run on another base", _nothing,
+         _search("tiny.yaml", "acc.json", "--learn-from", RUN), "another base network"),
+    Case("option", "learn with another sampler", _nothing,
+         _search("tiny.yaml", "acc.json", "--sampler", "random", "--learn-from", RUN), "--learn-from"),
+    Case("option", "learn from on resume", _nothing, ["search", "--run", "r", "--resume", "--learn-from", RUN],
+         "--learn-from"),
     Case("option", "unknown sampler", _nothing, _search("tiny.yaml", "acc.json", "--sampler", "genius"), "--sampler"),
     Case("option", "profile --out a folder", _write("outdir/keep", ""),
          ["profile", "tiny.yaml", "--runtime", "bitfusion-model", "--out", "outdir"], "--out"),

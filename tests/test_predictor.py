@@ -21,6 +21,7 @@ from autocompress.pipeline import evaluate_candidate
 from autocompress.search.gate import FinetuneGate, required_accuracy
 from autocompress.search.params import search_params, suggest_candidate
 from autocompress.search.predictor import AccuracyPredictor, CheapFidelityEncoding, FirstEpochEncoding, ParamEncoding
+from autocompress.search.prior import PriorTrials
 from autocompress.search.screening import PredictorGuidedSampler, Screened, _fastest_keeping, hypervolume_gain
 from autocompress.search.settings import Constraints
 from autocompress.search.worker import TrialEvaluator
@@ -68,6 +69,36 @@ def test_predictor_learns_the_order_and_round_trips_through_the_run_folder(space
     loaded = AccuracyPredictor.load(tmp_path / "predictor.pkl")
     again, again_std = loaded.predict(params[40:], latency[40:])
     assert np.array_equal(again, mean) and np.array_equal(again_std, std)
+
+
+def _latencies(space, profile, params: list[dict]) -> list[float]:
+    return [predict(suggest_candidate(space, lambda n, _c, p=p: p[n]), profile, space) for p in params]
+
+
+def test_a_predictor_that_learns_from_earlier_runs_ranks_unseen_candidates_from_few_of_its_own(
+        space, profile, tmp_path):
+    """Six trials of its own tell a Gaussian process little; 300 of earlier runs (same base)
+    beside them let it rank unseen candidates. Its spread is still this run's: smallest at
+    what this run measured."""
+    choices = search_params(space)
+    earlier, own, unseen = (_random_params(space, count, seed) for count, seed in ((300, 5), (6, 6), (100, 7)))
+    prior = PriorTrials(["earlier"] * 300, list(range(300)), earlier, _latencies(space, profile, earlier),
+                        [_synthetic_accuracy(p) for p in earlier])
+    own_latency, unseen_latency = _latencies(space, profile, own), _latencies(space, profile, unseen)
+    truth = [_synthetic_accuracy(p) for p in unseen]
+    taus = {}
+    for name, encoding in {"alone": ParamEncoding(choices), "learnt": ParamEncoding(choices, prior)}.items():
+        predictor = AccuracyPredictor(encoding, seed=0).fit(own, own_latency, [_synthetic_accuracy(p) for p in own])
+        taus[name] = kendalltau(predictor.predict(unseen, unseen_latency)[0], truth).statistic
+    assert taus["learnt"] > 0.7 and taus["learnt"] > taus["alone"] + 0.2, taus
+    assert "300 trials of earlier runs" in predictor.description
+    _, own_std = predictor.predict(own, own_latency)
+    mean, std = predictor.predict(unseen, unseen_latency)
+    assert own_std.max() < np.median(std)
+    predictor.save(tmp_path / "predictor.pkl")
+    again, again_std = AccuracyPredictor.load(tmp_path / "predictor.pkl").predict(unseen, unseen_latency)
+    assert np.array_equal(again, mean) and np.array_equal(again_std, std)
+    assert predictor.cross_validated(own, own_latency, [_synthetic_accuracy(p) for p in own]) is not None
 
 
 def test_a_broken_predictor_file_is_one_clear_error(tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -291,6 +292,39 @@ def test_trials_pruned_by_the_fine_tune_gate_do_not_use_up_the_budget(tmp_path, 
         assert not (tmp_path / "gated" / "models" / f"trial_{row['number']}.pt").exists()
     summary = json.loads((tmp_path / "gated" / "predictor.json").read_text())
     assert summary["cheap_fidelity"]["pruned_trials"] == len(pruned)
+
+
+def test_a_run_learns_from_an_earlier_run_on_the_same_base_and_keeps_what_it_learnt(faulty_run, profile):
+    """The predictor of a run given ``--learn-from`` is fitted on the earlier run's fine-tuned
+    trials too; they are frozen into the run folder, so a resume learns from the same trials
+    after the earlier folder is gone."""
+    results = faulty_run.parent
+    earlier = results / "earlier"
+    shutil.copytree(faulty_run, earlier)
+    learnt = [r for r in _rows(earlier) if r["state"] == "COMPLETE" and r["kind"] in ("search", "baseline")]
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+    try:
+        first = CliRunner().invoke(app, _search_args(results, profile, "learner", 2, "--finetune-epochs", "0",
+                                                     "--learn-from", str(earlier)))
+        assert first.exit_code == 0, first.output
+        folder = results / "learner"
+        prior = _rows(folder, "prior_trials.csv")
+        assert {(int(r["number"]), float(r["accuracy"])) for r in prior} == {
+            (int(r["number"]), float(r["accuracy"])) for r in learnt}
+        assert {r["run"] for r in prior} == {"earlier"}
+        assert json.loads((folder / "config.json").read_text())["learn_from"] == [str(earlier)]
+        summary = json.loads((folder / "predictor.json").read_text())
+        assert f"{len(learnt)} trials of earlier runs" in summary["model"]
+        frozen = (folder / "prior_trials.csv").read_bytes()
+        shutil.rmtree(earlier)
+        resumed = CliRunner().invoke(app, ["search", "--run", "learner", "--resume", "--trials", "3",
+                                           "--results-dir", str(results)])
+    finally:
+        ray.shutdown()
+    assert resumed.exit_code == 0, resumed.output
+    assert (folder / "prior_trials.csv").read_bytes() == frozen
+    assert sum(r["kind"] == "search" and r["state"] == "COMPLETE" for r in _rows(folder)) == 3
 
 
 def _free_port() -> int:

@@ -86,6 +86,9 @@ def search_command(
     finetune_epochs: Annotated[int | None, typer.Option(min=0, help="override the space's finetune_epochs")] = None,
     native_only: Annotated[bool, typer.Option(
         help="search only the bit-widths and sparsity kinds the device runs natively (plus float)")] = False,
+    learn_from: Annotated[list[Path] | None, typer.Option(help=(
+        "an earlier run on the same base network whose fine-tuned trials the accuracy predictor learns from "
+        "(any device: accuracy does not depend on it); repeat for more runs"))] = None,
     results_dir: Annotated[Path, typer.Option(help="where run folders live")] = Path("results"),
     verify: Annotated[bool, typer.Option(help=(
         "at the end, measure every front model on the profile's device against its prediction "
@@ -105,7 +108,7 @@ def search_command(
             raise UserInputError("--resume needs --run NAME (the folder under results/)")
         _frozen_on_resume(space=space, profile=profile, sampler=sampler, max_latency_ms=max_latency_ms,
                           max_size_kb=max_size_kb, objective=objective, seed=seed, finetune_epochs=finetune_epochs,
-                          native_only=native_only or None)
+                          native_only=native_only or None, learn_from=learn_from or None)
     elif space is None or profile is None:
         raise UserInputError("search needs a SPACE file and --profile (or --run NAME --resume)")
     elif trials is None and budget_s is None:
@@ -114,6 +117,8 @@ def search_command(
         raise UserInputError(f"--sampler: unknown {sampler!r} (allowed: {', '.join(SAMPLERS)})")
     elif any(name != "size" for name in objective or []):
         raise UserInputError(f"--objective: unknown {objective!r} (allowed: size)")
+    elif learn_from and (sampler or "predictor") != "predictor":
+        raise UserInputError(f"--learn-from: only the predictor sampler learns from earlier runs, not {sampler!r}")
     _check_values(run, results_dir, seed, address, {"max_latency_ms": max_latency_ms, "max_size_kb": max_size_kb})
     if resume:
         folder = RunFolder(results_dir / run)
@@ -134,7 +139,8 @@ def search_command(
             "constraints": Constraints(max_latency_ms=max_latency_ms, max_size_kb=max_size_kb),
             "sampler": sampler or "predictor", "trials": trials, "time_budget_s": budget_s,
             "workers": workers or 2, "threads": threads, "gpus_per_worker": gpus_per_worker or 0.0,
-            "seed": seed or 0, "finetune_epochs": finetune_epochs, "native_only": native_only})
+            "seed": seed or 0, "finetune_epochs": finetune_epochs, "native_only": native_only,
+            "learn_from": [str(path) for path in learn_from or []]})
         if verify:
             measurable_profile(plan.profile, str(profile))
         folder = plan.folder

@@ -74,6 +74,7 @@ class RunFolder:
         self.log = self.path / "search.log"
         self.ray_processes = self.path / "ray_processes.json"
         self.test_accuracy = self.path / "test_accuracy.json"
+        self.prior_trials = self.path / "prior_trials.csv"
 
     @property
     def storage_url(self) -> str:

@@ -10,6 +10,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autocompress.errors import UserInputError
 from autocompress.hw.profile import HardwareProfile
+from autocompress.search.prior import PriorTrials
 from autocompress.search.screening import PredictorGuidedSampler
 from autocompress.search.settings import SAMPLERS
 from autocompress.space import SearchSpace
@@ -24,6 +25,8 @@ class SamplerContext:
     folder: Path | None
     seed: int
     max_latency_ms: float | None = None
+    prior: PriorTrials | None = None
+    """Earlier runs' trials for the predictor to learn from (``--learn-from``)."""
 
 
 def population_size(trials: int | None) -> int:
@@ -68,7 +71,7 @@ def make_sampler(name: str, seed: int, trials: int | None,
         if screening is None:
             raise ValueError("the predictor-guided sampler needs the run's space, profile and folder")
         return PredictorGuidedSampler(screening.space, screening.profile, screening.folder, screening.seed,
-                                      screening.max_latency_ms)
+                                      screening.max_latency_ms, screening.prior)
     if name == "nsga2":
         return SeededNSGAIISampler(population_size=population_size(trials), seed=seed)
     if name == "nsga3":

@@ -61,6 +61,7 @@ from autocompress.search.predictor import (
     ParamEncoding,
     quality,
 )
+from autocompress.search.prior import PriorTrials
 from autocompress.search.rundir import write_atomic
 from autocompress.space import SearchSpace
 
@@ -76,7 +77,8 @@ proposal must not keep a worker idle for minutes."""
 MUTANT_SHARE = 0.6
 """Share of the pool bred from the measured front; the rest is uniform random."""
 STARTUP_TRIALS = 2
-"""Search trials proposed uniformly at random before the predictor is used."""
+"""Search trials proposed uniformly at random before the predictor is used (none when it
+learns from earlier runs: it knows the space from the start)."""
 UNGATED_AFTER_PRUNED = 3
 """After this many search trials in a row pruned by the fine-tune gate, the next proposal is
 fine-tuned whatever its cheap accuracy: the front and the predictors then learn from a real
@@ -148,10 +150,12 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
     """See the module docstring."""
 
     def __init__(self, space: SearchSpace, profile: HardwareProfile, folder: Path | None, seed: int,
-                 max_latency_ms: float | None = None) -> None:
+                 max_latency_ms: float | None = None, prior: PriorTrials | None = None) -> None:
         self.space, self.profile, self.folder, self.seed = space, profile, folder, seed
         self.max_latency_ms = max_latency_ms
         self.choices = search_params(space)
+        self.encoding = ParamEncoding(self.choices, prior)
+        self.startup_trials = STARTUP_TRIALS if prior is None else 0
         self.distributions = {name: CategoricalDistribution(choices) for name, choices in self.choices.items()}
         self._independent = optuna.samplers.RandomSampler(seed=seed)
         self.last_screening: dict[str, float] = {}
@@ -173,7 +177,7 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
         trials = study.get_trials(deepcopy=False)
         finished = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("state") == "COMPLETE"]
         taken = {t.user_attrs.get("candidate_hash") for t in trials}
-        if sum(t.user_attrs.get("kind") == "search" for t in finished) < STARTUP_TRIALS:
+        if sum(t.user_attrs.get("kind") == "search" for t in finished) < self.startup_trials:
             return self._random_untaken(rng, taken)
         return self._screen_and_choose(study, trial, rng, trials, finished, taken)
 
@@ -249,7 +253,7 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
         pruned_accuracy = [float(t.user_attrs["predicted_accuracy_cheap"]
                                  if t.user_attrs.get("predicted_accuracy_first_epoch") is None
                                  else t.user_attrs["predicted_accuracy_first_epoch"]) for t in pruned]
-        predictor = AccuracyPredictor(ParamEncoding(self.choices), self.seed).fit(
+        predictor = AccuracyPredictor(self.encoding, self.seed).fit(
             fitted.params + [t.params for t in pruned], fitted.latency + pruned_latency,
             fitted.accuracy + pruned_accuracy)
         measured = np.column_stack([1.0 - np.asarray(fitted.accuracy), fitted.latency])

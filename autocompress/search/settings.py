@@ -75,6 +75,8 @@ class SearchConfig(BaseModel):
     seed: int = Field(0, ge=0, le=MAX_SEED)
     finetune_epochs: int | None = Field(None, ge=0)
     native_only: bool = False
+    learn_from: list[str] = Field(default_factory=list, description=(
+        "earlier run folders whose fine-tuned trials the predictor learns from (frozen in prior_trials.csv)"))
     base_path: str
     split_images: dict[str, int] | None = Field(None, description=(
         "images in the train, val and test splits (absent in runs made before 2026-11-30)"))

@@ -21,6 +21,7 @@ from autocompress.errors import UserInputError
 from autocompress.hw.predict import check_covers
 from autocompress.hw.profile import HardwareProfile, load_profile
 from autocompress.inputs import loading
+from autocompress.search.prior import PriorTrials, collect, read_prior
 from autocompress.search.rundir import RunFolder
 from autocompress.search.settings import SearchConfig
 from autocompress.space import SearchSpace, load_space
@@ -66,13 +67,16 @@ class NewRun:
     space_path: Path
     profile_path: Path
     splits: Splits
+    prior: PriorTrials | None
+    """Earlier runs' trials to learn from (``--learn-from``), or None."""
 
 
 def plan_run(results_dir: Path, run: str | None, space_path: Path, profile_path: Path,
              settings: dict) -> NewRun:
     """Check a new run's space, profile (every op the space can contain) and data.
 
-    ``settings`` holds the remaining ``SearchConfig`` fields (objectives, sampler, ...).
+    ``settings`` holds the remaining ``SearchConfig`` fields (objectives, sampler, ...);
+    ``learn_from``, the earlier runs to learn from, are read here too.
     """
     space = load_space(space_path)
     folder = RunFolder(results_dir / (run or default_run_name(space)))
@@ -82,10 +86,14 @@ def plan_run(results_dir: Path, run: str | None, space_path: Path, profile_path:
         space = restrict_to_native(space, profile, space_path)
     check_covers(profile, space, profile_path)
     splits = load_splits(space.data, progress=True)  # bad data fail here, before anything is written
+    learn_from = [Path(p) for p in settings.get("learn_from") or []]
+    epochs = settings.get("finetune_epochs")
+    prior = collect(learn_from, space, profile, base_path(space, folder.path.parent / "_base"),
+                    space.training.finetune_epochs if epochs is None else epochs) if learn_from else None
     config = SearchConfig(run=folder.path.name, space_path=str(space_path), space=space.model_dump(),
                           profile_path=str(profile_path), profile_device=profile.device.name,
                           base_path=str(folder.base), split_images=splits.image_counts(), **settings)
-    return NewRun(folder, config, space, profile, space_path, profile_path, splits)
+    return NewRun(folder, config, space, profile, space_path, profile_path, splits, prior)
 
 
 def create_run(plan: NewRun, fresh: bool) -> None:
@@ -103,12 +111,14 @@ def create_run(plan: NewRun, fresh: bool) -> None:
         base_dir = folder.path.parent / "_base"
         ensure_base(plan.space, plan.splits, base_dir, worker_device(plan.config.gpus_per_worker))
         shutil.copyfile(base_path(plan.space, base_dir), folder.base)
+        if plan.prior is not None:
+            plan.prior.write(folder.prior_trials)
         plan.config.write(folder.config)
     except BaseException:
         if fresh:
             shutil.rmtree(folder.path, ignore_errors=True)
         else:
-            for path in (folder.config, folder.space, folder.profile, folder.base):
+            for path in (folder.config, folder.space, folder.profile, folder.base, folder.prior_trials):
                 path.unlink(missing_ok=True)
         raise
 
@@ -128,6 +138,7 @@ def open_run(folder: RunFolder) -> tuple[SearchConfig, SearchSpace, HardwareProf
     config = SearchConfig.read(folder.config)
     space, profile = load_space(folder.space), load_profile(folder.profile)
     check_base(space, folder.base)
+    read_prior(folder, config, space)
     folder.check_storage()
     folder.read_test_accuracy()  # the front's test figures so far, if any
     return config, space, profile

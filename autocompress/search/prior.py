@@ -1,0 +1,154 @@
+"""Earlier runs' fine-tuned trials, for a new run's accuracy predictor to learn from (``--learn-from``).
+
+A candidate's fine-tuned accuracy depends on the base network, the data and the fine-tune,
+not on the device: a search for a second device (or a second search for the first) can start
+from everything the earlier runs on the same base measured, as Once-for-All and APQ fit their
+accuracy predictors once per supernet on thousands of its subnets. Within one run the
+predictor is fitted on 30-60 trials crowded near the front, and ranks a sample of the space
+with Kendall tau 0.1-0.4; fitted on some 900-1,500 trials of other runs (random search and
+NSGA-II, same base), it ranks that sample at about 0.7 (see ``predictor.PriorInformed``).
+
+The earlier runs are read once, when the run is created: their search and baseline trials
+that were fine-tuned, with parameters this run's space can take (a ``--native-only`` run
+skips those with other bit-widths), each given its latency under *this* run's profile. They
+are frozen into the run folder's ``prior_trials.csv``, so a resumed run learns from exactly
+what it started with, whatever became of the earlier folders.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from autocompress.errors import MissingSignaturesError, UserInputError
+from autocompress.hw.predict import predict
+from autocompress.hw.profile import HardwareProfile
+from autocompress.inputs import read_text
+from autocompress.search.params import search_params, suggest_candidate
+from autocompress.search.rundir import RunFolder, write_atomic
+from autocompress.search.settings import SearchConfig
+from autocompress.space import SearchSpace, load_space
+
+COLUMNS = ["run", "number", "params", "latency_ms", "accuracy"]
+LEARNED_KINDS = ("search", "baseline")
+"""Trial kinds whose fine-tuned accuracy is learnt from (a ``duplicate`` repeats another trial)."""
+
+
+@dataclass(frozen=True)
+class PriorTrials:
+    """One row per fine-tuned trial of an earlier run: its parameters, its latency under this
+    run's profile, its fine-tuned validation accuracy and where it comes from."""
+
+    runs: list[str]
+    numbers: list[int]
+    params: list[dict[str, Any]]
+    latency_ms: list[float]
+    accuracy: list[float]
+
+    def __len__(self) -> int:
+        return len(self.accuracy)
+
+    def write(self, path: Path) -> None:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for row in zip(self.runs, self.numbers, self.params, self.latency_ms, self.accuracy, strict=True):
+            run, number, params, latency, accuracy = row
+            writer.writerow([run, number, json.dumps(params, sort_keys=True), repr(latency), repr(accuracy)])
+        write_atomic(path, buffer.getvalue())
+
+    @classmethod
+    def read(cls, path: Path, choices: dict[str, list]) -> PriorTrials:
+        """The frozen table of a run folder; a broken row is one line naming the file and row."""
+        rows = list(csv.DictReader(io.StringIO(read_text(path, "table of earlier runs' trials"))))
+        columns: tuple[list, ...] = ([], [], [], [], [])
+        for line, row in enumerate(rows, start=2):
+            try:
+                params = json.loads(row["params"])
+                latency, accuracy = float(row["latency_ms"]), float(row["accuracy"])
+                if not isinstance(params, dict) or set(params) != set(choices) or any(
+                        value not in choices[name] for name, value in params.items()):
+                    raise ValueError("params are not this run's search parameters")
+                if not (math.isfinite(latency) and latency > 0 and 0 <= accuracy <= 1):
+                    raise ValueError("latency_ms must be > 0 and accuracy within 0..1")
+                values = (row["run"], int(row["number"]), params, latency, accuracy)
+            except (KeyError, TypeError, ValueError) as error:
+                raise UserInputError(f"{path}: line {line}: {error}") from None
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+        return cls(*columns)
+
+
+def collect(folders: Sequence[Path], space: SearchSpace, profile: HardwareProfile, base: Path,
+            finetune_epochs: int) -> PriorTrials:
+    """The fine-tuned trials of the runs in ``folders`` that a run of ``space`` on ``profile``,
+    with base network file ``base`` and ``finetune_epochs``, can learn from. Each folder must
+    be a run on the same base with the same fine-tune and search parameters (one line naming
+    ``--learn-from`` and the folder otherwise); nothing is written to it."""
+    choices = search_params(space)
+    base_bytes = base.read_bytes() if base.is_file() else None
+    collected = PriorTrials([], [], [], [], [])
+    for folder in folders:
+        usable = 0
+        for number, params, accuracy in _fine_tuned_trials(folder, choices, base_bytes, finetune_epochs):
+            if any(value not in choices[name] for name, value in params.items()):
+                continue  # a bit-width or kind this run's space does not offer (--native-only)
+            try:
+                latency = predict(suggest_candidate(space, lambda name, _choices, chosen=params: chosen[name]),
+                                  profile, space)
+            except MissingSignaturesError:
+                continue
+            for column, value in zip((collected.runs, collected.numbers, collected.params, collected.latency_ms,
+                                      collected.accuracy), (folder.name, number, params, latency, accuracy),
+                                     strict=True):
+                column.append(value)
+            usable += 1
+        if not usable:
+            raise UserInputError(f"--learn-from {folder}: no fine-tuned trial with parameters this run's space "
+                                 "takes (and ops the profile has entries for)")
+    return collected
+
+
+def _fine_tuned_trials(folder: Path, choices: dict[str, list], base_bytes: bytes | None,
+                       finetune_epochs: int) -> list[tuple[int, dict[str, Any], float]]:
+    """(number, params, fine-tuned accuracy) of the run in ``folder``, once it is checked to
+    share this run's base network, fine-tune and search parameters."""
+    run = RunFolder(folder)
+    where = f"--learn-from {folder}"
+    if not run.config.is_file() or not run.database.is_file():
+        raise UserInputError(f"{where}: not a search run folder (config.json or study.db missing)")
+    config = SearchConfig.read(run.config)
+    if base_bytes is None or not run.base.is_file() or run.base.read_bytes() != base_bytes:
+        raise UserInputError(f"{where}: searched another base network than this run's (its base.pt differs, or "
+                             "this space's base is not trained yet); only runs on the same base can be learnt from")
+    space = load_space(run.space)
+    epochs = space.training.finetune_epochs if config.finetune_epochs is None else config.finetune_epochs
+    if epochs != finetune_epochs:
+        raise UserInputError(f"{where}: fine-tuned its trials for {epochs} epochs, this run for {finetune_epochs}")
+    run.check_storage()
+    study = optuna.load_study(study_name=config.run, storage=run.storage_url)
+    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+              if t.user_attrs.get("state") == "COMPLETE" and t.user_attrs.get("kind") in LEARNED_KINDS]
+    if trials and set(trials[0].params) != set(choices):
+        raise UserInputError(f"{where}: its search parameters are not this space's (another network or layer "
+                             "grouping)")
+    return [(t.number, dict(t.params), float(t.user_attrs["accuracy"])) for t in trials]
+
+
+def read_prior(folder: RunFolder, config: SearchConfig, space: SearchSpace) -> PriorTrials | None:
+    """The earlier runs' trials frozen into the run folder, if the run learns from any."""
+    if not config.learn_from:
+        return None
+    if not folder.prior_trials.is_file():
+        raise UserInputError(f"{folder.prior_trials}: missing; the run learns from earlier runs "
+                             f"({', '.join(config.learn_from)}) and keeps their trials there")
+    return PriorTrials.read(folder.prior_trials, search_params(space))
