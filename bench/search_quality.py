@@ -34,6 +34,15 @@ front being measured):
   proposes crowd where its accuracies are nearly equal, which lowers any rank correlation
   measured on them; a random sample is how predictors are usually judged (OFA, nn-Meter).
 
+``--methods predictor-learnt`` (not run by default: it needs the stored runs) is the
+predictor-guided search as a *second* search on the same base: ``--learn-from`` the stored
+random-search and NSGA-II runs of the same setting and every other seed in results/
+(``LEARNT_FROM``), at the same budget. Its space sample is the random run of its own seed,
+the one it did not learn from. Fixed before its first run (2026-12-01 00:00 UTC), its
+questions: does its screening predictor rank that sample at median Kendall tau >= 0.7
+(``LEARNT_TAU``), and the trials it proposes, at proposal? Is its HV outside the spread of
+the same seeds' stored predictor runs (higher or lower), or no different?
+
 Prints a table and writes bench/results/search_quality.json (or ``--out``).
 
     .venv/bin/python bench/search_quality.py --budget 150 --seeds 5
@@ -67,6 +76,10 @@ from autocompress.space import load_space
 from autocompress.train import accuracy
 
 METHODS = ("predictor", "nsga2", "random")
+LEARNT = "predictor-learnt"
+LEARNT_FROM = ("random", "nsga2")
+"""The stored runs a predictor-learnt run learns from (of its setting, every other seed)."""
+LEARNT_TAU = 0.7
 WORK = ROOT / "bench" / ".work"
 TEST_FRACTION, TEST_SEED = 0.2, 12345
 ACCURACY_FLOOR = 0.80
@@ -238,7 +251,7 @@ def summarise(runs: list[dict], settings: list[str]) -> dict:
     """Per setting and method: every seed's figures and their medians; the HV bar."""
     summary = {}
     for setting in settings:
-        for method in METHODS:
+        for method in (*METHODS, LEARNT):
             mine = [r for r in runs if r["setting"] == setting and r["method"] == method]
             if not mine:
                 continue
@@ -256,7 +269,7 @@ def summarise(runs: list[dict], settings: list[str]) -> dict:
                 "most_accurate_at_speedup_within_1_point_on_heldout": [
                     (r.get("most_accurate_at_speedup") or {}).get("within_1_point_on_heldout") for r in mine],
                 "searched_per_seed": [r["searched_complete"] for r in mine]}
-            if method == "predictor":
+            if method.startswith("predictor"):
                 summary[f"{setting}/{method}"] |= {
                     "pruned_per_seed": [r["pruned_by_gate"] for r in mine],
                     "stopped_after_first_epoch_per_seed": [r.get("stopped_after_first_epoch") for r in mine],
@@ -276,7 +289,27 @@ def summarise(runs: list[dict], settings: list[str]) -> dict:
             best_random = max(summary[f"{setting}/random"]["hypervolume_per_seed"])
             summary[f"{setting}/bar: predictor median HV > best random seed"] = bool(
                 summary[f"{setting}/predictor"]["median_hypervolume"] > best_random)
+        if f"{setting}/{LEARNT}" in summary:
+            summary[f"{setting}/{LEARNT}: against the predictor runs of the same seeds"] = learnt_comparison(
+                [r for r in runs if r["setting"] == setting], summary[f"{setting}/{LEARNT}"])
     return summary
+
+
+def learnt_comparison(runs: list[dict], learnt: dict) -> dict:
+    """The questions fixed for the predictor-learnt runs (module docstring): the screening tau
+    bar on its space sample and at proposal, and its HV against the predictor runs of the same seeds."""
+    seeds = {r["seed"] for r in runs if r["method"] == LEARNT}
+    plain = [r["hypervolume"] for r in runs if r["method"] == "predictor" and r["seed"] in seeds]
+    taus = {key: [t for t in learnt[key] if t is not None]
+            for key in ("space_sample_screening_tau_per_seed", "screening_tau_per_seed")}
+    verdict = "no difference"
+    if plain and min(learnt["hypervolume_per_seed"]) > max(plain):
+        verdict = "higher on every seed than any predictor run"
+    elif plain and max(learnt["hypervolume_per_seed"]) < min(plain):
+        verdict = "lower on every seed than any predictor run"
+    return {"predictor_hypervolume_same_seeds": plain, "hypervolume": verdict,
+            **{f"median {key} >= {LEARNT_TAU}": bool(values) and statistics.median(values) >= LEARNT_TAU
+               for key, values in taus.items()}}
 
 
 def main() -> None:
@@ -289,7 +322,7 @@ def main() -> None:
                         help="seeds per setting, in --settings order (default: --seeds for each)")
     parser.add_argument("--first-seed", type=int, default=0,
                         help="run seeds FIRST.., keeping the results file's runs of other seeds (adds seeds to it)")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=[*METHODS, LEARNT],
                         help="methods to run, keeping the results file's runs of the others")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "search_quality.json",
                         help="results file (one per --budget; its runs are kept when adding seeds, methods, profiles)")
@@ -341,18 +374,24 @@ def main() -> None:
         try:
             for setting, seed, method in selected:
                 profile, native, _ = SETTINGS[setting]
+                learn_from = learnt_from(setting, seed) if method == LEARNT else None
+                if method == LEARNT and not learn_from:
+                    parser.error(f"{LEARNT}: no stored {' or '.join(LEARNT_FROM)} runs of {setting} to learn from")
                 wall, rows = run_search(run_name(setting, method, seed), ROOT / profile, space=space_path,
-                                        time_budget=f"{args.budget}s", workers=2, sampler=method, seed=seed,
-                                        native_only=native)
+                                        time_budget=f"{args.budget}s", workers=2, seed=seed, native_only=native,
+                                        sampler="predictor" if method == LEARNT else method, learn_from=learn_from)
                 record(setting, seed, method, round(wall, 1), rows)
         finally:
             ray.shutdown()
     # once every run of this invocation is in, so that the sample is the random runs now in results/
     for run in runs:
-        if run["method"] == "predictor":
-            sample = sorted(RESULTS.glob(run_name(run["setting"], "random", "*")))
+        if run["method"].startswith("predictor"):
+            own_seed = RESULTS / run_name(run["setting"], "random", run["seed"])
+            sample = ((  # the rest were learnt from
+                [own_seed] if (own_seed / "trials.csv").is_file() else []) if run["method"] == LEARNT
+                      else sorted(RESULTS.glob(run_name(run["setting"], "random", "*"))))
             run["predictors_on_space_sample"] = (
-                space_sample_quality(RESULTS / run_name(run["setting"], "predictor", run["seed"]), sample)
+                space_sample_quality(RESULTS / run_name(run["setting"], run["method"], run["seed"]), sample)
                 if sample else None)
     write_results(out, args.budget, kept + runs)
     print(json.dumps(summarise(kept + runs, list(SETTINGS)), indent=1))
@@ -361,6 +400,12 @@ def main() -> None:
 
 def run_name(setting: str, method: str, seed: int | str) -> str:
     return f"bench-quality-{setting}-{method}-{seed}"
+
+
+def learnt_from(setting: str, seed: int) -> list[Path]:
+    """The stored runs a predictor-learnt run of ``seed`` learns from (``LEARNT_FROM``, other seeds)."""
+    return [folder for method in LEARNT_FROM for folder in sorted(RESULTS.glob(run_name(setting, method, "*")))
+            if (folder / "trials.csv").is_file() and folder.name.rsplit("-", 1)[1] != str(seed)]
 
 
 def write_results(out: Path, budget: int, runs: list[dict]) -> None:
