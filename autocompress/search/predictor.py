@@ -83,14 +83,16 @@ class PriorInformed(RegressorMixin, BaseEstimator):
     the Gaussian process on this run's trials alone (how far a candidate lies from what this
     run measured: what the search explores by).
 
-    Chosen by leave-one-seed-out replays of the stored benchmark runs (2026-12-01, scripts not
-    shipped), each run's predictor given the random-search and NSGA-II runs of the other seeds
-    (same base; 690-1,480 trials): on the held-out random run of the same seed (a sample of
-    the space) Kendall tau 0.74 (cpu-torch-fp32, 5 seeds) and 0.66-0.70 (BitFusion, 5 / 10
-    seeds) against 0.19-0.25 for the process on the run's own trials; on the trials the
-    predictor-guided runs fine-tuned, predicted before each, 0.63 / 0.58 against 0.37 / 0.52.
-    The process given the boosting's residuals ranked worse than the boosting alone, and the
-    boosting on earlier runs alone worse than on both (cpu-torch-fp32, at proposal, 0.57).
+    Chosen by leave-one-seed-out replays of the stored benchmark runs (2026-11-30, scripts not
+    shipped), each predictor-guided run's predictor given the random-search and NSGA-II runs of
+    the other seeds (same base; cpu-torch-fp32 seeds 0-4, 911-932 trials; BitFusion seeds
+    10-14, 692-705): on the held-out random run of the same seed (a sample of the space)
+    median Kendall tau 0.74 and 0.66, against 0.24 and 0.19 for the process on the run's own
+    trials; on the trials the predictor-guided runs fine-tuned, each predicted from the
+    trials finished before it, 0.63 and 0.58 against 0.37 and 0.46. The process fitted on
+    the boosting's residuals ranked worse than the boosting alone on both; the boosting on
+    the earlier runs alone ranked the sample alike (0.73 / 0.67) and the proposals worse on
+    cpu-torch-fp32 (0.57), better on BitFusion (0.61).
     """
 
     def __init__(self, prior_features: np.ndarray | None = None, prior_accuracy: np.ndarray | None = None,

@@ -54,9 +54,6 @@ class PriorTrials:
     latency_ms: list[float]
     accuracy: list[float]
 
-    def __len__(self) -> int:
-        return len(self.accuracy)
-
     def write(self, path: Path) -> None:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

@@ -92,6 +92,10 @@ ACCURACY_KEPT = 0.01
 """Accuracy below the best measured that an accuracy-keeping proposal may give up (one point)."""
 KEEPING_EVERY = 3
 """Every third proposal (by trial number) is accuracy-keeping; the others maximise hypervolume."""
+CROSS_VALIDATE_EVERY = 10
+"""Fitted trials between two cross-validations of the screening predictor (``predictor.json``):
+learning from earlier runs, one costs five gradient-boosting fits on some thousand trials,
+about 2 s of the driver's time, while a worker may wait for its next proposal."""
 SCREENED_COLUMNS = ["trial", "candidate_hash", "predicted_accuracy", "predicted_std", "latency_ms", "chosen"]
 
 
@@ -159,6 +163,8 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
         self.distributions = {name: CategoricalDistribution(choices) for name, choices in self.choices.items()}
         self._independent = optuna.samplers.RandomSampler(seed=seed)
         self.last_screening: dict[str, float] = {}
+        self._cross_validation: tuple[int, dict[str, float] | None] | None = None
+        """(fitted trials, their cross-validation) of the screening predictor, last computed."""
         self.gates: dict[int, FinetuneGate] = {}
 
     # -- Optuna's sampler interface ---------------------------------------------------------------
@@ -340,7 +346,7 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
         summary = {
             "model": predictor.description,
             "fitted_on_trials": predictor.trained_on,
-            "cross_validated": predictor.cross_validated(fitted.params, fitted.latency, fitted.accuracy),
+            "cross_validated": self._screening_cross_validation(predictor, fitted),
             "before_evaluation": None,  # this and the gate's two below: _with_proposal_quality
             "cheap_fidelity": _gate_summary(cheap_predictor, fitted, fitted.accuracy_before, "before_finetune"),
             "first_epoch": None if first_epoch_predictor is None else _gate_summary(
@@ -349,6 +355,16 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
                                "candidates_per_s": round(len(pool.params) / seconds, 1)},
         }
         _write_summary(self.folder / "predictor.json", _with_proposal_quality(summary, trials))
+
+    def _screening_cross_validation(self, predictor: AccuracyPredictor, fitted: _Fitted) -> dict[str, float] | None:
+        """The screening predictor's cross-validation on the fine-tuned trials, computed again
+        once ``CROSS_VALIDATE_EVERY`` more have been fitted (its ``trials`` says on how many)."""
+        fitted_trials = len(fitted.accuracy)
+        last = self._cross_validation
+        if last is None or last[1] is None or fitted_trials >= last[0] + CROSS_VALIDATE_EVERY:
+            self._cross_validation = (fitted_trials, predictor.cross_validated(fitted.params, fitted.latency,
+                                                                               fitted.accuracy))
+        return self._cross_validation[1]
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
                     values: Sequence[float] | None) -> None:
