@@ -17,6 +17,7 @@ from autocompress.search.settings import MAX_SEED, RUN_NAME, SAMPLERS, Constrain
 if TYPE_CHECKING:
     from autocompress.hw.profile import HardwareProfile
     from autocompress.search.driver import Summary
+    from autocompress.search.prior import PriorTrials
     from autocompress.search.rundir import RunFolder
     from autocompress.space import SearchSpace
 
@@ -122,7 +123,7 @@ def search_command(
     _check_values(run, results_dir, seed, address, {"max_latency_ms": max_latency_ms, "max_size_kb": max_size_kb})
     if resume:
         folder = RunFolder(results_dir / run)
-        config, search_space, hw_profile = open_run(folder)  # every file checked before the lock is taken
+        config, search_space, hw_profile, prior = open_run(folder)  # every file checked before the lock is taken
         check_gpus_per_worker(config.gpus_per_worker if gpus_per_worker is None else gpus_per_worker, address)
         if verify:
             measurable_profile(hw_profile, str(folder.profile))
@@ -132,7 +133,7 @@ def search_command(
             config = SearchConfig.read(folder.config).model_copy(
                 update={k: v for k, v in changes.items() if v is not None})
             config.write(folder.config)
-            summary = _run_search(config, folder, search_space, hw_profile, address)
+            summary = _run_search(config, folder, search_space, hw_profile, prior, address)
     else:
         plan = plan_run(results_dir, run, space, profile, {
             "objectives": ["accuracy", "latency_ms"] + (["size_kb"] if objective else []),
@@ -147,7 +148,7 @@ def search_command(
         fresh = not folder.path.exists()
         with folder.lock():
             create_run(plan, fresh)
-            summary = _run_search(plan.config, folder, plan.space, plan.profile, address)
+            summary = _run_search(plan.config, folder, plan.space, plan.profile, plan.prior, address)
     if verify and not summary.interrupted:
         _verify(folder.path)
     typer.echo(f"report: {write_report(folder.path)}")
@@ -164,14 +165,14 @@ def _verify(run_dir: Path) -> None:
 
 
 def _run_search(config: SearchConfig, folder: RunFolder, search_space: SearchSpace, hw_profile: HardwareProfile,
-                address: str | None) -> Summary:
+                prior: PriorTrials | None, address: str | None) -> Summary:
     """The search, then (unless it was interrupted) its front measured once on the test split."""
     from autocompress.search.driver import SearchDriver
     from autocompress.search.holdout import measure_front
 
     handler = _log_to(folder.log)
     try:
-        summary = SearchDriver(config, folder, search_space, hw_profile).run(address)
+        summary = SearchDriver(config, folder, search_space, hw_profile, prior).run(address)
         if not summary.interrupted:  # an interrupted run's front is measured when it is resumed
             measure_front(folder, config, search_space)
         return summary

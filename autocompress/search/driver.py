@@ -34,7 +34,7 @@ from autocompress.hw.describe import deployment_line, prediction_line
 from autocompress.hw.profile import HardwareProfile
 from autocompress.search import cluster
 from autocompress.search.params import BASELINES, baseline_params, suggest_candidate
-from autocompress.search.prior import read_prior
+from autocompress.search.prior import PriorTrials
 from autocompress.search.record import Outcome, now, trial_row
 from autocompress.search.rundir import RunFolder, front_rows
 from autocompress.search.samplers import SamplerContext, make_sampler
@@ -98,7 +98,7 @@ class _StopRequest:
 
 class SearchDriver:
     def __init__(self, config: SearchConfig, folder: RunFolder, space: SearchSpace,
-                 profile: HardwareProfile) -> None:
+                 profile: HardwareProfile, prior: PriorTrials | None = None) -> None:
         self.config, self.folder, self.space, self.profile = config, folder, space, profile
         self.study = optuna.create_study(study_name=config.run, storage=folder.open_storage(),
                                          directions=config.directions(), load_if_exists=True)
@@ -108,7 +108,7 @@ class SearchDriver:
                 self.study.set_metric_names(list(config.objectives))
         existing = self.study.get_trials(deepcopy=False)
         context = SamplerContext(space, profile, folder.path, config.seed, config.constraints.max_latency_ms,
-                                 read_prior(folder, config, space))
+                                 prior)
         self.study.sampler = make_sampler(config.sampler, config.seed + len(existing), config.trials, context)
         self.rows = {t.number: trial_row(t.number, t.user_attrs, t.state == optuna.trial.TrialState.RUNNING)
                      for t in existing if t.state != optuna.trial.TrialState.WAITING}

@@ -131,14 +131,15 @@ def check_base(space: SearchSpace, path: Path) -> None:
         load_base(space, path)
 
 
-def open_run(folder: RunFolder) -> tuple[SearchConfig, SearchSpace, HardwareProfile]:
-    """The frozen config and the copied inputs of an existing run, every file checked."""
+def open_run(folder: RunFolder) -> tuple[SearchConfig, SearchSpace, HardwareProfile, PriorTrials | None]:
+    """The frozen config, the copied inputs and the earlier runs' trials (if it learns from
+    any) of an existing run, every file checked."""
     if not folder.config.is_file():
         raise UserInputError(f"{folder.path}: no such run to resume (config.json missing)")
     config = SearchConfig.read(folder.config)
     space, profile = load_space(folder.space), load_profile(folder.profile)
     check_base(space, folder.base)
-    read_prior(folder, config, space)
+    prior = read_prior(folder, config, space)
     folder.check_storage()
     folder.read_test_accuracy()  # the front's test figures so far, if any
-    return config, space, profile
+    return config, space, profile, prior
