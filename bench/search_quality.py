@@ -38,7 +38,7 @@ front being measured):
 predictor-guided search as a *second* search on the same base: ``--learn-from`` the stored
 random-search and NSGA-II runs of the same setting and every other seed in results/
 (``LEARNT_FROM``), at the same budget. Its space sample is the random run of its own seed,
-the one it did not learn from. Fixed before its first run (2026-12-01 00:00 UTC), its
+the one it did not learn from. Fixed before its first run (2026-11-30 23:53 UTC, commit 19deacd), its
 questions: does its screening predictor rank that sample at median Kendall tau >= 0.7
 (``LEARNT_TAU``), and the trials it proposes, at proposal? Is its HV outside the spread of
 the same seeds' stored predictor runs (higher or lower), or no different?
@@ -386,10 +386,11 @@ def main() -> None:
     # once every run of this invocation is in, so that the sample is the random runs now in results/
     for run in runs:
         if run["method"].startswith("predictor"):
-            own_seed = RESULTS / run_name(run["setting"], "random", run["seed"])
-            sample = ((  # the rest were learnt from
-                [own_seed] if (own_seed / "trials.csv").is_file() else []) if run["method"] == LEARNT
-                      else sorted(RESULTS.glob(run_name(run["setting"], "random", "*"))))
+            if run["method"] == LEARNT:  # it learnt from the other seeds' runs
+                own_seed = RESULTS / run_name(run["setting"], "random", run["seed"])
+                sample = [own_seed] if (own_seed / "trials.csv").is_file() else []
+            else:
+                sample = sorted(RESULTS.glob(run_name(run["setting"], "random", "*")))
             run["predictors_on_space_sample"] = (
                 space_sample_quality(RESULTS / run_name(run["setting"], run["method"], run["seed"]), sample)
                 if sample else None)

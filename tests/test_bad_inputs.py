@@ -290,6 +290,7 @@ CSV_CASES = [
     Case("csv", "bad --device name", _nothing, [*IMPORT[:5], "lat.csv", "--device", "my device"], "--device"),
 ]
 
+
 def _learning_run(prior_table: str | None) -> Callable[[Path], None]:
     """Run ``r`` as if made with ``--learn-from``, its frozen table of earlier trials as given (None: missing)."""
     def write(root: Path) -> None:

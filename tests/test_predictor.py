@@ -56,9 +56,13 @@ def _random_params(space, count: int, seed: int) -> list[dict]:
     return [{name: rng.choice(choices) for name, choices in search_params(space).items()} for _ in range(count)]
 
 
+def _latencies(space, profile, params: list[dict]) -> list[float]:
+    return [predict(suggest_candidate(space, lambda n, _c, p=p: p[n]), profile, space) for p in params]
+
+
 def test_predictor_learns_the_order_and_round_trips_through_the_run_folder(space, profile, tmp_path):
     params = _random_params(space, 60, seed=0)
-    latency = [predict(suggest_candidate(space, lambda n, _c, p=p: p[n]), profile, space) for p in params]
+    latency = _latencies(space, profile, params)
     accuracy = [_synthetic_accuracy(p) for p in params]
     predictor = AccuracyPredictor(ParamEncoding(search_params(space)), seed=0).fit(
         params[:40], latency[:40], accuracy[:40])
@@ -69,10 +73,6 @@ def test_predictor_learns_the_order_and_round_trips_through_the_run_folder(space
     loaded = AccuracyPredictor.load(tmp_path / "predictor.pkl")
     again, again_std = loaded.predict(params[40:], latency[40:])
     assert np.array_equal(again, mean) and np.array_equal(again_std, std)
-
-
-def _latencies(space, profile, params: list[dict]) -> list[float]:
-    return [predict(suggest_candidate(space, lambda n, _c, p=p: p[n]), profile, space) for p in params]
 
 
 def test_a_predictor_that_learns_from_earlier_runs_ranks_unseen_candidates_from_few_of_its_own(
@@ -219,7 +219,7 @@ def test_fine_tune_gate_turns_down_what_the_cheap_accuracy_shows_cannot_pay(spac
     """Fine-tuned accuracy is the cheap accuracy + 0.1 here: with 0.9 to beat, a candidate
     whose cheap accuracy is 0.5 is not fine-tuned, one at 0.85 is."""
     params = _random_params(space, 30, seed=3)
-    latency = [predict(suggest_candidate(space, lambda n, _c, p=p: p[n]), profile, space) for p in params]
+    latency = _latencies(space, profile, params)
     before = list(np.linspace(0.3, 0.85, len(params)))
     cheap = AccuracyPredictor(CheapFidelityEncoding(), seed=0).fit(
         params, latency, [b + 0.1 for b in before], before)
@@ -261,7 +261,7 @@ def test_sampler_leaves_queued_baselines_alone(space, profile, tmp_path):
 def _constant(value: float, space, profile) -> AccuracyPredictor:
     """A gate line that predicts ``value`` whatever it is shown."""
     params = _random_params(space, 4, seed=5)
-    latency = [predict(suggest_candidate(space, lambda n, _c, p=p: p[n]), profile, space) for p in params]
+    latency = _latencies(space, profile, params)
     return AccuracyPredictor(CheapFidelityEncoding(), seed=0).fit(params, latency, [value] * 4, [0.2, 0.4, 0.6, 0.8])
 
 
