@@ -22,6 +22,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from autocompress.errors import UserInputError
+from autocompress.files import write_atomic
 from autocompress.hw.bundle_runner import clock_name, host_cpu
 from autocompress.inputs import load_json, validated
 
@@ -274,9 +275,7 @@ def write_json_atomic(path: Path, data: object) -> None:
     """Write ``data`` as JSON so that ``path`` never holds a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def save_profile(profile: HardwareProfile, path: Path) -> None:

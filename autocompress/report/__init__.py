@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from autocompress.errors import UserInputError
+from autocompress.files import write_atomic
 from autocompress.report import html, summary
 from autocompress.report.analysis import analyse
 from autocompress.report.plots import write_pngs
 from autocompress.report.run import Run
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Readers (a browser refreshing the page) never see a half-written file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def write_report(run_dir: Path) -> Path:
@@ -33,7 +26,7 @@ def write_report(run_dir: Path) -> Path:
                              f"{page} is left as it was")
     analysis = analyse(run)
     pngs = write_pngs(analysis, directory)
-    _write_atomic(page, html.render(analysis))
+    write_atomic(page, html.render(analysis))
     files = [page.name, *(p.name for p in pngs), "summary.md"]
-    _write_atomic(directory / "summary.md", summary.render(analysis, files))
+    write_atomic(directory / "summary.md", summary.render(analysis, files))
     return page

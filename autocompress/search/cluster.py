@@ -22,7 +22,7 @@ from pathlib import Path
 import ray
 
 from autocompress.errors import UserInputError
-from autocompress.search.rundir import write_atomic
+from autocompress.files import write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -30,11 +30,12 @@ import optuna
 from optuna.trial import TrialState
 
 from autocompress.errors import MissingSignaturesError, UserInputError
+from autocompress.files import write_atomic
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import HardwareProfile
 from autocompress.inputs import read_text
 from autocompress.search.params import search_params, suggest_candidate
-from autocompress.search.rundir import RunFolder, write_atomic
+from autocompress.search.rundir import RunFolder
 from autocompress.search.settings import SearchConfig
 from autocompress.space import SearchSpace, load_space
 

@@ -17,17 +17,11 @@ import optuna
 from sqlalchemy import event
 
 from autocompress.errors import UserInputError
+from autocompress.files import write_atomic
 from autocompress.inputs import load_json, unreadable
 from autocompress.report.pareto import pareto_mask
 from autocompress.search.record import COLUMNS
 from autocompress.search.settings import Constraints
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text`` so that a reader (or a crash) never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _csv_text(rows: list[dict]) -> str:

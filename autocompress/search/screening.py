@@ -49,6 +49,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from autocompress.errors import MissingSignaturesError
+from autocompress.files import write_atomic
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import HardwareProfile
 from autocompress.report.pareto import hypervolume, pareto_mask
@@ -62,7 +63,6 @@ from autocompress.search.predictor import (
     quality,
 )
 from autocompress.search.prior import PriorTrials
-from autocompress.search.rundir import write_atomic
 from autocompress.space import SearchSpace
 
 log = logging.getLogger(__name__)
