@@ -55,6 +55,12 @@ class PriorTrials:
     latency_ms: list[float]
     accuracy: list[float]
 
+    @classmethod
+    def of(cls, rows: Sequence[tuple[str, int, dict[str, Any], float, float]]) -> PriorTrials:
+        """From rows of (run, number, params, latency_ms, accuracy)."""
+        runs, numbers, params, latency_ms, accuracy = ([row[i] for row in rows] for i in range(len(COLUMNS)))
+        return cls(runs, numbers, params, latency_ms, accuracy)
+
     def write(self, path: Path) -> None:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -68,7 +74,7 @@ class PriorTrials:
     def read(cls, path: Path, choices: dict[str, list]) -> PriorTrials:
         """The frozen table of a run folder; a broken row is one line naming the file and row."""
         rows = list(csv.DictReader(io.StringIO(read_text(path, "table of earlier runs' trials"))))
-        columns: tuple[list, ...] = ([], [], [], [], [])
+        read = []
         for line, row in enumerate(rows, start=2):
             try:
                 params = json.loads(row["params"])
@@ -78,12 +84,10 @@ class PriorTrials:
                     raise ValueError("params are not this run's search parameters")
                 if not (math.isfinite(latency) and latency > 0 and 0 <= accuracy <= 1):
                     raise ValueError("latency_ms must be > 0 and accuracy within 0..1")
-                values = (row["run"], int(row["number"]), params, latency, accuracy)
+                read.append((row["run"], int(row["number"]), params, latency, accuracy))
             except (KeyError, TypeError, ValueError) as error:
                 raise UserInputError(f"{path}: line {line}: {error}") from None
-            for column, value in zip(columns, values, strict=True):
-                column.append(value)
-        return cls(*columns)
+        return cls.of(read)
 
 
 def collect(folders: Sequence[Path], space: SearchSpace, profile: HardwareProfile, base: Path,
@@ -94,7 +98,7 @@ def collect(folders: Sequence[Path], space: SearchSpace, profile: HardwareProfil
     ``--learn-from`` and the folder otherwise); nothing is written to it."""
     choices = search_params(space)
     base_bytes = base.read_bytes() if base.is_file() else None
-    collected = PriorTrials([], [], [], [], [])
+    collected = []
     for folder in folders:
         usable = 0
         for number, params, accuracy in _fine_tuned_trials(folder, choices, base_bytes, finetune_epochs):
@@ -105,15 +109,12 @@ def collect(folders: Sequence[Path], space: SearchSpace, profile: HardwareProfil
                                   profile, space)
             except MissingSignaturesError:
                 continue
-            for column, value in zip((collected.runs, collected.numbers, collected.params, collected.latency_ms,
-                                      collected.accuracy), (folder.name, number, params, latency, accuracy),
-                                     strict=True):
-                column.append(value)
+            collected.append((folder.name, number, params, latency, accuracy))
             usable += 1
         if not usable:
             raise UserInputError(f"--learn-from {folder}: no fine-tuned trial with parameters this run's space "
                                  "takes (and ops the profile has entries for)")
-    return collected
+    return PriorTrials.of(collected)
 
 
 def _fine_tuned_trials(folder: Path, choices: dict[str, list], base_bytes: bytes | None,

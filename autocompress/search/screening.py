@@ -312,7 +312,7 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
             trial.set_user_attr(key, value)  # the driver's Trial reads this (cached) copy
         if self.folder is not None:
             self._write(trial.number, pool, predicted_front, chosen, (predictor, cheap_predictor),
-                        first_epoch_predictor, fitted, trials, seconds)
+                        first_epoch_predictor, fitted, rung, trials, seconds)
         return pool.params[chosen]
 
     @staticmethod
@@ -326,13 +326,14 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
     # -- what the run folder gets ----------------------------------------------------------------------
     def _write(self, number: int, pool: Screened, predicted_front: np.ndarray, chosen: int,
                predictors: tuple[AccuracyPredictor, AccuracyPredictor], first_epoch_predictor: AccuracyPredictor | None,
-               fitted: _Fitted, trials: list[FrozenTrial], seconds: float) -> None:
+               fitted: _Fitted, rung: _Fitted, trials: list[FrozenTrial], seconds: float) -> None:
+        """The fitted predictors, the screened pool's predicted front and ``predictor.json``
+        (``rung``: the fitted trials that have an accuracy after their first epoch)."""
         predictor, cheap_predictor = predictors
         predictor.save(self.folder / "predictor.pkl")
         cheap_predictor.save(self.folder / "cheap_predictor.pkl")
         if first_epoch_predictor is not None:
             first_epoch_predictor.save(self.folder / "first_epoch_predictor.pkl")
-        rung = fitted.with_first_epoch()
         rows = [i for i in np.flatnonzero(predicted_front)] + ([chosen] if not predicted_front[chosen] else [])
         table = self.folder / "screened.csv"
         new = not table.exists()
