@@ -141,15 +141,18 @@ def test_coupled_pruning_makes_a_residual_net_faster():
     assert pruned_ms <= 0.85 * full_ms, (full_ms, pruned_ms)
 
 
-def test_a_concat_is_refused_with_the_reason():
-    class _Concat(nn.Module):
+def test_a_grouped_conv_is_refused_with_the_reason_and_its_neighbours_stay_prunable():
+    class _Grouped(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.left, self.right = nn.Conv2d(3, 4, 1), nn.Conv2d(3, 4, 1)
-            self.fc = nn.Linear(8, 2)
+            self.reduce, self.grouped = nn.Conv2d(3, 8, 1), nn.Conv2d(8, 8, 3, groups=2)
+            self.expand = nn.Conv2d(8, 6, 1)
+            self.fc = nn.Linear(6, 2)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.fc(torch.cat([self.left(x), self.right(x)], 1).mean((2, 3)))
+            return self.fc(self.expand(self.grouped(self.reduce(x))).mean((2, 3)))
 
-    with pytest.raises(PruningError, match=r"left: its channels reach 'cat' \(cat\)"):
-        prune_channels(_Concat(), "left", 0.5)
+    model = _Grouped()
+    with pytest.raises(PruningError, match=r"reduce: its channels reach grouped conv 'grouped' \(2 groups\)"):
+        prune_channels(model, "reduce", 0.5)
+    assert prune_channels(model, "expand", 0.5) == 3 and model.fc.in_features == 3

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from torch import nn
 
 from autocompress.candidate import FLOAT_BITS, LayerPolicy
-from autocompress.compress.coupling import channel_groups
+from autocompress.compress.coupling import ChannelGroup, channel_groups
 from autocompress.compress.lowrank import LowRankConv2d, LowRankLinear, factorise, rank_for
-from autocompress.compress.prune import group_of, prune_group, prune_unstructured
+from autocompress.compress.prune import group_of, prune_groups, prune_unstructured
 from autocompress.compress.quantize import quantize_module
 
 
@@ -25,8 +25,8 @@ def apply_policy(model: nn.Module, policy: Mapping[str, LayerPolicy]) -> nn.Modu
     """Compress ``model`` in place by ``policy`` (layer path -> LayerPolicy) and return it.
 
     Channel pruning of a factorised layer removes filters of its second (1x1) factor;
-    layers coupled by a residual add are pruned once, as one group, at the largest ratio
-    any of them asks for; quantization applies to both factors.
+    layers coupled into one channel group are pruned at the largest ratio any of them asks
+    for, all groups in one pass; quantization applies to both factors.
     """
     for name, layer in policy.items():
         if layer.rank_ratio < 1.0:
@@ -36,13 +36,11 @@ def apply_policy(model: nn.Module, policy: Mapping[str, LayerPolicy]) -> nn.Modu
               if layer.sparsity > 0 and layer.sparsity_kind == "channel"}
     if pruned:
         groups = channel_groups(model)
-        ratios: dict[int, float] = {}
+        ratios: dict[ChannelGroup, float] = {}
         for name, ratio in pruned.items():
             group = group_of(model, _dense_parts(model, name)[-1], groups)
-            ratios[id(group)] = max(ratio, ratios.get(id(group), 0.0))
-        for group in groups:
-            if id(group) in ratios:
-                prune_group(model, group, ratios[id(group)])
+            ratios[group] = max(ratio, ratios.get(group, 0.0))
+        prune_groups(model, ratios)
     for name, layer in policy.items():
         if layer.sparsity > 0 and layer.sparsity_kind == "unstructured":
             for part in _dense_parts(model, name):

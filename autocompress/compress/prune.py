@@ -1,11 +1,12 @@
 """Pruning: channel pruning that physically removes filters, and unstructured masks.
 
-Channel pruning works on channel groups (``coupling.channel_groups``, from the model's
-torch.fx graph): the layers whose outputs meet at a residual add lose the same channels,
-chosen by L1 importance summed over them, and every batch norm, depthwise conv,
-squeeze-excite and consuming layer on the way is sliced to match. A group that reaches
-the model's input or output, or an operation the analysis cannot slice, is refused with
-the reason.
+Channel pruning works on channel groups (``coupling.analyse``, from the model's torch.fx
+graph): the layers whose outputs meet at a residual add or a squeeze-excite multiply lose
+the same channels, chosen by L1 importance summed over them, and every batch norm,
+depthwise conv, layer scale and consuming layer is sliced to match, at the offsets where
+the group's channels lie behind a concat or a flatten. All requested groups are pruned in
+one pass, each module sliced once. A group that reaches the model's input or output, or an
+operation the analysis cannot slice, is refused with the reason.
 
 Unstructured pruning registers a magnitude mask as a weight parametrization, so the
 zeros stay zero through fine-tuning (Deep Compression).
@@ -13,11 +14,22 @@ zeros stay zero through fine-tuning (Deep Compression).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
+from torch.nn.utils import parametrize, skip_init
 
-from autocompress.compress.coupling import ChannelGroup, channel_groups, is_depthwise
+from autocompress.compress.coupling import (
+    ChannelGroup,
+    Layout,
+    Role,
+    Use,
+    analyse,
+    channel_groups,
+    is_depthwise,
+    keep_count,
+)
 
 
 class PruningError(ValueError):
@@ -29,36 +41,36 @@ def filter_importance(module: nn.Module) -> torch.Tensor:
     return module.weight.detach().abs().flatten(1).sum(dim=1)
 
 
+def _select(tensor: torch.Tensor, dim: int, index: torch.Tensor | None) -> torch.Tensor:
+    return tensor if index is None else tensor.index_select(dim, index)
+
+
 @torch.no_grad()
-def _slice(module: nn.Module, keep: torch.Tensor, dim: int) -> nn.Module:
-    """A copy of a conv/linear/batch-norm keeping ``keep`` along output (0) or input (1) dim."""
-    if isinstance(module, (nn.BatchNorm2d, nn.BatchNorm1d)):
-        new = type(module)(len(keep), module.eps, module.momentum, module.affine, module.track_running_stats)
-        for name in ("weight", "bias", "running_mean", "running_var"):
-            getattr(new, name).copy_(getattr(module, name)[keep])
-        new.num_batches_tracked.copy_(module.num_batches_tracked)
+def _sliced(module: nn.Module, out_index: torch.Tensor | None, in_index: torch.Tensor | None) -> nn.Module:
+    """A copy of a conv/linear keeping ``out_index`` of its outputs and ``in_index`` of its
+    inputs (None: all), or of a channel-wise module (norm, depthwise conv) keeping ``out_index``."""
+    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
+        new = type(module)(len(out_index), module.eps, module.momentum, module.affine, module.track_running_stats)
+        new.load_state_dict({name: _select(value, 0, out_index) if value.dim() else value
+                             for name, value in module.state_dict().items()})
         return new.train(module.training)
+    if isinstance(module, nn.LayerNorm):
+        new = nn.LayerNorm(len(out_index), module.eps, module.elementwise_affine, module.bias is not None)
+        new.load_state_dict({name: value[out_index] for name, value in module.state_dict().items()})
+        return new.train(module.training)
+    weight = _select(_select(module.weight, 0, out_index), 1, None if is_depthwise(module) else in_index)
+    out_width, in_width = weight.shape[0], weight.shape[1]
     if isinstance(module, nn.Conv2d):
         depthwise = is_depthwise(module)
-        in_ch = len(keep) if dim == 1 or depthwise else module.in_channels
-        out_ch = len(keep) if dim == 0 or depthwise else module.out_channels
-        new = nn.Conv2d(in_ch, out_ch, module.kernel_size, module.stride, module.padding,
-                        module.dilation, in_ch if depthwise else module.groups,
+        new = skip_init(nn.Conv2d, out_width if depthwise else in_width, out_width, module.kernel_size, module.stride,
+                        module.padding, module.dilation, out_width if depthwise else module.groups,
                         module.bias is not None, module.padding_mode)
     else:
-        in_f = len(keep) if dim == 1 else module.in_features
-        out_f = len(keep) if dim == 0 else module.out_features
-        new = nn.Linear(in_f, out_f, module.bias is not None)
-    weight_dim = 0 if isinstance(module, nn.Conv2d) and is_depthwise(module) else dim
-    new.weight.copy_(module.weight.index_select(weight_dim, keep))
+        new = skip_init(nn.Linear, in_width, out_width, module.bias is not None)
+    new.weight.copy_(weight)
     if module.bias is not None:
-        new.bias.copy_(module.bias if dim == 1 else module.bias[keep])
+        new.bias.copy_(_select(module.bias, 0, out_index))
     return new.train(module.training)
-
-
-def keep_count(channels: int, ratio: float) -> int:
-    """Channels left after pruning ``ratio`` of ``channels``."""
-    return max(1, channels - int(round(ratio * channels)))
 
 
 def _top(scores: torch.Tensor, ratio: float) -> torch.Tensor:
@@ -77,29 +89,69 @@ def group_of(model: nn.Module, layer_name: str, groups: list[ChannelGroup] | Non
     return group
 
 
-@torch.no_grad()
-def prune_group(model: nn.Module, group: ChannelGroup, ratio: float) -> int:
-    """Remove ``ratio`` of the group's channels in place: the same ones from every producer
-    (lowest summed L1 norm), sliced out of its followers and consumers. Returns the kept count."""
-    if not 0.0 <= ratio < 1.0:
-        raise PruningError(f"{group.producers[0]}: channel sparsity must be in [0, 1), got {ratio}")
-    keep = _top(sum(filter_importance(model.get_submodule(name)) for name in group.producers), ratio)
-    for name in group.producers:
-        model.set_submodule(name, _slice(model.get_submodule(name), keep, 0))
-    for name in group.followers:
-        module = model.get_submodule(name)
+def _slice_use(model: nn.Module, use: Use, kept: Callable[[ChannelGroup], torch.Tensor | None]) -> None:
+    """Slice one module or parameter along every pruned group it meets."""
+
+    def index(layout: Layout | None) -> torch.Tensor | None:
+        if layout is None or all(kept(part.group) is None for part in layout.parts):
+            return None
+        return layout.indices(kept)
+
+    in_index = index(use.layout)
+    if use.role is Role.PARAMETER:
+        if in_index is not None:
+            owner, _, name = use.path.rpartition(".")
+            parameter = model.get_parameter(use.path)
+            setattr(model.get_submodule(owner), name,
+                    nn.Parameter(parameter.detach().index_select(use.dim, in_index), parameter.requires_grad))
+        return
+    module = model.get_submodule(use.path)
+    if use.role is Role.FOLLOWER:
+        if in_index is None:
+            return
         if hasattr(module, "prune_channels"):
-            module.prune_channels(keep)
+            module.prune_channels(in_index)
         else:
-            model.set_submodule(name, _slice(module, keep, 0))
-    for name in group.consumers:
-        model.set_submodule(name, _slice(model.get_submodule(name), keep, 1))
-    return len(keep)
+            model.set_submodule(use.path, _sliced(module, in_index, None))
+        return
+    out_index = index(use.output)
+    if in_index is not None or out_index is not None:
+        model.set_submodule(use.path, _sliced(module, out_index, in_index))
+
+
+@torch.no_grad()
+def prune_groups(model: nn.Module, ratios: Mapping[ChannelGroup, float]) -> dict[ChannelGroup, int]:
+    """Remove ``ratios[group]`` of each group's channels in place, in one pass: the same ones
+    from every producer of a group (lowest summed L1 norm), sliced out of every follower and
+    consumer at the offsets where they lie (concats, flattens). The groups are those of
+    ``channel_groups(model)``, told apart by their first producer. Returns each group's kept count."""
+    analysis = analyse(model)
+    current = {group.producers[0]: group for group in analysis.groups}
+    keep: dict[ChannelGroup, torch.Tensor] = {}
+    counts: dict[ChannelGroup, int] = {}
+    for asked, ratio in ratios.items():
+        group = current.get(asked.producers[0]) if asked.producers else None
+        if group is None or group.producers != asked.producers:
+            raise PruningError(f"{asked.producers}: not a channel group of this model")
+        if group.refusals:
+            raise PruningError(f"{group.producers[0]}: {group.refusals[0]}")
+        if not 0.0 <= ratio < 1.0:
+            raise PruningError(f"{group.producers[0]}: channel sparsity must be in [0, 1), got {ratio}")
+        keep[group] = _top(sum(filter_importance(model.get_submodule(name)) for name in group.producers), ratio)
+        counts[asked] = len(keep[group])
+    for use in analysis.uses:
+        _slice_use(model, use, keep.get)
+    return counts
+
+
+def prune_group(model: nn.Module, group: ChannelGroup, ratio: float) -> int:
+    """Remove ``ratio`` of one group's channels in place (``prune_groups``). Returns the kept count."""
+    return prune_groups(model, {group: ratio})[group]
 
 
 def prune_channels(model: nn.Module, layer_name: str, ratio: float) -> int:
     """Remove ``ratio`` of ``layer_name``'s output channels, and the same channels of every
-    layer coupled with it (``prune_group``), in place. Returns the number kept."""
+    layer coupled with it, in place. Returns the number kept."""
     return prune_group(model, group_of(model, layer_name), ratio)
 
 

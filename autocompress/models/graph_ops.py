@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from autocompress.compress.coupling import ChannelGroup, is_depthwise, node_groups, trace
+from autocompress.compress.coupling import ChannelGroup, is_depthwise, node_layouts, trace
 from autocompress.compress.prune import keep_count
 from autocompress.compress.quantize import activation_bits_of, weight_bits_of
 from autocompress.errors import UserInputError
@@ -107,7 +107,8 @@ class _Walker:
 
     def __init__(self, model: nn.Module, graph: fx.Graph, where: str) -> None:
         self.modules = dict(model.named_modules())
-        self.groups = node_groups(model, graph)
+        self.groups = {node: layout.parts[0].group for node, layout in node_layouts(model, graph).items()
+                       if len(layout.parts) == 1 and layout.parts[0].repeat == 1}
         self.graph, self.where = graph, where
         self.fused: set[fx.Node] = set()
 
