@@ -55,14 +55,26 @@ def test_a_bad_model_spec_is_one_line(tmp_path):
         family_of(space).compressible_layers([])
 
 
-def test_an_op_without_a_latency_type_is_one_line_and_exit_2(tmp_path):
-    space = _space(tmp_path, "with_gelu")
+def test_an_op_that_cannot_be_timed_alone_is_one_line_and_exit_2(tmp_path):
+    space = _space(tmp_path, "with_local_function")
     result = CliRunner().invoke(app, ["profile", str(space), "--runtime", "bitfusion-model",
                                       "--out", str(tmp_path / "p.json")])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and "user_models.py:with_gelu: op 'act' (GELU) has no latency-table op type" in lines[0]
+    assert len(lines) == 1, lines
+    assert ("user_models.py:with_local_function: op 'clamp_to_unit': function clamp_to_unit cannot be imported "
+            "by its name, so it cannot be timed alone") in lines[0]
     assert not (tmp_path / "p.json").exists()
+
+
+def test_a_gelu_is_a_fixed_op_of_the_table(tmp_path):
+    space = _space(tmp_path, "with_gelu")
+    result = CliRunner().invoke(app, ["profile", str(space), "--runtime", "bitfusion-model",
+                                      "--out", str(tmp_path / "p.json")])
+    assert result.exit_code == 0, result.output
+    keys = json.loads((tmp_path / "p.json").read_text())["entries"]
+    gelu = 'nn.GELU//{"approximate":"none"}'
+    assert {f"fixed/8x8x8/{gelu}", f"fixed/4x8x8/{gelu}"} <= set(keys)  # conv1 unpruned and half pruned
 
 
 def _invoke(*args: str) -> str:

@@ -10,9 +10,11 @@ a w-bit x a-bit multiply occupies (w/2)(a/2) bricks, with w and a padded to 2, 4
     latency_ms     = max(compute_cycles, memory_cycles) / CLOCK_HZ * 1000 + OP_OVERHEAD
 
 (a roofline: the slower of the array and DRAM bounds the op). Float layers run at 16 bits,
-BitFusion's widest mode. Element-wise ops (add, pool, the gate of squeeze-excite) run at
-16 bits on a vector unit of ``VECTOR_LANES`` lanes. Latencies are modelled, not measured:
-the profile says so in ``device.kind``.
+BitFusion's widest mode. Element-wise ops (add, pool, the gate of squeeze-excite) and
+every fixed op (pooling, activations, norms, concat, multiplies, copies: ``hw.fixed_ops``)
+run at 16 bits on a vector unit of ``VECTOR_LANES`` lanes, one operation per input element,
+reading every input and writing an output of the size of their first (of a concat: of
+all). Latencies are modelled, not measured: the profile says so in ``device.kind``.
 """
 
 from __future__ import annotations
@@ -49,12 +51,9 @@ class BitFusionModel(Runtime):
 
 def _io_elements(signature: OpSignature) -> int:
     inputs = math.prod(signature.shape)
-    if signature.op == "conv":
-        _, h, w = signature.shape
-        return inputs + signature.out * -(-h // signature.stride) * -(-w // signature.stride)
-    if signature.op == "linear":
-        return inputs + signature.out
-    return 2 * inputs
+    if signature.op in ("conv", "linear"):
+        return inputs + math.prod(signature.out_shape)
+    return 2 * inputs + sum(math.prod(shape) for shape in signature.inputs)
 
 
 def modelled_ms(signature: OpSignature, batch_size: int) -> float:

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from autocompress.errors import UserInputError
 from autocompress.hw.bundle_runner import summarise, time_interleaved
+from autocompress.hw.fixed_ops import FixedOpModule, UntimeableOpError, stored_shape
 from autocompress.hw.profile import (
     SCHEMA_VERSION,
     Device,
@@ -33,7 +34,7 @@ from autocompress.hw.profile import (
     write_json_atomic,
 )
 from autocompress.hw.runtimes import MeasuredRuntime, measured_runtime
-from autocompress.hw.signatures import BIAS, BN_RELU, NONE, OpSignature, space_signatures
+from autocompress.hw.signatures import BIAS, BN_RELU, FIXED, NONE, OpSignature, space_signatures
 from autocompress.hw.validate import validate
 from autocompress.models.blocks import ConvBNAct, SqueezeExcite
 from autocompress.space import SearchSpace
@@ -95,14 +96,25 @@ def op_module(signature: OpSignature) -> nn.Module:
     return _single_op_module(signature)
 
 
+def _conv_module(s: OpSignature) -> nn.Module:
+    """The conv of ``s`` with what its epilogue fuses: a batch norm and ReLU, or a bias."""
+    padding = s.kernel // 2 if s.padding == -1 else s.padding
+    conv = nn.Conv2d(s.shape[0], s.out, s.kernel, s.stride, padding, s.dilation, groups=s.groups,
+                     bias=s.epilogue == BIAS)
+    if s.epilogue in (NONE, BIAS):
+        return conv
+    unit = ConvBNAct(s.shape[0], s.out, s.kernel, s.stride, s.groups, act=s.epilogue == BN_RELU)
+    unit.conv = conv
+    return unit
+
+
 def _single_op_module(s: OpSignature) -> nn.Module:
     if s.op == "conv":
-        if s.epilogue == NONE:
-            return nn.Conv2d(s.shape[0], s.out, s.kernel, s.stride, s.kernel // 2,
-                             groups=s.groups, bias=False)
-        return ConvBNAct(s.shape[0], s.out, s.kernel, s.stride, s.groups, act=s.epilogue == BN_RELU)
+        return _conv_module(s)
     if s.op == "linear":
-        return nn.Linear(s.shape[0], s.out, bias=s.epilogue == BIAS)
+        return nn.Linear(s.shape[-1], s.out, bias=s.epilogue == BIAS)
+    if s.op == FIXED:
+        return FixedOpModule(s.call, 1 + len(s.inputs), s.out if s.call.concat else 0)
     if s.op == "se":
         return SqueezeExcite(s.shape[0], s.out)
     if s.op == "add":
@@ -115,8 +127,13 @@ def _single_op_module(s: OpSignature) -> nn.Module:
 
 
 def op_shapes(signature: OpSignature, batch_size: int) -> list[tuple[int, ...]]:
-    """Input shapes of a batch through the kernel of ``signature``."""
-    return [(batch_size, *shape) for shape in signature.input_shapes]
+    """Input shapes of a batch through the kernel of ``signature`` (a fixed op's input stored
+    transposed is fed as the contiguous tensor its module permutes: ``stored_shape``)."""
+    shapes = [(batch_size, *shape) for shape in signature.input_shapes]
+    if signature.op != FIXED:
+        return shapes
+    return [stored_shape(shape, order) for shape, order in zip(
+        shapes, signature.call.input_orders(len(shapes)), strict=True)]
 
 
 def op_int8(signature: OpSignature) -> set[str] | None:
@@ -129,10 +146,20 @@ def op_int8(signature: OpSignature) -> set[str] | None:
 def prepare_op(runtime: MeasuredRuntime, signature: OpSignature, batch_size: int,
                threads: int) -> tuple[Callable[[], object], dict[str, bool]]:
     """A callable running one batch through the kernel of ``signature`` on ``runtime``, and
-    the ``Entry`` layout fields of that kernel."""
-    run, (reorders_input, reorders_output) = runtime.prepare_kernel(
-        op_module(signature).eval(), op_shapes(signature, batch_size), threads, int8=op_int8(signature),
-        quantized_io=signature.quantized_io)
+    the ``Entry`` layout fields of that kernel. A fixed op that the runtime cannot prepare
+    or run alone is one line naming it (``UntimeableOpError``)."""
+    try:
+        run, (reorders_input, reorders_output) = runtime.prepare_kernel(
+            op_module(signature).eval(), op_shapes(signature, batch_size), threads, int8=op_int8(signature),
+            quantized_io=signature.quantized_io)
+        if signature.op == FIXED:
+            run()
+    except Exception as error:  # any failure of a fixed op's callee: named, not a traceback
+        if signature.op != FIXED:
+            raise
+        first = (str(error).strip().splitlines() or [""])[0]
+        raise UntimeableOpError(f"op {signature.key} cannot be timed alone on {runtime.name}: "
+                                f"{type(error).__name__}: {first}") from None
     return run, {"reorders_input": reorders_input, "reorders_output": reorders_output}
 
 

@@ -27,6 +27,7 @@ from torch import nn
 from autocompress.candidate import FLOAT_BITS, Candidate
 from autocompress.compress.lowrank import LowRankConv2d, LowRankLinear, rank_for
 from autocompress.compress.quantize import activation_bits_of, weight_bits_of
+from autocompress.hw.fixed_ops import FixedCall
 from autocompress.hw.runtimes.fusion import FusionRule, fuse, fuse_space
 from autocompress.models.family import family_of
 from autocompress.space import SearchSpace
@@ -34,6 +35,9 @@ from autocompress.space import SearchSpace
 BN_RELU, BN, NONE, BIAS = "bn+relu", "bn", "none", "bias"
 QUANTIZED_IO = ("qin", "qout")
 """Key parts of an op that dequantizes its input / quantizes its output (``OpSignature.quantized_io``)."""
+FIXED = "fixed"
+"""Op type of every op that carries no knob beyond the built-in relu, add, pool and se
+(``hw.fixed_ops``)."""
 FUSED = ">"
 """Joins the keys of the ops of one fused kernel, head first: ``conv/.../bn>add/8x16x16``."""
 
@@ -60,6 +64,13 @@ class OpSignature:
     bits: tuple[int, int] | None = None
     quantized_io: tuple[bool, bool] = (False, False)
     fused: tuple[OpSignature, ...] = field(default=())
+    padding: int = -1
+    """A conv's padding on every side; -1: ``kernel // 2``, as every family's own convs."""
+    dilation: int = 1
+    call: FixedCall | None = None
+    """What a fixed op calls (``hw.fixed_ops``); its inputs are ``shape`` and ``inputs``."""
+    inputs: tuple[tuple[int, ...], ...] = ()
+    """A fixed op's tensor inputs after the first, in order."""
 
     @functools.cached_property
     def key(self) -> str:
@@ -67,11 +78,19 @@ class OpSignature:
 
     @property
     def _own_key(self) -> str:
-        parts = [self.op, "x".join(map(str, self.shape))]
+        shapes = "+".join("x".join(map(str, shape)) for shape in (self.shape, *self.inputs))
+        if self.op == FIXED:
+            count = [f"n{self.out}"] if self.call.concat else []
+            return "/".join([FIXED, shapes, *count, self.call.callee, self.call.order, self.call.arguments])
+        parts = [self.op, shapes]
         if self.op in ("conv", "linear", "se"):
             parts.append(f"o{self.out}")
         if self.op == "conv":
             parts += [f"k{self.kernel}", f"s{self.stride}", f"g{self.groups}"]
+            if self.padding != -1:
+                parts.append(f"p{self.padding}")
+            if self.dilation != 1:
+                parts.append(f"d{self.dilation}")
         if self.op in ("conv", "linear"):
             parts.append(self.epilogue)
         if self.bits is not None:
@@ -86,6 +105,15 @@ class OpSignature:
 
     @classmethod
     def _from_own_key(cls, key: str) -> OpSignature:
+        if key.startswith(FIXED + "/"):
+            _, shapes, rest = key.split("/", 2)
+            first, *others = [tuple(int(v) for v in shape.split("x")) for shape in shapes.split("+")]
+            out = 0
+            count, tail = rest.split("/", 1)
+            if count[:1] == "n" and count[1:].isdigit():
+                out, rest = int(count[1:]), tail
+            callee, order, arguments = rest.split("/", 2)
+            return cls(FIXED, first, out, call=FixedCall(callee, arguments, order), inputs=tuple(others))
         op, shape, *rest = key.split("/")
         fields: dict = {"op": op, "shape": tuple(int(v) for v in shape.split("x")),
                         "quantized_io": tuple(side in rest for side in QUANTIZED_IO)}
@@ -96,7 +124,8 @@ class OpSignature:
             elif part in (BN_RELU, BN, NONE, BIAS):
                 fields["epilogue"] = part
             elif part not in QUANTIZED_IO:
-                name = {"o": "out", "k": "kernel", "s": "stride", "g": "groups"}[part[0]]
+                name = {"o": "out", "k": "kernel", "s": "stride", "g": "groups", "p": "padding",
+                        "d": "dilation"}[part[0]]
                 fields[name] = int(part[1:])
         return cls(**fields)
 
@@ -104,39 +133,44 @@ class OpSignature:
     def quantized(self) -> bool:
         return self.bits is not None and min(self.bits) < FLOAT_BITS
 
+    def _spatial_out(self, size: int) -> int:
+        padding = self.kernel // 2 if self.padding == -1 else self.padding
+        return (size + 2 * padding - self.dilation * (self.kernel - 1) - 1) // self.stride + 1
+
     @property
     def out_shape(self) -> tuple[int, ...]:
-        """Shape of the op's output for one image."""
+        """Shape of the op's output for one image (a fixed op's: its first input's)."""
         if self.op == "conv":
             _, h, w = self.shape
-            return self.out, -(-h // self.stride), -(-w // self.stride)
+            return self.out, self._spatial_out(h), self._spatial_out(w)
         if self.op == "linear":
-            return (self.out,)
+            return (*self.shape[:-1], self.out)
         if self.op == "pool":
             return (self.shape[0],)
         return self.shape
 
     @property
     def input_shapes(self) -> list[tuple[int, ...]]:
-        """Shapes of the kernel's inputs for one image: the head op's, then one per fused add
-        (the tensor added to the head's output)."""
-        return [self.shape, *(op.shape for op in self.fused if op.op == "add")]
+        """Shapes of the kernel's inputs for one image: the head op's (a fixed op's every
+        input), then one per fused add (the tensor added to the head's output)."""
+        return [self.shape, *self.inputs, *(op.shape for op in self.fused if op.op == "add")]
 
     def macs(self) -> int:
         """Multiply-accumulates per image (the FLOPs baseline and the modelled device)."""
         return self._own_macs() + sum(op.macs() for op in self.fused)
 
     def _own_macs(self) -> int:
+        """Multiply-accumulates of a conv, linear or squeeze-excite; one per input element of
+        any other op."""
         if self.op == "conv":
-            c, h, w = self.shape
-            out_h, out_w = -(-h // self.stride), -(-w // self.stride)
-            return out_h * out_w * self.out * (c // self.groups) * self.kernel**2
+            _, out_h, out_w = self.out_shape
+            return out_h * out_w * self.out * (self.shape[0] // self.groups) * self.kernel**2
         if self.op == "linear":
-            return self.shape[0] * self.out
+            return math.prod(self.shape) * self.out
         if self.op == "se":
             c, h, w = self.shape
             return c * h * w * 2 + 2 * c * self.out
-        return math.prod(self.shape)
+        return sum(math.prod(shape) for shape in (self.shape, *self.inputs))
 
     def weight_count(self) -> int:
         return self._own_weights() + sum(op.weight_count() for op in self.fused)
@@ -145,7 +179,7 @@ class OpSignature:
         if self.op == "conv":
             return self.out * (self.shape[0] // self.groups) * self.kernel**2
         if self.op == "linear":
-            return self.shape[0] * self.out
+            return self.shape[-1] * self.out
         if self.op == "se":
             return 2 * self.shape[0] * self.out
         return 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import random
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -152,8 +153,18 @@ class ModelFamily(ABC):
 
     @torch.no_grad()
     def inherit_weights(self, subnet: nn.Module, base: nn.Module) -> nn.Module:
-        """Fill ``subnet`` from ``base``; returns it."""
-        subnet.load_state_dict(self.inherited_state(subnet, base))
+        """Fill ``subnet`` from ``base``; returns it. The state dict loaded carries the
+        subnet's own metadata (module versions, which a module's ``_load_from_state_dict``
+        may read), and buffers that state dicts leave out (non-persistent) are copied too."""
+        inherited = self.inherited_state(subnet, base)
+        own = subnet.state_dict()
+        loadable = OrderedDict((name, tensor) for name, tensor in inherited.items() if name in own)
+        loadable._metadata = own._metadata  # type: ignore[attr-defined]
+        subnet.load_state_dict(loadable)
+        buffers = dict(subnet.named_buffers())
+        for name, tensor in inherited.items():
+            if name not in own and name in buffers:
+                buffers[name].copy_(tensor)
         return subnet
 
     def build_compressed(self, candidate: Candidate, base: nn.Module | None = None) -> nn.Module:

@@ -6,8 +6,9 @@ There are no architecture choices (a candidate's ``stages`` are empty): every Co
 Linear layer that torch.fx finds carries its own bits, sparsity and rank, each layer its
 own search group, except that layers coupled by a residual add (one channel group, pruned
 together) share one. Without ``weights`` the network is trained once as the base.
-Its ops for the latency table come from the traced graph; an op no profile can time fails
-with one line naming it.
+Its ops for the latency table come from the graph traced as the model runs at inference;
+a model that cannot be traced, or an op that cannot be timed alone, fails with one line
+naming it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Literal
 
 import torch
 from pydantic import Field
-from torch import fx, nn
+from torch import nn
 
 from autocompress.compress.coupling import channel_groups, is_dense, is_depthwise, trace
 from autocompress.errors import UserInputError
@@ -100,12 +101,9 @@ class TorchModelFamily(ModelFamily):
     def _layers(self) -> tuple[list[LayerSpec], dict[str, str]]:
         """Every Conv2d/Linear of the traced network as a ``LayerSpec``, and each one's search
         group (the first layer of its coupled channel group). Fails on an op no profile can time."""
-        model = self.build([])
-        try:
-            graph = trace(model)
-        except (fx.proxy.TraceError, TypeError, NotImplementedError) as error:
-            raise UserInputError(f"{self.label}: torch.fx cannot trace the model: {error}") from None
-        model_sites(model, self.space.input_shape()[1:], self.label)
+        model = self.build([]).eval()
+        model_sites(model, self.space.input_shape()[1:], self.label)  # one line if it cannot be traced or run
+        graph = trace(model)
         groups = {name: group for group in channel_groups(model, graph) for name in group.producers}
         modules = dict(model.named_modules())
         specs, group_of = [], {}
