@@ -17,9 +17,10 @@ time limit, so that one failure or hang never stops the rest, through four stage
 
 Every model gets a small space (channel sparsity [0, 0.5], bits [8, 32], full rank) so that
 profiling takes minutes: a low-rank factorisation is a truncated SVD of each layer at every
-candidate's build, minutes for the 4096x25088 classifier of VGG at 64x64 on this machine. Prints one table and the bars (``BARS``), writes
-bench/results/model_zoo.json; each model's files (space, profile, logs, run) stay in
-bench/.work/model_zoo/<model>/. A timing benchmark: run it on an otherwise idle machine.
+candidate's build, minutes for the 4096x25088 classifier of VGG at 64x64 on this machine.
+Prints one table and the bars (``BARS``), writes bench/results/model_zoo.json; each model's
+files (space, profile, logs, run) stay in bench/.work/model_zoo/<model>/. A timing benchmark:
+run it on an otherwise idle machine.
 
     .venv/bin/python bench/model_zoo.py                          # the 18 models of MODELS
     .venv/bin/python bench/model_zoo.py --models resnet18 mobilenet_v2

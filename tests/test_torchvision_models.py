@@ -9,8 +9,10 @@ import importlib.util
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from sklearn.datasets import load_digits
 from typer.testing import CliRunner
 
 from autocompress.cli import app
@@ -24,10 +26,18 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("torchvision") is None,
 MODELS = Path(__file__).with_name("zoo_models.py")
 
 
+def _colour_digits(folder: Path) -> Path:
+    """scikit-learn's digits as 3-channel images (each grey level in all three)."""
+    digits = load_digits()
+    path = folder / "digits3.npz"
+    np.savez(path, x=np.repeat(digits.images[:, None].astype(np.float32), 3, axis=1), y=digits.target)
+    return path
+
+
 def _space(folder: Path, name: str, size: int = 32, **training) -> Path:
     data = {
         "name": f"zoo_{name}",
-        "data": {"source": "digits", "image_size": size, "channels": 3, "num_classes": 10},
+        "data": {"source": f"npz:{_colour_digits(folder)}", "image_size": size, "channels": 3, "num_classes": 10},
         "network": {"family": "torch-model", "model": f"{MODELS}:{name}"},
         "choices": {"layer": {"weight_bits": [4, 8, 32], "activation_bits": [8, 32], "sparsity_kind": ["channel"],
                               "sparsity": [0.0, 0.25, 0.5], "rank_ratio": [1.0, 0.5], "first_last_min_bits": 8}},
