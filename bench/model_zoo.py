@@ -167,21 +167,23 @@ def pruning_speedup(space_path: Path, settings: Settings) -> dict:
 
 
 def searched(folder: Path) -> dict:
-    from autocompress.report.run import Run
+    from autocompress.run.files import RunFiles
+    from autocompress.run.run import Run
+    from autocompress.run.trial import Kind, State
 
     results = folder / "results"
     done = cli(["search", str(folder / "space.yaml"), "--profile", str(folder / "profile.json"),
                 "--trials", str(SEARCH_TRIALS), "--workers", "1", "--run", "search", "--results-dir", str(results)],
                folder / "search.log", folder)
-    if not (results / "search" / "trials.csv").is_file():
+    if not RunFiles(results / "search").trials.is_file():
         raise StageFailed(last_line(done.stderr or done.stdout))
-    trials = Run.load(results / "search").trials
-    states = Counter(trials["state"])
-    search_complete = int(((trials["kind"] == "search") & (trials["state"] == "COMPLETE")).sum())
+    trials = Run.open(results / "search").trials
+    states = Counter(str(trial.state) for trial in trials)
+    search_complete = sum(t.kind is Kind.SEARCH and t.state is State.COMPLETE for t in trials)
     completed = done.returncode == 0 and search_complete == SEARCH_TRIALS
-    failures = trials.loc[trials["state"] == "FAIL", "error"].dropna()
+    failures = [t.error for t in trials if t.state is State.FAIL and t.error]
     reason = None if completed else (
-        f"{states.get('FAIL', 0)} trial(s) failed: {last_line(str(failures.iloc[0]))}" if len(failures)
+        f"{states.get('FAIL', 0)} trial(s) failed: {last_line(failures[0])}" if failures
         else f"exit status {done.returncode}, {search_complete} of {SEARCH_TRIALS} search trials complete: "
              f"{last_line(done.stderr or done.stdout)}")
     return {"completed": completed, "exit_status": done.returncode, "states": dict(states), "reason": reason}

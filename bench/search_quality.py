@@ -51,7 +51,6 @@ Prints a table and writes bench/results/search_quality.json (or ``--out``).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import re
 import statistics
@@ -70,7 +69,10 @@ from sklearn.model_selection import train_test_split
 
 from autocompress.data import load_splits
 from autocompress.pipeline import load_trial_model
-from autocompress.report.pareto import hypervolume, pareto_mask
+from autocompress.run.files import RunFiles
+from autocompress.run.front import hypervolume, pareto_mask
+from autocompress.run.run import Run
+from autocompress.run.trial import Kind, State
 from autocompress.search.predictor import AccuracyPredictor, quality
 from autocompress.space import load_space
 from autocompress.train import accuracy
@@ -122,7 +124,8 @@ def all_heldout(space_path: Path, test_x: torch.Tensor, test_y: torch.Tensor) ->
 
 def trial_accuracies(folder: Path, number: int, *image_sets: tuple[torch.Tensor, torch.Tensor]) -> list[float]:
     """A trial's saved model, loaded once, on each (images, labels) set."""
-    _, model = load_trial_model(load_space(folder / "space.yaml"), folder / "models" / f"trial_{number}.pt")
+    run = Run.open(folder)
+    _, model = load_trial_model(run.space, run.model_path(number))
     return [accuracy(model, x, y) for x, y in image_sets]
 
 
@@ -135,15 +138,14 @@ def normalised_hv(accuracy_values, latency_ms, reference_ms: float) -> float:
 
 
 def finished_search_trials(folder: Path) -> list[optuna.trial.FrozenTrial]:
-    storage = optuna.storages.RDBStorage(f"sqlite:///{folder / 'study.db'}")
-    study = optuna.load_study(study_name=None, storage=storage)
-    return [t for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
-            if t.user_attrs.get("kind") == "search"]
+    return [t for t in Run.open(folder).stored_trials()
+            if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("kind") == Kind.SEARCH]
 
 
 def space_sample_quality(folder: Path, sample_folders: list[Path]) -> dict:
     """Tau and MAE of a run's final predictors on the sample runs' search trials it never evaluated."""
-    evaluated = set(pd.read_csv(folder / "trials.csv")["candidate_hash"])
+    run = Run.open(folder)
+    evaluated = {trial.candidate_hash for trial in run.trials}
     sample = {t.user_attrs["candidate_hash"]: t for f in sample_folders for t in finished_search_trials(f)
               if t.user_attrs["candidate_hash"] not in evaluated}
     trials = list(sample.values())
@@ -151,8 +153,8 @@ def space_sample_quality(folder: Path, sample_folders: list[Path]) -> dict:
     latency = [float(t.user_attrs["latency_ms"]) for t in trials]
     before = [float(t.user_attrs["accuracy_before"]) for t in trials]
     measured = [float(t.user_attrs["accuracy"]) for t in trials]
-    screening, _ = AccuracyPredictor.load(folder / "predictor.pkl").predict(params, latency)
-    cheap, _ = AccuracyPredictor.load(folder / "cheap_predictor.pkl").predict(params, latency, before)
+    screening, _ = AccuracyPredictor.load(run.files.predictor_model("predictor")).predict(params, latency)
+    cheap, _ = AccuracyPredictor.load(run.files.predictor_model("cheap_predictor")).predict(params, latency, before)
     return {"sample": [f.name for f in sample_folders], "screening": quality(screening, measured),
             "cheap_gate": quality(cheap, measured)}
 
@@ -162,14 +164,15 @@ def baseline_and_fast_models(complete: pd.DataFrame) -> tuple[pd.Series, pd.Data
     the searched models at >= SPEEDUP lower latency than it, most accurate first (ties: faster);
     the 1.5x check looks at the first of these."""
     by_accuracy = complete.sort_values(["accuracy", "latency_ms"], ascending=[False, True])
-    best = by_accuracy[by_accuracy["kind"] == "baseline"].iloc[0]
-    fast = by_accuracy[(by_accuracy["kind"] == "search") & (by_accuracy["latency_ms"] <= best["latency_ms"] / SPEEDUP)]
+    best = by_accuracy[by_accuracy["kind"] == Kind.BASELINE].iloc[0]
+    fast = by_accuracy[(by_accuracy["kind"] == Kind.SEARCH)
+                       & (by_accuracy["latency_ms"] <= best["latency_ms"] / SPEEDUP)]
     return best, fast
 
 
 def at_proposal(complete: pd.DataFrame, column: str) -> dict[str, float] | None:
     """Quality of the predictions a run stored in ``column`` before each trial, on the finished
-    trials that have one (as ``predictor.json`` scores them); None for a run without such predictions."""
+    trials that have one (as the run's predictor summary scores them); None for a run without such predictions."""
     if column not in complete:  # runs made before the first-epoch gate (2026-11-30 22:00)
         return None
     judged = complete[complete[column].astype(str).str.len() > 0]
@@ -177,9 +180,9 @@ def at_proposal(complete: pd.DataFrame, column: str) -> dict[str, float] | None:
 
 
 def measure_run(folder: Path, rows: list[dict], reference_ms: float, test_x, test_y, heldout_x, heldout_y) -> dict:
-    table = pd.DataFrame([r for r in rows if r["state"] == "COMPLETE"]).astype(
+    table = pd.DataFrame([r for r in rows if r["state"] == State.COMPLETE]).astype(
         {"accuracy": float, "latency_ms": float, "number": int})
-    searched = table[table["kind"] == "search"]
+    searched = table[table["kind"] == Kind.SEARCH]
     points = np.column_stack([1.0 - searched["accuracy"], searched["latency_ms"]])
     front = searched[pareto_mask(points)] if len(searched) else searched
     front_test = [trial_accuracies(folder, n, (test_x, test_y))[0] for n in front["number"]]
@@ -204,9 +207,9 @@ def measure_run(folder: Path, rows: list[dict], reference_ms: float, test_x, tes
                 "within_1_point_on_heldout": bool(model_heldout >= best_heldout - WITHIN)}
 
     result = {
-        "searched_complete": len(searched), "duplicates": sum(r["kind"] == "duplicate" for r in rows),
-        "pruned_by_gate": sum(r["state"] == "PRUNED" for r in rows),
-        "stopped_after_first_epoch": sum(r["state"] == "PRUNED" and bool(r.get("predicted_accuracy_first_epoch"))
+        "searched_complete": len(searched), "duplicates": sum(r["kind"] == Kind.DUPLICATE for r in rows),
+        "pruned_by_gate": sum(r["state"] == State.PRUNED for r in rows),
+        "stopped_after_first_epoch": sum(r["state"] == State.PRUNED and bool(r.get("predicted_accuracy_first_epoch"))
                                          for r in rows),
         "hypervolume": round(normalised_hv(searched["accuracy"], searched["latency_ms"], reference_ms), 4),
         "hypervolume_test": round(normalised_hv(front_test, front["latency_ms"], reference_ms), 4),
@@ -223,16 +226,17 @@ def measure_run(folder: Path, rows: list[dict], reference_ms: float, test_x, tes
             "speedup": round(float(best["latency_ms"] / checked["latency_ms"]), 3),
             "within_1_point_on_val": bool(checked["accuracy"] >= best["accuracy"] - WITHIN)},
     }
-    predictor = folder / "predictor.json"
-    if predictor.is_file():
-        summary = json.loads(predictor.read_text())
-        # scored from trials.csv: the predictor.json of runs made before 2026-11-30 20:00 left
-        # out the trials in flight at the last proposal
+    run = Run.open(folder)
+    summary = run.predictor
+    if summary is not None:
+        # scored from the trial table: the predictor summary of runs made before 2026-11-30 20:00
+        # left out the trials in flight at the last proposal
         result["predictor_before_evaluation"] = at_proposal(table, "predicted_accuracy")
         result["cheap_predictor_before_finetune"] = at_proposal(table, "predicted_accuracy_cheap")
-        result["cheap_predictor_cross_validated"] = summary["cheap_fidelity"]["cross_validated"]
+        cross_validated = summary.cheap_fidelity.cross_validated
+        result["cheap_predictor_cross_validated"] = cross_validated and cross_validated.model_dump()
         result["first_epoch_predictor_before_last_epochs"] = at_proposal(table, "predicted_accuracy_first_epoch")
-        log = (folder / "search.log").read_text()
+        log = run.files.log.read_text()
         rates = [float(v) for v in re.findall(r"screened \d+ candidates in [\d.]+ s \((\d+) a second\)", log)]
         result["screening_candidates_per_s_median"] = statistics.median(rates) if rates else None
     return result
@@ -360,13 +364,13 @@ def main() -> None:
         walls = {(r["setting"], r["method"], r["seed"]): r.get("wall_s") for r in kept}
         for setting, seed, method in selected:
             folder = RESULTS / run_name(setting, method, seed)
-            if not (folder / "trials.csv").is_file():
+            if not RunFiles(folder).trials.is_file():
                 parser.error(f"--measure-only: {folder} holds no run")
-            budget = json.loads((folder / "config.json").read_text())["time_budget_s"]
+            budget = Run.open(folder).config.time_budget_s
             if budget != args.budget:  # run folders are named without their budget
                 parser.error(f"--measure-only: {folder} is a run at --budget {budget:g}, not {args.budget}")
-            with open(folder / "trials.csv") as handle:
-                record(setting, seed, method, walls.get((setting, method, seed)), list(csv.DictReader(handle)))
+            rows = [trial.row() for trial in Run.open(folder).trials]
+            record(setting, seed, method, walls.get((setting, method, seed)), rows)
     else:
         # one Ray for all runs; its workers import this checkout
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
@@ -388,7 +392,7 @@ def main() -> None:
         if run["method"].startswith("predictor"):
             if run["method"] == LEARNT:  # it learnt from the other seeds' runs
                 own_seed = RESULTS / run_name(run["setting"], "random", run["seed"])
-                sample = [own_seed] if (own_seed / "trials.csv").is_file() else []
+                sample = [own_seed] if RunFiles(own_seed).trials.is_file() else []
             else:
                 sample = sorted(RESULTS.glob(run_name(run["setting"], "random", "*")))
             run["predictors_on_space_sample"] = (
@@ -406,7 +410,7 @@ def run_name(setting: str, method: str, seed: int | str) -> str:
 def learnt_from(setting: str, seed: int) -> list[Path]:
     """The stored runs a predictor-learnt run of ``seed`` learns from (``LEARNT_FROM``, other seeds)."""
     return [folder for method in LEARNT_FROM for folder in sorted(RESULTS.glob(run_name(setting, method, "*")))
-            if (folder / "trials.csv").is_file() and folder.name.rsplit("-", 1)[1] != str(seed)]
+            if RunFiles(folder).trials.is_file() and folder.name.rsplit("-", 1)[1] != str(seed)]
 
 
 def write_results(out: Path, budget: int, runs: list[dict]) -> None:

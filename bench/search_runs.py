@@ -4,8 +4,6 @@ open a finished run folder's inputs to evaluate its candidates again."""
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -16,8 +14,10 @@ from torch import nn
 
 from autocompress.base import load_base
 from autocompress.data import Splits, load_splits
+from autocompress.run.files import RunFiles
+from autocompress.run.run import Run
 from autocompress.search.command import search_command
-from autocompress.space import SearchSpace, load_space
+from autocompress.space import SearchSpace
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = ROOT / "search_spaces" / "mobilenet_digits.yaml"
@@ -26,7 +26,7 @@ RESULTS = ROOT / "results"
 
 def run_search(run: str, profile: Path, fresh: bool = True, space: Path = SPACE,
                **options) -> tuple[float, list[dict]]:
-    """Wall seconds of an ``autocompress search`` and its trials.csv rows.
+    """Wall seconds of an ``autocompress search`` and its trials' rows (``Trial.row``).
 
     The run folder lives in results/ (so a space's trained base is reused).
     ``fresh`` replaces a folder a previous benchmark left; otherwise a run found there is
@@ -35,19 +35,18 @@ def run_search(run: str, profile: Path, fresh: bool = True, space: Path = SPACE,
     """
     folder = RESULTS / run
     start = time.perf_counter()
-    if not fresh and (folder / "config.json").is_file():
+    if not fresh and Run.exists(folder):
         search_command(run=run, resume=True, results_dir=RESULTS)
     else:
         shutil.rmtree(folder, ignore_errors=True)
         search_command(space=space, profile=profile, run=run, results_dir=RESULTS, **options)
     wall = time.perf_counter() - start
-    with open(folder / "trials.csv") as handle:
-        return wall, list(csv.DictReader(handle))
+    return wall, [trial.row() for trial in Run.open(folder).trials]
 
 
 def require_runs(parser: argparse.ArgumentParser, folders: list[Path], option: str = "runs") -> None:
     """Stops with a usage error naming the ``folders`` that hold no finished run."""
-    missing = [str(f) for f in folders if not (f / "trials.csv").is_file()]
+    missing = [str(f) for f in folders if not RunFiles(f).trials.is_file()]
     if missing:
         parser.error(f"{option}: no run in {', '.join(missing)}")
 
@@ -63,9 +62,9 @@ class StoredRun:
 
 
 def open_run(folder: Path) -> StoredRun:
-    space = load_space(folder / "space.yaml")
-    base, _ = load_base(space, folder / "base.pt")
-    return StoredRun(space, load_splits(space.data), base, json.loads((folder / "config.json").read_text()))
+    run = Run.open(folder)
+    base, _ = load_base(run.space, run.files.base)
+    return StoredRun(run.space, load_splits(run.space.data), base, run.config.model_dump())
 
 
 def tau(a, b) -> float | None:

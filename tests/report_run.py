@@ -12,10 +12,10 @@ import json
 import random
 import shutil
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
 
@@ -25,8 +25,11 @@ from autocompress.data import load_splits
 from autocompress.models.family import family_of
 from autocompress.models.mobilenet import MobileNet
 from autocompress.pipeline import evaluate_candidate
-from autocompress.report.pareto import front
-from autocompress.report.run import TRIAL_COLUMNS
+from autocompress.run.config import Constraints, SearchConfig
+from autocompress.run.files import RunFiles
+from autocompress.run.front import front
+from autocompress.run.run import Run
+from autocompress.run.trial import Kind, State, Trial
 from autocompress.space import load_space
 from autocompress.train import accuracy, train
 
@@ -73,55 +76,48 @@ def build_run(run_dir: Path) -> Path:
     space = load_space(SPACE)
     splits = load_splits(space.data)
     base = train(MobileNet(space, family_of(space).largest_arch()), splits, space.training.base_epochs, space.training)
-    (run_dir / "models").mkdir(parents=True)
-    shutil.copy(SPACE, run_dir / "space.yaml")
-    (run_dir / "profile.json").write_text(json.dumps(PROFILE, indent=2))
-    rows = []
+    files = RunFiles(run_dir)
+    files.models.mkdir(parents=True)
+    files.profile.write_text(json.dumps(PROFILE, indent=2))
+    trials, test_accuracy = [], {}
     for number, (label, candidate) in enumerate(_candidates(space)):
         started = datetime.now(timezone.utc)
         model, result = evaluate_candidate(space, candidate, base, splits, seed=number, epochs=number % 2)
-        torch.save({"state_dict": model.state_dict(), "candidate": candidate.to_json()},
-                   run_dir / "models" / f"trial_{number}.pt")
+        torch.save({"state_dict": model.state_dict(), "candidate": candidate.to_json()}, files.model_path(number))
         finished = datetime.now(timezone.utc)
-        rows.append({
-            "number": number, "kind": "baseline" if label else "search", "label": label,
-            "state": "COMPLETE", "accuracy": result.accuracy, "accuracy_before": result.accuracy_before,
-            "test_accuracy": accuracy(model, splits.test_x, splits.test_y),
-            "latency_ms": _latency_ms(model, space.input_shape()), "size_kb": result.size_bytes / 1024,
-            "candidate_hash": candidate.hash, "candidate": candidate.to_json(), "error": "",
-            "started_at": started.isoformat(), "finished_at": finished.isoformat(),
-            "duration_s": (finished - started).total_seconds(), "finetune_s": result.finetune_seconds,
-        })
-    trials = pd.DataFrame(rows, columns=TRIAL_COLUMNS)
-    members = front(trials, ["accuracy", "latency_ms"])
-    trials.loc[~trials.index.isin(members.index), "test_accuracy"] = None  # measured on the front only
-    trials.to_csv(run_dir / "trials.csv", index=False)
-    members.to_csv(run_dir / "pareto.csv", index=False)
-    config = {
-        "run": run_dir.name, "space_path": str(SPACE), "space": space.model_dump(),
-        "profile_path": "hw_profiles/test-host-torch-fp32.json", "profile_device": PROFILE["device"]["name"],
-        "objectives": ["accuracy", "latency_ms"], "constraints": {"max_latency_ms": None, "max_size_kb": None},
-        "sampler": "random", "trials": len(rows) - 5, "time_budget_s": None, "workers": 1, "seed": 0,
-        "base_path": "results/_base/report_tiny.pt", "created": rows[0]["started_at"],
-        "split_images": splits.image_counts(),
-    }
-    (run_dir / "config.json").write_text(json.dumps(config, indent=2))
-    (run_dir / "search.log").write_text("built by tests/report_run.py\n")
+        trials.append(Trial(
+            number=number, kind=Kind.BASELINE if label else Kind.SEARCH, label=label, state=State.COMPLETE,
+            accuracy=result.accuracy, accuracy_before=result.accuracy_before,
+            latency_ms=_latency_ms(model, space.input_shape()), size_kb=result.size_bytes / 1024,
+            candidate_hash=candidate.hash, candidate=candidate.to_json(), started_at=started.isoformat(),
+            finished_at=finished.isoformat(), duration_s=(finished - started).total_seconds(),
+            finetune_s=result.finetune_seconds))
+        test_accuracy[number] = accuracy(model, splits.test_x, splits.test_y)
+    objectives = ["accuracy", "latency_ms"]
+    SearchConfig(run=run_dir.name, space_path=str(SPACE), space=space.model_dump(),
+                 profile_path="hw_profiles/test-host-torch-fp32.json", profile_device=PROFILE["device"]["name"],
+                 objectives=objectives, sampler="random", trials=len(trials) - 5, workers=1, seed=0,
+                 base_path="results/_base/report_tiny.pt", created=trials[0].started_at,
+                 split_images=splits.image_counts()).write(files.config)
+    run = Run.open(run_dir)
+    run.write_test_accuracy({t.number: test_accuracy[t.number]  # measured on the front only
+                             for t in front(trials, objectives, Constraints())})
+    run.write_tables(trials)
+    files.log.write_text("built by tests/report_run.py\n")
     return run_dir
 
 
 def in_progress_copy(run_dir: Path, target: Path) -> Path:
     """A copy of a finished run as if caught mid-search: the last trials RUNNING, unmeasured."""
     shutil.copytree(run_dir, target)
-    trials = pd.read_csv(target / "trials.csv", keep_default_na=False)
-    running = trials.index[-3:]
-    trials.loc[running, "state"] = "RUNNING"
-    for column in ("accuracy", "test_accuracy", "accuracy_before", "latency_ms", "size_kb", "finished_at", "duration_s",
-                   "finetune_s"):
-        trials[column] = trials[column].astype(object)
-        trials.loc[running, column] = ""
-    trials.to_csv(target / "trials.csv", index=False)
-    (target / "report.html").unlink(missing_ok=True)
+    run = Run.open(target)
+    trials = run.trials
+    running = [replace(t, state=State.RUNNING, accuracy=None, accuracy_before=None, latency_ms=None, size_kb=None,
+                       finished_at="", duration_s=None, finetune_s=None) for t in trials[-3:]]
+    numbers = {t.number for t in running}
+    run.write_test_accuracy({n: v for n, v in run.test_accuracy().items() if n not in numbers})
+    run.write_tables(trials[:-3] + running)
+    run.files.report.unlink(missing_ok=True)
     return target
 
 

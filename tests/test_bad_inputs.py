@@ -35,14 +35,18 @@ from autocompress.hw.bundle_runner import CSV_FIELDS
 from autocompress.hw.profile import save_profile
 from autocompress.hw.signatures import BitsRule, space_signatures
 from autocompress.models.family import family_of
+from autocompress.run.config import SearchConfig
+from autocompress.run.files import RunFiles
+from autocompress.run.run import Run
+from autocompress.run.trial import Kind, State, Trial
 from autocompress.search import cluster
-from autocompress.search.rundir import RunFolder
-from autocompress.search.settings import Constraints, SearchConfig
 from autocompress.space import load_space
 
 TINY = Path(__file__).parent / "spaces" / "tiny.yaml"
 SHIPPED_FP32 = Path(__file__).parents[1] / "hw_profiles" / "cpu-torch-fp32.json"
 RUN = "results/r"
+FILES = RunFiles(Path(RUN))
+"""The run folder's files, relative to the test's working folder."""
 
 
 # -- valid inputs, each case breaks one thing ---------------------------------------------------
@@ -59,9 +63,8 @@ def _make_inputs(root: Path) -> None:
             writer.writerow({"key": signature.key, "median_ms": 0.2, "min_ms": 0.1, "spread_ms": 0.01,
                              "samples": 30, "runtime": "onnxruntime", "threads": 1, "clock": "thread-cpu",
                              "batch_size": 32, "host_cpu": "test CPU", "host_threads": 2})
-    folder = RunFolder(root / RUN)
+    folder = RunFiles(root / RUN)
     folder.models.mkdir(parents=True)
-    shutil.copy(TINY, folder.space)
     shutil.copy(root / "acc.json", folder.profile)
     family = family_of(space)
     model = family.build(family.largest_arch())
@@ -72,12 +75,11 @@ def _make_inputs(root: Path) -> None:
     SearchConfig(run="r", space_path="tiny.yaml", space=space.model_dump(), profile_path="acc.json",
                  profile_device="acc", objectives=objectives, sampler="random", trials=1,
                  base_path=str(folder.base)).write(folder.config)
-    row = {"number": 0, "kind": "baseline", "label": "float", "state": "COMPLETE", "accuracy": 0.5,
-           "accuracy_before": 0.5, "latency_ms": 1.0, "size_kb": 10.0, "candidate_hash": candidate.hash,
-           "candidate": candidate.to_json(), "error": "", "started_at": "", "finished_at": "",
-           "duration_s": 1.0, "finetune_s": 0.5}
-    folder.write_tables([row], objectives, Constraints())
-    (folder.path / "report.html").write_text("<html>the good report of yesterday</html>")
+    trial = Trial(number=0, kind=Kind.BASELINE, label="float", state=State.COMPLETE, accuracy=0.5,
+                  accuracy_before=0.5, latency_ms=1.0, size_kb=10.0, candidate_hash=candidate.hash,
+                  candidate=candidate.to_json(), duration_s=1.0, finetune_s=0.5)
+    Run.open(folder.path).write_tables([trial])
+    folder.report.write_text("<html>the good report of yesterday</html>")
     with sqlite3.connect(folder.database) as db:  # the tables Optuna reads first
         db.execute("CREATE TABLE studies (study_id INTEGER PRIMARY KEY, study_name TEXT)")
 
@@ -162,15 +164,15 @@ def _cell(column: str, value: str, row: int = 0) -> Callable[[list[dict]], list[
 
 def _trials(change: Callable[[str], str]) -> Callable[[Path], None]:
     def write(root: Path) -> None:
-        path = root / RUN / "trials.csv"
+        path = root / FILES.trials
         path.write_text(change(path.read_text()))
     return write
 
 
 def _sqlite(statement: str) -> Callable[[Path], None]:
     def write(root: Path) -> None:
-        (root / RUN / "study.db").unlink()
-        with sqlite3.connect(root / RUN / "study.db") as db:
+        (root / FILES.database).unlink()
+        with sqlite3.connect(root / FILES.database) as db:
             db.execute(statement)
     return write
 
@@ -294,57 +296,56 @@ CSV_CASES = [
 def _learning_run(prior_table: str | None) -> Callable[[Path], None]:
     """Run ``r`` as if made with ``--learn-from``, its frozen table of earlier trials as given (None: missing)."""
     def write(root: Path) -> None:
-        _json(f"{RUN}/config.json", lambda d: d.update(learn_from=["results/earlier"]))(root)
+        _json(str(FILES.config), lambda d: d.update(learn_from=["results/earlier"]))(root)
         if prior_table is not None:
-            (root / RUN / "prior_trials.csv").write_text(prior_table)
+            (root / FILES.prior_trials).write_text(prior_table)
     return write
 
 
 RUN_CASES = [
-    Case("run", "resume: table of earlier trials missing", _learning_run(None), RESUME, "prior_trials.csv"),
+    Case("run", "resume: table of earlier trials missing", _learning_run(None), RESUME, FILES.prior_trials.name),
     Case("run", "resume: table of earlier trials broken",
          _learning_run('run,number,params,latency_ms,accuracy\nearlier,0,{"x": 1},1.0,0.5\n'), RESUME,
-         "prior_trials.csv: line 2"),
-    Case("run", "resume: config a list", _write(f"{RUN}/config.json", "[]"), RESUME, "config.json"),
-    Case("run", "resume: config empty", _write(f"{RUN}/config.json", ""), RESUME, "config.json"),
-    Case("run", "resume: config truncated", _bytes(f"{RUN}/config.json", lambda b: b[:50]), RESUME, "config.json"),
-    Case("run", "resume: config missing fields", _json(f"{RUN}/config.json", lambda d: d.pop("space")),
-         RESUME, "config.json"),
-    Case("run", "resume: config not UTF-8", _write(f"{RUN}/config.json", b"\xff\xfe{}"), RESUME, "config.json"),
-    Case("run", "resume: config gone", lambda r: (r / RUN / "config.json").unlink(), RESUME, "results/r"),
-    Case("run", "resume: corrupt study.db", _write(f"{RUN}/study.db", b"SQLite format 2\x00" + bytes(200)),
-         RESUME, "study.db"),
-    Case("run", "resume: study.db of something else", _sqlite("CREATE TABLE invoices (id INTEGER)"),
-         RESUME, "study.db"),
-    Case("run", "resume: corrupt base.pt", _write(f"{RUN}/base.pt", b"PK\x03\x04 not a torch file"),
-         RESUME, "base.pt"),
-    Case("run", "resume: base.pt of another network",
-         lambda r: torch.save({"state_dict": {"w": torch.zeros(1)}, "info": {}}, r / RUN / "base.pt"),
-         RESUME, "base.pt"),
-    Case("run", "resume: base.pt gone", lambda r: (r / RUN / "base.pt").unlink(), RESUME, "base.pt"),
-    Case("run", "resume: space.yaml gone", lambda r: (r / RUN / "space.yaml").unlink(), RESUME, "space.yaml"),
-    Case("run", "resume: profile.json broken", _write(f"{RUN}/profile.json", "{"), RESUME, "profile.json"),
-    Case("run", "report: config a list", _write(f"{RUN}/config.json", "[1]"), ["report", RUN], "config.json"),
-    Case("run", "report: config missing fields", _json(f"{RUN}/config.json", lambda d: d.pop("objectives")),
-         ["report", RUN], "config.json"),
-    Case("run", "report: trials.csv another table", _write(f"{RUN}/trials.csv", "name,score\nada,3\n"),
-         ["report", RUN], "trials.csv"),
-    Case("run", "report: trials.csv not UTF-8", _bytes(f"{RUN}/trials.csv", lambda b: b + b"\xe9\n"),
-         ["report", RUN], "trials.csv"),
+         f"{FILES.prior_trials.name}: line 2"),
+    Case("run", "resume: config a list", _write(str(FILES.config), "[]"), RESUME, FILES.config.name),
+    Case("run", "resume: config empty", _write(str(FILES.config), ""), RESUME, FILES.config.name),
+    Case("run", "resume: config truncated", _bytes(str(FILES.config), lambda b: b[:50]), RESUME, FILES.config.name),
+    Case("run", "resume: config missing fields", _json(str(FILES.config), lambda d: d.pop("space")),
+         RESUME, FILES.config.name),
+    Case("run", "resume: config not UTF-8", _write(str(FILES.config), b"\xff\xfe{}"), RESUME, FILES.config.name),
+    Case("run", "resume: config gone", lambda r: (r / FILES.config).unlink(), RESUME, "results/r"),
+    Case("run", "resume: corrupt storage", _write(str(FILES.database), b"SQLite format 2\x00" + bytes(200)),
+         RESUME, FILES.database.name),
+    Case("run", "resume: storage of something else", _sqlite("CREATE TABLE invoices (id INTEGER)"),
+         RESUME, FILES.database.name),
+    Case("run", "resume: corrupt base", _write(str(FILES.base), b"PK\x03\x04 not a torch file"),
+         RESUME, FILES.base.name),
+    Case("run", "resume: base of another network",
+         lambda r: torch.save({"state_dict": {"w": torch.zeros(1)}, "info": {}}, r / FILES.base),
+         RESUME, FILES.base.name),
+    Case("run", "resume: base gone", lambda r: (r / FILES.base).unlink(), RESUME, FILES.base.name),
+    Case("run", "resume: profile broken", _write(str(FILES.profile), "{"), RESUME, FILES.profile.name),
+    Case("run", "report: config a list", _write(str(FILES.config), "[1]"), ["report", RUN], FILES.config.name),
+    Case("run", "report: config missing fields", _json(str(FILES.config), lambda d: d.pop("objectives")),
+         ["report", RUN], FILES.config.name),
+    Case("run", "report: trial table another table", _write(str(FILES.trials), "name,score\nada,3\n"),
+         ["report", RUN], FILES.trials.name),
+    Case("run", "report: trial table not UTF-8", _bytes(str(FILES.trials), lambda b: b + b"\xe9\n"),
+         ["report", RUN], FILES.trials.name),
     Case("run", "report: unknown state", _trials(lambda t: t.replace("COMPLETE", "DONE")), ["report", RUN],
-         "trials.csv"),
+         FILES.trials.name),
     Case("run", "report: trial number text", _trials(lambda t: t.replace("\n0,", "\nzero,")), ["report", RUN],
-         "trials.csv"),
+         FILES.trials.name),
     Case("run", "report: candidate not JSON", _trials(lambda t: t.replace('"{', '"<', 1)), ["report", RUN],
-         "trials.csv"),
-    Case("run", "report: trials.csv emptied", _write(f"{RUN}/trials.csv", ""), ["report", RUN], "trials.csv"),
-    Case("run", "report: profile.json not JSON", _write(f"{RUN}/profile.json", "{"), ["report", RUN],
-         "profile.json"),
-    Case("run", "export: corrupt trial model", _write(f"{RUN}/models/trial_0.pt", b"\x80\x04garbage"),
-         ["export", RUN, "--trial", "0"], "trial_0.pt"),
+         FILES.trials.name),
+    Case("run", "report: trial table emptied", _write(str(FILES.trials), ""), ["report", RUN], FILES.trials.name),
+    Case("run", "report: profile not JSON", _write(str(FILES.profile), "{"), ["report", RUN],
+         FILES.profile.name),
+    Case("run", "export: corrupt trial model", _write(str(FILES.model_path(0)), b"\x80\x04garbage"),
+         ["export", RUN, "--trial", "0"], FILES.model_path(0).name),
     Case("run", "export: trial model of another network",
-         lambda r: torch.save({"state_dict": {}, "candidate": "{}"}, r / RUN / "models" / "trial_0.pt"),
-         ["export", RUN, "--trial", "0"], "trial_0.pt"),
+         lambda r: torch.save({"state_dict": {}, "candidate": "{}"}, r / FILES.model_path(0)),
+         ["export", RUN, "--trial", "0"], FILES.model_path(0).name),
     Case("run", "export: --out is a file", _write("out.txt", "x"), ["export", RUN, "--trial", "0", "--out", "out.txt"],
          "--out"),
     Case("run", "export: not a trial", _nothing, ["export", RUN, "--trial", "99"], "trial 99"),
@@ -457,15 +458,15 @@ def test_the_valid_inputs_pass(workdir: Path) -> None:
     """The corpus breaks valid inputs: unbroken, the same CSV imports and the run reads."""
     result = _invoke(["profile", "tiny.yaml", "--runtime", "onnxruntime", "--import", "lat.csv", "--out", "o.json"])
     assert result.exit_code == 0, result.output
+
     from autocompress.hw.predict import check_covers
     from autocompress.hw.profile import load_profile
-    from autocompress.report.run import Run
     from autocompress.search.setup import open_run
 
     check_covers(load_profile(workdir / "o.json"), load_space(TINY), workdir / "o.json")
     check_covers(load_profile(workdir / "acc.json"), load_space(TINY), workdir / "acc.json")
-    assert len(Run.load(workdir / RUN).complete) == 1
-    open_run(RunFolder(workdir / RUN))
+    assert len(Run.open(workdir / RUN).complete) == 1
+    open_run(workdir / RUN)
 
 
 def test_yaml_anchors_and_merge_keys_are_no_duplicates(tmp_path: Path) -> None:
@@ -477,7 +478,7 @@ def test_yaml_anchors_and_merge_keys_are_no_duplicates(tmp_path: Path) -> None:
 
 
 def test_locked_study_db_is_named(workdir: Path) -> None:
-    with sqlite3.connect(workdir / RUN / "study.db", isolation_level=None) as db:
+    with sqlite3.connect(workdir / FILES.database, isolation_level=None) as db:
         db.execute("BEGIN EXCLUSIVE")
         result = _invoke(RESUME)
         db.execute("ROLLBACK")

@@ -3,7 +3,6 @@ workers, reported and exported; an op no profile can time is one line and exit 2
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 from pathlib import Path
@@ -18,6 +17,9 @@ from autocompress.cli import app
 from autocompress.data import load_splits
 from autocompress.errors import UserInputError
 from autocompress.models.family import family_of
+from autocompress.run.files import RunFiles
+from autocompress.run.run import Run
+from autocompress.run.trial import State
 from autocompress.space import load_space
 from tests.user_models import tiny_residual
 
@@ -91,14 +93,13 @@ def test_user_model_searched_end_to_end_with_two_workers_reported_and_exported(t
     _invoke("search", str(space), "--profile", str(profile), "--trials", "2", "--workers", "2",
             "--run", "byo", "--results-dir", str(results))
     run = results / "byo"
-    with open(run / "trials.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    assert len(rows) == 7 and all(row["state"] == "COMPLETE" for row in rows)
-    assert all(json.loads(row["candidate"])["stages"] == [] for row in rows)
-    channel = next(row for row in rows if row["label"] == "channel-50")
-    assert float(channel["latency_ms"]) < float(rows[0]["latency_ms"])  # coupled pruning pays on the table
+    rows = Run.open(run).trials
+    assert len(rows) == 7 and all(row.state is State.COMPLETE for row in rows)
+    assert all(json.loads(row.candidate)["stages"] == [] for row in rows)
+    channel = next(row for row in rows if row.label == "channel-50")
+    assert channel.latency_ms < rows[0].latency_ms  # coupled pruning pays on the table
     _invoke("report", str(run))
-    assert (run / "report.html").is_file()
+    assert RunFiles(run).report.is_file()
     exported = _invoke("export", str(run), "--trial", "3", "--out", str(tmp_path / "export"))
     assert "accuracy" in exported
     assert {"weights.bin", "candidate.json", "model.onnx"} <= {p.name for p in (tmp_path / "export").rglob("*")}

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import onnx
 import onnx.numpy_helper
-import pandas as pd
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -22,7 +21,8 @@ from autocompress.export.packing import pack_ints, packed_length, unpack_ints
 from autocompress.export.weights import decode, encode
 from autocompress.hw import onnx_export
 from autocompress.hw.bundle_runner import open_session
-from autocompress.report.run import Run
+from autocompress.run.run import Run
+from autocompress.run.trial import Kind
 from tests.report_run import finished_run  # noqa: F401
 
 SIZE_TOLERANCE = 0.05
@@ -42,11 +42,11 @@ def test_eight_bits_pack_as_plain_int8():
 
 
 def test_weights_file_of_every_trial_has_the_reported_size_and_the_same_outputs(finished_run):  # noqa: F811
-    run = Run.load(finished_run)
+    run = Run.open(finished_run)
     x = load_splits(run.space.data).val_x[:64]
-    for number in run.complete["number"]:
-        candidate, model, row = search_model(run, int(number))
-        reported_bytes = row["size_kb"] * 1024
+    for trial in run.complete:
+        candidate, model, row = search_model(run, trial.number)
+        reported_bytes = row.size_kb * 1024
         blob = encode(model)
         assert abs(len(blob) / reported_bytes - 1) <= SIZE_TOLERANCE
         with torch.no_grad():
@@ -55,17 +55,17 @@ def test_weights_file_of_every_trial_has_the_reported_size_and_the_same_outputs(
 
 def _mixed_trial(run: Run) -> int:
     """A search trial with quantized layers and unstructured sparsity, if the run has one."""
-    for row in run.complete[run.complete["kind"] == "search"].itertuples():
+    for row in (t for t in run.complete if t.kind is Kind.SEARCH):
         policy = json.loads(row.candidate)["policy"].values()
         if any(p["weight_bits"] < 32 for p in policy) and any(p["sparsity_kind"] == "unstructured"
                                                               and p["sparsity"] > 0 for p in policy):
-            return int(row.number)
+            return row.number
     raise AssertionError("the test run has no trial mixing quantization and unstructured sparsity")
 
 
 @pytest.fixture(scope="module")
 def exported(finished_run, tmp_path_factory):  # noqa: F811
-    run = Run.load(finished_run)
+    run = Run.open(finished_run)
     return run, export_trial(run, _mixed_trial(run), tmp_path_factory.mktemp("export"))
 
 
@@ -107,7 +107,7 @@ def test_export_command_prints_sizes_accuracy_and_latency(finished_run, tmp_path
     assert "weights.bin" in result.output and "validation accuracy" in result.output
     # the float baseline is on the front unless a candidate as accurate measured faster (the
     # fixture times latency on this machine): then it has no front measurement on test
-    on_front = 0 in pd.read_csv(finished_run / "pareto.csv")["number"].tolist()
+    on_front = 0 in [t.number for t in Run.open(finished_run).front()]
     expected = "front measurement 0." if on_front else "front measurement not measured (not on the front)"
     assert f"test accuracy: search's {expected}" in result.output
     assert "measured" in result.output and "predicted" in result.output
@@ -116,7 +116,7 @@ def test_export_command_prints_sizes_accuracy_and_latency(finished_run, tmp_path
 
 def test_export_of_an_unfinished_trial_is_a_user_error(finished_run):  # noqa: F811
     with pytest.raises(UserInputError, match="not a finished trial"):
-        export_trial(Run.load(finished_run), 999)
+        export_trial(Run.open(finished_run), 999)
 
 
 def _int8_weight_codes(path) -> np.ndarray:
@@ -128,8 +128,8 @@ def _int8_weight_codes(path) -> np.ndarray:
 
 def _uniform_8bit_export(run_dir, tmp_path, monkeypatch, reduce_range: bool):
     monkeypatch.setattr(onnx_export, "int8_weights_need_reduce_range", lambda: reduce_range)
-    run = Run.load(run_dir)
-    number = int(run.complete.loc[run.complete["label"] == "uniform-8bit", "number"].iloc[0])
+    run = Run.open(run_dir)
+    number = next(t.number for t in run.complete if t.label == "uniform-8bit")
     return run, number, export_trial(run, number, tmp_path)
 
 

@@ -18,12 +18,13 @@ from autocompress.hw.predict import predict
 from autocompress.hw.profile import load_profile
 from autocompress.models.family import family_of
 from autocompress.pipeline import evaluate_candidate
+from autocompress.run.config import Constraints
+from autocompress.run.files import RunFiles
 from autocompress.search.gate import FinetuneGate, required_accuracy
 from autocompress.search.params import search_params, suggest_candidate
 from autocompress.search.predictor import AccuracyPredictor, CheapFidelityEncoding, FirstEpochEncoding, ParamEncoding
 from autocompress.search.prior import PriorTrials
 from autocompress.search.screening import PredictorGuidedSampler, Screened, _fastest_keeping, hypervolume_gain
-from autocompress.search.settings import Constraints
 from autocompress.search.worker import TrialEvaluator
 from autocompress.space import load_space
 from tests.conftest import REPO
@@ -70,7 +71,7 @@ def test_predictor_learns_the_order_and_round_trips_through_the_run_folder(space
     assert np.all(std >= 0) and std.max() > 0
     assert kendalltau(mean, accuracy[40:]).statistic > 0.5  # ranks trials it has not seen
     predictor.save(tmp_path / "predictor.pkl")
-    loaded = AccuracyPredictor.load(tmp_path / "predictor.pkl")
+    loaded = AccuracyPredictor.load(RunFiles(tmp_path).predictor_model("predictor"))
     again, again_std = loaded.predict(params[40:], latency[40:])
     assert np.array_equal(again, mean) and np.array_equal(again_std, std)
 
@@ -106,7 +107,7 @@ def test_a_broken_predictor_file_is_one_clear_error(tmp_path):
 
     (tmp_path / "predictor.pkl").write_bytes(b"not a pickle")
     with pytest.raises(UserInputError, match="predictor.pkl: not a readable accuracy predictor"):
-        AccuracyPredictor.load(tmp_path / "predictor.pkl")
+        AccuracyPredictor.load(RunFiles(tmp_path).predictor_model("predictor"))
 
 
 def test_hypervolume_gain_counts_only_what_a_point_adds():
@@ -155,7 +156,7 @@ def test_sampler_proposes_an_unseen_candidate_and_writes_its_screening(space, pr
     evaluated = _random_params(space, 12, seed=1)
     for params in evaluated:
         _told(study, space, profile, params, "search")
-    study.sampler = PredictorGuidedSampler(space, profile, tmp_path, seed=0)
+    study.sampler = PredictorGuidedSampler(space, profile, RunFiles(tmp_path), seed=0)
     trial = study.ask()
     trial.set_user_attr("kind", "search")
     proposed = suggest_candidate(space, trial.suggest_categorical)
@@ -165,16 +166,16 @@ def test_sampler_proposes_an_unseen_candidate_and_writes_its_screening(space, pr
     assert 0 < predicted["predicted_accuracy"] < 1 and predicted["predicted_std"] >= 0
     assert trial.user_attrs["predicted_accuracy"] == predicted["predicted_accuracy"]  # what trials.csv is made from
     assert predicted["proposed_by"] in ("accuracy-keeping", "hypervolume", "uncertainty")
-    with open(tmp_path / "screened.csv") as handle:
+    with open(RunFiles(tmp_path).screened) as handle:
         screened = list(csv.DictReader(handle))
     assert [r["candidate_hash"] for r in screened if r["chosen"] == "1"] == [proposed.hash]
-    summary = json.loads((tmp_path / "predictor.json").read_text())
+    summary = json.loads(RunFiles(tmp_path).predictor_summary.read_text())
     assert summary["fitted_on_trials"] == 12 and summary["last_screening"]["candidates"] > 500
     assert summary["cheap_fidelity"]["fitted_on_trials"] == 12
-    assert AccuracyPredictor.load(tmp_path / "predictor.pkl").trained_on == 12
-    assert AccuracyPredictor.load(tmp_path / "cheap_predictor.pkl").trained_on == 12
+    assert AccuracyPredictor.load(RunFiles(tmp_path).predictor_model("predictor")).trained_on == 12
+    assert AccuracyPredictor.load(RunFiles(tmp_path).predictor_model("cheap_predictor")).trained_on == 12
     assert summary["first_epoch"]["fitted_on_trials"] == 12
-    first_epoch = AccuracyPredictor.load(tmp_path / "first_epoch_predictor.pkl")
+    first_epoch = AccuracyPredictor.load(RunFiles(tmp_path).predictor_model("first_epoch_predictor"))
     assert first_epoch.trained_on == 12 and isinstance(first_epoch.encoding, FirstEpochEncoding)
     gate = study.sampler.finetune_gate(trial.number)  # handed to the worker once, with the proposal
     assert gate is not None and gate.params == study.trials[-1].params
@@ -187,12 +188,12 @@ def test_predictor_quality_at_proposal_counts_trials_finished_after_the_last_pro
     study = optuna.create_study(directions=["maximize", "minimize"])
     for params in _random_params(space, 12, seed=1):
         _told(study, space, profile, params, "search")
-    study.sampler = PredictorGuidedSampler(space, profile, tmp_path, seed=0)
+    study.sampler = PredictorGuidedSampler(space, profile, RunFiles(tmp_path), seed=0)
     for _ in range(2):
         trial = study.ask()
         trial.set_user_attr("kind", "search")
         _measured(study, trial, space, profile)
-    summary = json.loads((tmp_path / "predictor.json").read_text())
+    summary = json.loads(RunFiles(tmp_path).predictor_summary.read_text())
     assert summary["fitted_on_trials"] == 13  # written at the second proposal, before its trial finished
     assert summary["before_evaluation"]["trials"] == 2
 
@@ -203,12 +204,12 @@ def test_the_gate_judges_after_the_first_epoch_only_once_enough_trials_measured_
     study = optuna.create_study(directions=["maximize", "minimize"])
     for index, params in enumerate(_random_params(space, 12, seed=4)):
         _told(study, space, profile, params, "search", first_epoch=index >= 10)
-    study.sampler = PredictorGuidedSampler(space, profile, tmp_path, seed=0)
+    study.sampler = PredictorGuidedSampler(space, profile, RunFiles(tmp_path), seed=0)
     trial = study.ask()
     trial.set_user_attr("kind", "search")
     _measured(study, trial, space, profile)  # proposed (its parameters sampled), then finished
     assert study.sampler.finetune_gate(trial.number).first_epoch_predictor is None
-    assert json.loads((tmp_path / "predictor.json").read_text())["first_epoch"] is None
+    assert json.loads(RunFiles(tmp_path).predictor_summary.read_text())["first_epoch"] is None
     trial = study.ask()
     suggest_candidate(space, trial.suggest_categorical)
     gate = study.sampler.finetune_gate(trial.number)
@@ -250,12 +251,12 @@ def test_fine_tune_gate_turns_down_what_the_cheap_accuracy_shows_cannot_pay(spac
 
 def test_sampler_leaves_queued_baselines_alone(space, profile, tmp_path):
     study = optuna.create_study(directions=["maximize", "minimize"])
-    study.sampler = PredictorGuidedSampler(space, profile, tmp_path, seed=0)
+    study.sampler = PredictorGuidedSampler(space, profile, RunFiles(tmp_path), seed=0)
     fixed = _random_params(space, 1, seed=2)[0]
     study.enqueue_trial(fixed, user_attrs={"kind": "baseline"})
     trial = study.ask()
     assert suggest_candidate(space, trial.suggest_categorical) == suggest_candidate(space, lambda n, _c: fixed[n])
-    assert not (tmp_path / "screened.csv").exists()
+    assert not RunFiles(tmp_path).screened.exists()
 
 
 def _constant(value: float, space, profile) -> AccuracyPredictor:

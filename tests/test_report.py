@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import shutil
 
 import numpy as np
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -16,8 +14,10 @@ from autocompress.cli import app
 from autocompress.report import write_report
 from autocompress.report.analysis import analyse
 from autocompress.report.compare import compare_runs, latency_axis_label, plot, write_html
-from autocompress.report.pareto import front, hypervolume, hypervolume_history, pareto_mask
-from autocompress.report.run import Run
+from autocompress.run.config import SearchConfig
+from autocompress.run.files import RunFiles
+from autocompress.run.front import hypervolume, hypervolume_history, pareto_mask
+from autocompress.run.run import Run
 from tests.report_run import finished_run, in_progress_copy  # noqa: F401
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -47,10 +47,7 @@ def test_hypervolume_history_never_falls():
     assert history[-1] > 0
 
 
-def test_pareto_front_maximises_accuracy_and_minimises_latency():
-    table = pd.DataFrame({"number": [0, 1, 2, 3], "accuracy": [0.9, 0.8, 0.95, 0.7],
-                          "latency_ms": [2.0, 1.0, 3.0, 1.5]})
-    assert list(front(table, ["accuracy", "latency_ms"])["number"]) == [1, 0, 2]
+def test_pareto_mask_keeps_equal_points():
     assert pareto_mask(np.array([[1.0, 1.0], [1.0, 1.0]])).all()
 
 
@@ -63,33 +60,31 @@ def test_report_of_a_finished_run(finished_run):  # noqa: F811
     assert not re.search(r"<script[^>]*\ssrc=", text) and not re.search(r"<link[^>]*\shref=", text)
     for name in ("pareto.png", "size.png", "hypervolume.png", "policy.png"):
         assert (finished_run / name).read_bytes()[:8] == PNG_MAGIC
-    summary = (finished_run / "summary.md").read_text()
-    run = Run.load(finished_run)
-    members = front(run.feasible, run.objectives)
+    summary = RunFiles(finished_run).report_summary.read_text()
+    members = Run.open(finished_run).front()
     assert len(members) >= 2
-    for number in members["number"]:
-        assert f"\n| {number} |" in summary
+    for trial in members:
+        assert f"\n| {trial.number} |" in summary
     assert "<b>in progress</b>" not in text
 
 
 def test_report_says_how_far_validation_tells_front_models_apart(finished_run, tmp_path):  # noqa: F811
-    run = Run.load(finished_run)
-    images = run.config["split_images"]
-    best = float(front(run.feasible, run.objectives)["accuracy"].max())
+    run = Run.open(finished_run)
+    images = run.config.split_images
+    best = max(trial.accuracy for trial in run.front())
     best = min(best, 1 - 1 / images["val"])
     points = 100 * math.sqrt(best * (1 - best) / images["val"])
     write_report(finished_run)
-    summary = (finished_run / "summary.md").read_text()
+    summary = RunFiles(finished_run).report_summary.read_text()
     assert f"Selected by validation accuracy ({images['val']} images)" in summary
     assert f"standard error of about {points:.1f} points" in summary
     assert f"closer than about {2 * points:.1f} points are not told apart" in summary
     # a run made before the split sizes were recorded: the plain sentence, no made-up figure
     older = shutil.copytree(finished_run, tmp_path / "older")
-    config = json.loads((older / "config.json").read_text())
-    del config["split_images"]
-    (older / "config.json").write_text(json.dumps(config))
+    config = RunFiles(older).config
+    SearchConfig.read(config).model_copy(update={"split_images": None}).write(config)
     write_report(older)
-    summary = (older / "summary.md").read_text()
+    summary = RunFiles(older).report_summary.read_text()
     assert "Selected by validation accuracy; test accuracy measured once" in summary
     assert "standard error" not in summary
 
@@ -98,13 +93,13 @@ def test_report_of_a_run_in_progress(finished_run, tmp_path):  # noqa: F811
     running = in_progress_copy(finished_run, tmp_path / "running")
     page = write_report(running)
     assert "<b>in progress</b>: 3 trial(s) running" in page.read_text()
-    assert "- trials RUNNING: 3" in (running / "summary.md").read_text()
+    assert "- trials RUNNING: 3" in RunFiles(running).report_summary.read_text()
 
 
 def test_report_of_a_run_with_no_trials_yet(finished_run, tmp_path):  # noqa: F811
     fresh = tmp_path / "fresh"
     fresh.mkdir()
-    shutil.copy(finished_run / "config.json", fresh / "config.json")
+    shutil.copy(RunFiles(finished_run).config, RunFiles(fresh).config)
     assert "front of 0" in write_report(fresh).read_text()
 
 
@@ -117,14 +112,13 @@ def test_report_command_and_its_user_errors(finished_run, tmp_path):  # noqa: F8
 
 def test_compare_two_runs(finished_run, tmp_path):  # noqa: F811
     other = in_progress_copy(finished_run, tmp_path / "other")
-    config = json.loads((other / "config.json").read_text())
-    (other / "config.json").write_text(json.dumps({**config, "run": "other"}))
-    comparison = compare_runs(Run.load(finished_run), Run.load(other))
+    Run.open(other).change_settings(run="other")
+    comparison = compare_runs(Run.open(finished_run), Run.open(other))
     assert comparison.names == ("tiny", "other")
     assert {"stem", "expand", "head", "classifier"} <= set(comparison.policies["layer role"])
-    assert comparison.hypervolumes == tuple(analyse(Run.load(p)).final_hypervolume for p in (finished_run, other))
+    assert comparison.hypervolumes == tuple(analyse(Run.open(p)).final_hypervolume for p in (finished_run, other))
     assert all(0 < volume < 1 for volume in comparison.hypervolumes)
-    statistic = Run.load(finished_run).profile.latency_label()  # e.g. "median, ms per batch of 32"
+    statistic = Run.open(finished_run).profile.latency_label()  # e.g. "median, ms per batch of 32"
     assert latency_axis_label(comparison).startswith(f"predicted latency_ms ({statistic})")
     png = plot(comparison, tmp_path / "compare.png")
     assert png.read_bytes()[:8] == PNG_MAGIC

@@ -10,7 +10,9 @@ from typer.testing import CliRunner
 from autocompress.cli import app
 from autocompress.export.exporter import export_trial
 from autocompress.report import write_report
-from autocompress.report.run import Run
+from autocompress.run.files import RunFiles
+from autocompress.run.run import Run
+from autocompress.run.trial import Kind
 
 SPACE = Path(__file__).parent / "spaces" / "search_tiny.yaml"
 
@@ -30,14 +32,14 @@ def searched_run(tmp_path_factory) -> Path:
 
 
 def test_report_and_export_of_a_real_search(searched_run, tmp_path):
-    run = Run.load(searched_run)
+    run = Run.open(searched_run)
     assert len(run.complete) == 3 + 5  # search trials and the five uniform baselines
     text = write_report(searched_run).read_text()
     assert "Pareto front" in text and "bitfusion" in text
     named = "latency_ms (median, ms per batch of 32)"  # the statistic a latency is, wherever it is shown
-    assert named in text and named in (searched_run / "summary.md").read_text()
-    assert named in (searched_run / "search.log").read_text()
-    number = int(run.complete[run.complete["kind"] == "search"]["number"].iloc[0])
+    assert named in text and named in RunFiles(searched_run).report_summary.read_text()
+    assert named in run.files.log.read_text()
+    number = next(t.number for t in run.complete if t.kind is Kind.SEARCH)
     result = export_trial(run, number, tmp_path / "export")
     assert abs(result.size_ratio - 1) <= 0.05
     assert result.agreement_with_search >= 0.99

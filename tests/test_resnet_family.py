@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 import re
@@ -20,6 +19,8 @@ from autocompress.hw.signatures import BitsRule
 from autocompress.models.family import family_of
 from autocompress.models.graph_ops import graph_ops
 from autocompress.models.resnet import ResNetStage
+from autocompress.run.run import Run
+from autocompress.run.trial import State
 from autocompress.search.params import search_params, suggest_candidate
 from autocompress.space import load_space, parse_space
 from tests.conftest import REPO
@@ -148,8 +149,7 @@ def test_resnet_space_searched_end_to_end_with_two_workers(tmp_path):
                  ["report", str(results / "rn")]):
         outcome = CliRunner().invoke(app, args)
         assert outcome.exit_code == 0, outcome.output
-    with open(results / "rn" / "trials.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    assert len(rows) == 7 and all(row["state"] == "COMPLETE" for row in rows)
-    assert all(len(json.loads(row["candidate"])["stages"]) == 2 for row in rows)
-    assert (results / "rn" / "report.html").is_file()
+    run = Run.open(results / "rn")
+    assert len(run.trials) == 7 and all(row.state is State.COMPLETE for row in run.trials)
+    assert all(len(json.loads(row.candidate)["stages"]) == 2 for row in run.trials)
+    assert run.files.report.is_file()

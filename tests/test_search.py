@@ -30,6 +30,8 @@ from autocompress.data import load_splits
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import load_profile
 from autocompress.models.family import family_of
+from autocompress.run.files import RunFiles
+from autocompress.run.run import Run
 from autocompress.search import screening
 from autocompress.search.params import BASELINES as BASELINES_POLICY
 from autocompress.space import load_space
@@ -42,8 +44,9 @@ CLI = str(Path(sys.executable).parent / "autocompress")
 BASELINES = 5
 
 
-def _rows(folder: Path, name: str = "trials.csv") -> list[dict]:
-    with open(folder / name) as handle:
+def _rows(folder: Path, table: str = "trials") -> list[dict]:
+    """A table of the run folder (named as ``RunFiles`` names it) as rows of text."""
+    with open(getattr(RunFiles(folder), table)) as handle:
         return list(csv.DictReader(handle))
 
 
@@ -96,7 +99,7 @@ def test_every_trial_is_recorded_once_with_its_state(faulty_run):
         "float", "uniform-8bit", "uniform-4bit", "channel-50", "rank-0.5"]
     assert sum(r["kind"] == "search" for r in rows) == 12
     assert {r["state"] for r in rows} <= {"COMPLETE", "FAIL", "REJECTED"}
-    study = optuna.load_study(study_name="faulty", storage=f"sqlite:///{faulty_run / 'study.db'}")
+    study = optuna.load_study(study_name="faulty", storage=RunFiles(faulty_run).storage_url)
     assert len(study.trials) == BASELINES + 12
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
 
@@ -112,11 +115,11 @@ def test_a_trial_that_raises_is_recorded_and_the_search_goes_on(faulty_run):
 
 
 def test_the_front_alone_is_measured_on_the_test_split_which_the_sampler_never_sees(faulty_run):
-    rows, front = _rows(faulty_run), _rows(faulty_run, "pareto.csv")
+    rows, front = _rows(faulty_run), _rows(faulty_run, "pareto")
     assert {r["number"] for r in rows if r["test_accuracy"]} == {r["number"] for r in front}
     assert all(0 <= float(r["test_accuracy"]) <= 1 for r in front)
     assert any(r["test_accuracy"] != r["accuracy"] for r in front)
-    study = optuna.load_study(study_name="faulty", storage=f"sqlite:///{faulty_run / 'study.db'}")
+    study = optuna.load_study(study_name="faulty", storage=RunFiles(faulty_run).storage_url)
     validation = {int(r["number"]): float(r["accuracy"]) for r in rows if r["state"] == "COMPLETE"}
     for trial in study.trials:  # all the sampler reads: validation accuracy, no test figure
         assert not any("test" in key for key in trial.user_attrs) and "test" not in str(study.user_attrs)
@@ -130,36 +133,36 @@ def test_constraints_reject_before_training_and_hold_on_the_front(faulty_run, ma
     assert rejected
     for row in rejected:
         assert float(row["latency_ms"]) > max_latency_ms and row["accuracy"] == "" and float(row["finetune_s"]) == 0
-    front = _rows(faulty_run, "pareto.csv")
+    front = _rows(faulty_run, "pareto")
     assert front
     assert all(r["state"] == "COMPLETE" and float(r["latency_ms"]) <= max_latency_ms for r in front)
-    study = optuna.load_study(study_name="faulty", storage=f"sqlite:///{faulty_run / 'study.db'}")
+    study = optuna.load_study(study_name="faulty", storage=RunFiles(faulty_run).storage_url)
     for trial in study.best_trials:
         assert trial.user_attrs["constraint:max_latency_ms"] <= 0
 
 
 def test_run_folder_holds_config_inputs_and_loadable_models(faulty_run, max_latency_ms):
-    config = json.loads((faulty_run / "config.json").read_text())
+    config = json.loads(RunFiles(faulty_run).config.read_text())
     assert {"run", "space_path", "space", "profile_path", "profile_device", "objectives", "constraints", "sampler",
             "trials", "time_budget_s", "workers", "seed", "base_path", "created"} <= set(config)
     assert config["constraints"] == {"max_latency_ms": max_latency_ms, "max_size_kb": None}
-    splits = load_splits(load_space(faulty_run / "space.yaml").data)  # the report's noise note reads these
+    run = Run.open(faulty_run)
+    splits = load_splits(run.space.data)  # the report's noise note reads these
     assert config["split_images"] == {"train": len(splits.train_y), "val": len(splits.val_y),
                                       "test": len(splits.test_y)}
-    assert (faulty_run / "space.yaml").is_file() and (faulty_run / "profile.json").is_file()
-    log = (faulty_run / "search.log").read_text()
+    assert run.profile is not None
+    log = run.files.log.read_text()
     assert "trial 0 COMPLETE" in log and "2 workers x 1 torch threads" in log
-    with sqlite3.connect(faulty_run / "study.db") as connection:  # fast commits, see RunFolder.open_storage
+    with sqlite3.connect(run.files.database) as connection:  # fast commits, see RunFiles.open_storage
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    space = load_space(faulty_run / "space.yaml")
     rows = _rows(faulty_run)
     for row in rows:
-        assert (faulty_run / "models" / f"trial_{row['number']}.pt").is_file() == (row["state"] == "COMPLETE")
+        assert run.model_path(int(row["number"])).is_file() == (row["state"] == "COMPLETE")
     search = next(r for r in rows if r["kind"] == "search" and r["state"] == "COMPLETE")
     for row in (rows[0], search):
-        saved = torch.load(faulty_run / "models" / f"trial_{row['number']}.pt", weights_only=True)
+        saved = torch.load(run.model_path(int(row["number"])), weights_only=True)
         assert saved["candidate"] == row["candidate"]
-        family_of(space).build_compressed(Candidate.from_json(saved["candidate"])).load_state_dict(saved["state_dict"])
+        family_of(run.space).build_compressed(Candidate.from_json(saved["candidate"])).load_state_dict(saved["state_dict"])
 
 
 def _running_trials(database: Path) -> int:
@@ -190,24 +193,24 @@ def test_driver_killed_mid_run_resumes_without_losing_or_repeating_a_trial(tmp_p
                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 150
     while time.monotonic() < deadline:
-        done = [r for r in _rows(folder) if r["state"] == "COMPLETE"] if (folder / "trials.csv").exists() else []
+        done = [r for r in _rows(folder) if r["state"] == "COMPLETE"] if RunFiles(folder).trials.exists() else []
         if len(done) >= 7:
             # The driver is the storage's only writer: stopped, its storage cannot change between
             # the check and the kill. Kill only while a trial is in flight (not between two trials).
             driver.send_signal(signal.SIGSTOP)
-            if _running_trials(folder / "study.db"):
+            if _running_trials(RunFiles(folder).database):
                 break
             driver.send_signal(signal.SIGCONT)
         assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
         time.sleep(0.2)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
-    storage = f"sqlite:///{folder / 'study.db'}"
+    storage = RunFiles(folder).storage_url
     before = {t.number: t for t in optuna.load_study(study_name="killed", storage=storage).trials}
     finished_before = {n: t.user_attrs["finished_at"] for n, t in before.items() if t.state.is_finished()}
     assert len(finished_before) >= 7
     assert any(t.state == optuna.trial.TrialState.RUNNING for t in before.values())
-    leftovers = [int(pid) for pid in json.loads((folder / "ray_processes.json").read_text())["processes"]]
+    leftovers = [int(pid) for pid in json.loads(RunFiles(folder).ray_processes.read_text())["processes"]]
 
     resumed = subprocess.run([CLI, "search", "--run", "killed", "--resume", "--results-dir", str(tmp_path)],
                              cwd=tmp_path, capture_output=True, text=True, timeout=240)
@@ -223,16 +226,16 @@ def test_driver_killed_mid_run_resumes_without_losing_or_repeating_a_trial(tmp_p
     assert [int(r["number"]) for r in rows] == list(range(BASELINES + 10 + pruned))
     assert sum(r["kind"] == "search" and r["state"] != "PRUNED" for r in rows) == 10
     assert sum(r["kind"] == "baseline" for r in rows) == BASELINES
-    assert all((folder / "models" / f"trial_{r['number']}.pt").is_file() for r in rows if r["state"] == "COMPLETE")
-    assert all(r["test_accuracy"] for r in _rows(folder, "pareto.csv"))  # the resumed run's front, measured on test
+    assert all(RunFiles(folder).model_path(int(r["number"])).is_file() for r in rows if r["state"] == "COMPLETE")
+    assert all(r["test_accuracy"] for r in _rows(folder, "pareto"))  # the resumed run's front, measured on test
     if sampler == "predictor":  # its proposals were screened, and never repeat an evaluated candidate
-        assert (folder / "predictor.pkl").is_file() and (folder / "screened.csv").is_file()
-        assert "<h2>Accuracy predictor</h2>" in (folder / "report.html").read_text()
-        assert "before_evaluation.kendall_tau" in (folder / "summary.md").read_text()
+        assert RunFiles(folder).predictor_model("predictor").is_file() and RunFiles(folder).screened.is_file()
+        assert "<h2>Accuracy predictor</h2>" in RunFiles(folder).report.read_text()
+        assert "before_evaluation.kendall_tau" in RunFiles(folder).report_summary.read_text()
         hashes = [r["candidate_hash"] for r in rows if r["kind"] == "search"]
         assert len(set(hashes)) == len(hashes)
         # the predictors' quality at proposal covers every trial that finished, the last ones included
-        summary = json.loads((folder / "predictor.json").read_text())
+        summary = json.loads(RunFiles(folder).predictor_summary.read_text())
         complete = [r for r in rows if r["kind"] == "search" and r["state"] == "COMPLETE"]
         assert summary["before_evaluation"]["trials"] == sum(bool(r["predicted_accuracy"]) for r in complete)
         gated = sum(bool(r["predicted_accuracy_cheap"]) for r in complete)
@@ -289,8 +292,8 @@ def test_trials_pruned_by_the_fine_tune_gate_do_not_use_up_the_budget(tmp_path, 
     for row in pruned:
         assert row["accuracy"] == "" and 0 <= float(row["accuracy_before"]) <= 1 and row["predicted_accuracy_cheap"]
         assert "not fine-tuned: cheap accuracy" in row["error"] and float(row["finetune_s"]) == 0
-        assert not (tmp_path / "gated" / "models" / f"trial_{row['number']}.pt").exists()
-    summary = json.loads((tmp_path / "gated" / "predictor.json").read_text())
+        assert not RunFiles(tmp_path / "gated").model_path(int(row["number"])).exists()
+    summary = json.loads(RunFiles(tmp_path / "gated").predictor_summary.read_text())
     assert summary["cheap_fidelity"]["pruned_trials"] == len(pruned)
 
 
@@ -309,21 +312,21 @@ def test_a_run_learns_from_an_earlier_run_on_the_same_base_and_keeps_what_it_lea
                                                      "--learn-from", str(earlier)))
         assert first.exit_code == 0, first.output
         folder = results / "learner"
-        prior = _rows(folder, "prior_trials.csv")
+        prior = _rows(folder, "prior_trials")
         assert {(int(r["number"]), float(r["accuracy"])) for r in prior} == {
             (int(r["number"]), float(r["accuracy"])) for r in learnt}
         assert {r["run"] for r in prior} == {"earlier"}
-        assert json.loads((folder / "config.json").read_text())["learn_from"] == [str(earlier)]
-        summary = json.loads((folder / "predictor.json").read_text())
+        assert Run.open(folder).config.learn_from == [str(earlier)]
+        summary = json.loads(RunFiles(folder).predictor_summary.read_text())
         assert f"{len(learnt)} trials of earlier runs" in summary["model"]
-        frozen = (folder / "prior_trials.csv").read_bytes()
+        frozen = RunFiles(folder).prior_trials.read_bytes()
         shutil.rmtree(earlier)
         resumed = CliRunner().invoke(app, ["search", "--run", "learner", "--resume", "--trials", "3",
                                            "--results-dir", str(results)])
     finally:
         ray.shutdown()
     assert resumed.exit_code == 0, resumed.output
-    assert (folder / "prior_trials.csv").read_bytes() == frozen
+    assert RunFiles(folder).prior_trials.read_bytes() == frozen
     assert sum(r["kind"] == "search" and r["state"] == "COMPLETE" for r in _rows(folder)) == 3
 
 
@@ -355,5 +358,5 @@ def test_search_joins_a_ray_head_started_separately(tmp_path, profile):
         head.wait(timeout=60)
     rows = _rows(tmp_path / "joined")
     assert len(rows) == BASELINES + 4 and all(r["state"] == "COMPLETE" for r in rows)
-    study = optuna.load_study(study_name="joined", storage=f"sqlite:///{tmp_path / 'joined' / 'study.db'}")
+    study = optuna.load_study(study_name="joined", storage=RunFiles(tmp_path / "joined").storage_url)
     assert study.metric_names == ["accuracy", "latency_ms", "size_kb"]

@@ -11,10 +11,10 @@ from autocompress.candidate import Candidate, LayerPolicy
 from autocompress.errors import UserInputError
 from autocompress.models.family import family_of
 from autocompress.models.mobilenet import MobileNet
+from autocompress.run.config import Constraints
 from autocompress.search.params import BASELINES, baseline_params, search_params, suggest_candidate
-from autocompress.search.rundir import front_rows
 from autocompress.search.samplers import make_sampler
-from autocompress.search.settings import Constraints, parse_duration
+from autocompress.search.settings import parse_duration
 from autocompress.space import load_space
 
 TINY = Path(__file__).parent / "spaces" / "search_tiny.yaml"
@@ -97,20 +97,6 @@ def test_parse_duration(text, seconds):
 def test_parse_duration_rejects_nonsense(text):
     with pytest.raises(UserInputError, match="--time-budget"):
         parse_duration(text)
-
-
-def _row(number, accuracy, latency, size=1.0, state="COMPLETE", hash_=None):
-    return {"number": number, "state": state, "accuracy": accuracy, "latency_ms": latency, "size_kb": size,
-            "candidate_hash": hash_ or f"h{number}"}
-
-
-def test_front_keeps_non_dominated_feasible_rows_once_per_candidate():
-    rows = [_row(0, 0.9, 2.0), _row(1, 0.8, 1.0), _row(2, 0.7, 1.5), _row(3, 0.95, 3.0),
-            _row(4, 0.8, 1.0, hash_="h1"), _row(5, 0.99, 0.1, state="FAIL"), _row(6, 0.99, 0.2, state="REJECTED")]
-    objectives = ["accuracy", "latency_ms"]
-    assert [r["number"] for r in front_rows(rows, objectives, Constraints())] == [0, 1, 3]
-    constrained = front_rows(rows, objectives, Constraints(max_latency_ms=2.5))
-    assert [r["number"] for r in constrained] == [0, 1]
 
 
 def test_constraint_violations_are_optuna_style():

@@ -6,7 +6,6 @@ for the tiny space (torch-fp32, batch 4, no validation) in a few seconds.
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 from pathlib import Path
@@ -22,10 +21,10 @@ from autocompress.hw.profile import load_profile, save_profile
 from autocompress.hw.profiler import measure_profile
 from autocompress.models.family import family_of
 from autocompress.report import write_report
-from autocompress.report.pareto import front
-from autocompress.report.run import Run
+from autocompress.run.config import Constraints, SearchConfig
+from autocompress.run.files import RunFiles
+from autocompress.run.run import Run
 from autocompress.space import load_space
-from autocompress.verify import record
 from tests.conftest import schema_1_profile
 from tests.report_run import SPACE, finished_run  # noqa: F401
 
@@ -42,7 +41,7 @@ def profiled(tmp_path_factory) -> Path:
 def run_copy(finished_run, profiled, tmp_path) -> Path:  # noqa: F811
     """The finished run, profiled for this CPU."""
     run = shutil.copytree(finished_run, tmp_path / "run")
-    shutil.copy(profiled, run / "profile.json")
+    shutil.copy(profiled, RunFiles(run).profile)
     return run
 
 
@@ -53,10 +52,9 @@ def _files(folder: Path) -> dict[str, float]:
 def test_verify_measures_every_front_model_and_the_report_shows_it(run_copy):
     result = CliRunner().invoke(app, ["verify", str(run_copy)])
     assert result.exit_code == 0, result.output
-    verification = record.read(run_copy)
-    run = Run.load(run_copy)
-    members = front(run.feasible, run.objectives)
-    assert [m.trial for m in verification.front] == [int(n) for n in members["number"]]
+    run = Run.open(run_copy)
+    verification = run.verification
+    assert [m.trial for m in verification.front] == [t.number for t in run.front()]
     for model in verification.front:
         assert set(model.predicted_ms) == set(model.measured_ms) == {"median", "min"}
         assert 0 < model.measured_ms["min"] <= model.measured_ms["median"]
@@ -68,8 +66,8 @@ def test_verify_measures_every_front_model_and_the_report_shows_it(run_copy):
     ratios = sorted(m.measured_ms["median"] / m.predicted_ms["median"] for m in models)
     assert (low, high) == (ratios[0], ratios[-1]) and low <= median <= high
     assert f"Measured / predicted median latency over {len(models)} model(s): median {median:.2f}" in result.output
-    summary = (run_copy / "summary.md").read_text()
-    page = (run_copy / "report.html").read_text()
+    summary = RunFiles(run_copy).report_summary.read_text()
+    page = RunFiles(run_copy).report.read_text()
     assert "Front measured on the device" in summary and "Front measured on the device" in page
     assert "| measured median (ms) | measured min (ms) |" in summary
     assert verification.offset_note() in summary
@@ -78,17 +76,17 @@ def test_verify_measures_every_front_model_and_the_report_shows_it(run_copy):
 
 
 def _no_trials(run: Path) -> None:
-    (run / "trials.csv").write_text("")
+    RunFiles(run).trials.write_text("")
 
 
 def _no_front(run: Path) -> None:
-    config = json.loads((run / "config.json").read_text())
-    config["constraints"]["max_latency_ms"] = 1e-9
-    (run / "config.json").write_text(json.dumps(config))
+    config = RunFiles(run).config
+    settings = SearchConfig.read(config)
+    settings.model_copy(update={"constraints": Constraints(max_latency_ms=1e-9)}).write(config)
 
 
 def _modelled(run: Path) -> None:
-    save_profile(modelled_profile(load_space(SPACE), str(SPACE), "bitfusion", 4), run / "profile.json")
+    save_profile(modelled_profile(load_space(SPACE), str(SPACE), "bitfusion", 4), RunFiles(run).profile)
 
 
 @pytest.mark.parametrize("spoil, message", [
@@ -128,13 +126,13 @@ def test_the_profile_statistic_is_honoured_end_to_end(profiled, run_copy):
     assert predict(candidate, halved, space, "min") == pytest.approx(median / 2)
 
     as_min = halved.model_copy(update={"statistic": "min"})
-    save_profile(as_min, run_copy / "profile.json")
+    save_profile(as_min, RunFiles(run_copy).profile)
     write_report(run_copy)
-    summary = (run_copy / "summary.md").read_text()
+    summary = RunFiles(run_copy).report_summary.read_text()
     assert "predicted latency_ms (min, ms per batch of 4)" in summary  # the front table's column
     assert "the predicted min (best case) latency" in summary and "deploy with: threads: 1" in summary
     assert CliRunner().invoke(app, ["verify", str(run_copy)]).exit_code == 0
-    verification = record.read(run_copy)
+    verification = Run.open(run_copy).verification
     assert verification.statistic == "min"
     first = verification.front[0]
     assert first.predicted_ms["min"] == pytest.approx(first.predicted_ms["median"] / 2)
@@ -153,15 +151,15 @@ def test_a_schema_1_profile_loads_and_predicts_only_the_statistic_it_was_fitted_
 def test_verify_on_an_onnx_runtime_profile_with_fused_kernels(finished_run, tmp_path):  # noqa: F811
     """The float ONNX Runtime table has fused conv+add kernels; validation and verify use them."""
     run = shutil.copytree(finished_run, tmp_path / "run")
-    measure_profile(load_space(SPACE), str(SPACE), "onnxruntime", "cpu-onnxruntime", run / "profile.json",
+    measure_profile(load_space(SPACE), str(SPACE), "onnxruntime", "cpu-onnxruntime", RunFiles(run).profile,
                     threads=1, batch_size=4, validate_count=5)
-    profile = load_profile(run / "profile.json")
+    profile = load_profile(RunFiles(run).profile)
     assert any(">add/" in key for key in profile.entries)
     assert set(profile.validation.sets) == {"search", "random", "uniform"}
     assert set(profile.corrections) == {"median", "min"}
     result = CliRunner().invoke(app, ["verify", str(run)])
     assert result.exit_code == 0, result.output
-    verification = record.read(run)
+    verification = Run.open(run).verification
     assert verification.device == "cpu-onnxruntime (onnxruntime)" and verification.front
     for model in verification.front:
         assert 0 < model.measured_ms["min"] <= model.measured_ms["median"]

@@ -3,12 +3,10 @@ GPUs are asked for plainly, and base training shows its progress."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 import yaml
@@ -20,9 +18,10 @@ from autocompress.data import LazyImages, load_splits
 from autocompress.hw.profile import load_profile
 from autocompress.models.family import family_of
 from autocompress.report import write_report
+from autocompress.run.config import Constraints
+from autocompress.run.run import Run
+from autocompress.run.table import read_trials
 from autocompress.search import holdout
-from autocompress.search.rundir import RunFolder
-from autocompress.search.settings import Constraints, SearchConfig
 from autocompress.search.worker import TrialEvaluator
 from autocompress.space import load_space, parse_space
 from tests.conftest import REPO
@@ -55,31 +54,31 @@ def test_a_worker_opens_its_data_itself_from_the_space(tmp_path):
     assert outcome.state == "COMPLETE", outcome.error
 
 
-def _copied_run(source: Path, target: Path) -> tuple[RunFolder, SearchConfig]:
+def _copied_run(source: Path, target: Path) -> Run:
+    """A copy of ``source`` as the driver leaves it: no test accuracy measured yet."""
     shutil.copytree(source, target)
-    trials = pd.read_csv(target / "trials.csv")
-    trials["test_accuracy"] = None  # as the driver leaves it
-    trials.to_csv(target / "trials.csv", index=False)
-    return RunFolder(target), SearchConfig.read(target / "config.json")
+    run = Run.open(target)
+    run.files.test_accuracy.unlink()
+    run.write_tables(run.trials)
+    return Run.open(target)
 
 
 def test_the_front_alone_is_measured_once_on_the_test_split(finished_run, tmp_path, monkeypatch):  # noqa: F811
-    folder, config = _copied_run(finished_run, tmp_path / "run")
-    space = load_space(folder.space)
-    measured = holdout.measure_front(folder, config, space)
-    trials = pd.read_csv(folder.trials_csv)
-    front = pd.read_csv(folder.pareto_csv)
-    assert set(measured) == set(front["number"]) == set(trials.dropna(subset=["test_accuracy"])["number"])
-    assert front["test_accuracy"].notna().all()
-    assert (front["test_accuracy"] != front["accuracy"]).any()  # test and validation are different images
-    assert json.loads(folder.test_accuracy.read_text()) == {str(k): v for k, v in measured.items()}
+    run = _copied_run(finished_run, tmp_path / "run")
+    assert all(t.test_accuracy is None for t in run.trials)
+    measured = holdout.measure_front(run)
+    run = Run.open(run.path)
+    front = run.front()
+    assert set(measured) == {t.number for t in front} == {t.number for t in run.trials if t.test_accuracy is not None}
+    assert all(t.test_accuracy is not None for t in read_trials(run.files.pareto, run.objectives))
+    assert any(t.test_accuracy != t.accuracy for t in front)  # test and validation are different images
+    assert run.test_accuracy() == measured
     calls = []
     monkeypatch.setattr(holdout, "accuracy", lambda *args: calls.append(args))
-    assert holdout.measure_front(folder, config, space) == measured and not calls  # measured once
-    write_report(folder.path)
-    summary = (folder.path / "summary.md").read_text()
-    assert "| validation accuracy | test accuracy |" in summary
-    assert "test accuracy" in (folder.path / "report.html").read_text()
+    assert holdout.measure_front(run) == measured and not calls  # measured once
+    write_report(run.path)
+    assert "| validation accuracy | test accuracy |" in run.files.report_summary.read_text()
+    assert "test accuracy" in run.files.report.read_text()
 
 
 def _one_line_exit_2(args: list[str], tmp_path: Path, option: str) -> None:

@@ -17,11 +17,11 @@ def export_command(
 ) -> None:
     """Write a trial's model to ship: weights at their bit-widths, candidate, float and int8 ONNX."""
     from autocompress.export.exporter import export_trial
-    from autocompress.report.run import Run
+    from autocompress.run.run import Run, resolve
 
     if out is not None and out.exists() and not out.is_dir():
         raise UserInputError(f"--out {out}: is a file; give a folder for the exported files")
-    result = export_trial(Run.load(run), trial, out)
+    result = export_trial(Run.open(resolve(run)), trial, out)
     typer.echo(f"exported trial {trial} to {result.directory}")
     for name, size in result.files.items():
         typer.echo(f"  {name:<16} {size:>10,} bytes")

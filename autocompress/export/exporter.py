@@ -9,12 +9,10 @@ static QDQ int8, when some layer is quantized) and ``export.json`` with the chec
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import onnxruntime as ort
-import pandas as pd
 import torch
 import yaml
 from torch import nn
@@ -32,7 +30,8 @@ from autocompress.hw.runtimes.onnx import OnnxRuntime, OnnxRuntimeFloat
 from autocompress.inputs import loading
 from autocompress.pipeline import load_trial_model
 from autocompress.progress import progress_bar
-from autocompress.report.run import Run
+from autocompress.run.run import Run
+from autocompress.run.trial import State, Trial
 from autocompress.train import predict
 
 TIMED_CALLS = 200
@@ -65,25 +64,22 @@ class Export:
         return self.weights_bytes / self.reported_bytes
 
 
-def search_model(run: Run, number: int) -> tuple[Candidate, nn.Module, pd.Series]:
-    """The trial's fine-tuned model as the search saved it, and its trials.csv row."""
-    row = run.trials[run.trials["number"] == number]
-    if row.empty or row["state"].iloc[0] != "COMPLETE":
-        raise UserInputError(f"{run.path}: trial {number} is not a finished trial (see trials.csv)")
-    path = run.path / "models" / f"trial_{number}.pt"
+def search_model(run: Run, number: int) -> tuple[Candidate, nn.Module, Trial]:
+    """The trial's fine-tuned model as the search saved it, and the trial."""
+    trial = run.trial(number)
+    if trial is None or trial.state is not State.COMPLETE:
+        raise UserInputError(f"{run.path}: trial {number} is not a finished trial (see {run.files.trials.name})")
+    path = run.model_path(trial)
     if not path.is_file():
         raise UserInputError(f"{path}: the trial's model was not saved")
     with loading(path, "trial model"):
         candidate, model = load_trial_model(run.space, path)
-    return candidate, model, row.iloc[0]
+    return candidate, model, trial
 
 
 def _write_structure(run: Run, candidate: Candidate, directory: Path) -> None:
     (directory / "candidate.json").write_text(candidate.to_json(indent=1) + "\n")
-    if (run.path / "space.yaml").is_file():
-        shutil.copy(run.path / "space.yaml", directory / "space.yaml")
-    else:
-        (directory / "space.yaml").write_text(yaml.safe_dump(run.config["space"], sort_keys=False))
+    (directory / "space.yaml").write_text(yaml.safe_dump(run.config.space, sort_keys=False))
 
 
 def _latency(runtime: str, statistic: str, model: nn.Module, files: dict[str, Path], shape: tuple[int, ...],
@@ -117,14 +113,14 @@ def _accuracies(model: nn.Module, sessions: dict[str, ort.InferenceSession], x: 
 
 
 def export_trial(run: Run, number: int, directory: Path | None = None) -> Export:
-    """Write trial ``number`` of ``run`` into ``directory`` (default: <run>/export/trial_<n>)."""
-    candidate, searched, row = search_model(run, number)
+    """Write trial ``number`` of ``run`` into ``directory`` (default: ``RunFiles.export_folder``)."""
+    candidate, searched, trial = search_model(run, number)
     space = run.space
     profile = run.profile
     device = profile.device if profile is not None else None
     shape = space.input_shape(device.batch_size if device else 1)
     splits = load_splits(space.data, progress=True)  # before the folder is made: a missing data set leaves nothing
-    directory = Path(directory or run.path / "export" / f"trial_{number}")
+    directory = Path(directory or run.files.export_folder(number))
     directory.mkdir(parents=True, exist_ok=True)
     threads = device.threads if device else 1
     statistic = profile.statistic if profile is not None else "median"
@@ -153,14 +149,14 @@ def export_trial(run: Run, number: int, directory: Path | None = None) -> Export
     files = {name: (directory / name).stat().st_size for name in written}
     result = Export(
         directory=str(directory), trial=number, files=files, weights_bytes=weights_bytes,
-        reported_bytes=float(row["size_kb"]) * 1024, search_accuracy=float(row["accuracy"]), accuracy=accuracy,
-        search_test_accuracy=None if pd.isna(row["test_accuracy"]) else float(row["test_accuracy"]),
+        reported_bytes=float(trial.size_kb) * 1024, search_accuracy=float(trial.accuracy), accuracy=accuracy,
+        search_test_accuracy=None if trial.test_accuracy is None else float(trial.test_accuracy),
         test_accuracy=test_accuracy,
         agreement_with_search=float((predicted["weights.bin (torch)"] == as_searched).float().mean()),
         onnx_agreement_with_torch=float((predicted["model.onnx"] == frozen).float().mean()),
         runtime=runtime, clock=clock_name(threads), statistic=statistic,
         device=f"{device.name} ({device.kind}, {device.runtime})" if device else "? (no profile in the run)",
-        predicted_ms=float(row["latency_ms"]), predicted_label=run.latency_label,
+        predicted_ms=float(trial.latency_ms), predicted_label=run.latency_label,
         measured_ms=measured, measured_spread_ms=spread,
     )
     (directory / "export.json").write_text(json.dumps(asdict(result), indent=1) + "\n")

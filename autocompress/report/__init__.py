@@ -9,24 +9,22 @@ from autocompress.files import write_atomic
 from autocompress.report import html, summary
 from autocompress.report.analysis import analyse
 from autocompress.report.plots import write_pngs
-from autocompress.report.run import Run
+from autocompress.run.run import Run
 
 
 def write_report(run_dir: Path) -> Path:
     """Write report.html, the PNG plots and summary.md into ``run_dir``; returns the HTML path.
 
     Works on a run still in progress: it reports the trials finished so far. A report already
-    there is never replaced by one of no trials (trials.csv gone or emptied).
+    there is never replaced by one of no trials (the trial table gone or emptied).
     """
-    run = Run.load(run_dir)
-    directory = run.path
-    page = directory / "report.html"
-    if run.trials.empty and page.is_file():
-        raise UserInputError(f"{directory / 'trials.csv'}: no trials (missing or empty); "
-                             f"{page} is left as it was")
+    run = Run.open(run_dir)
+    page, markdown = run.files.report, run.files.report_summary
+    if not run.trials and page.is_file():
+        raise UserInputError(f"{run.files.trials}: no trials (missing or empty); {page} is left as it was")
     analysis = analyse(run)
-    pngs = write_pngs(analysis, directory)
+    pngs = write_pngs(analysis, run.path)
     write_atomic(page, html.render(analysis))
-    files = [page.name, *(p.name for p in pngs), "summary.md"]
-    write_atomic(directory / "summary.md", summary.render(analysis, files))
+    files = [page.name, *(p.name for p in pngs), markdown.name]
+    write_atomic(markdown, summary.render(analysis, files))
     return page

@@ -16,8 +16,8 @@ import pandas as pd  # noqa: E402
 from autocompress.report.analysis import Analysis, analyse  # noqa: E402
 from autocompress.report.plots import AXIS_LABELS, save_figure  # noqa: E402
 from autocompress.report.policy import role_means  # noqa: E402
-from autocompress.report.run import Run  # noqa: E402
 from autocompress.report.summary import markdown_table  # noqa: E402
+from autocompress.run.run import Run  # noqa: E402
 
 COLOURS = ("#1f77b4", "#d62728")
 POLICY_CAPTION = "Mean policy of each front per layer role (w bits: over quantized layers only):"
@@ -65,7 +65,7 @@ def latency_axis_label(comparison: Comparison) -> str:
 def plot(comparison: Comparison, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for analysis, name, colour in zip(comparison.runs, comparison.names, COLOURS, strict=True):
-        done = analysis.run.complete
+        done = analysis.complete
         ax.scatter(done["latency_ms"], done["accuracy"], s=10, color=colour, alpha=0.25)
         members = analysis.front.sort_values("latency_ms")
         ax.step(members["latency_ms"], members["accuracy"], where="post", color=colour, lw=1.4)
@@ -80,8 +80,8 @@ def plot(comparison: Comparison, path: Path) -> Path:
 
 def headline(comparison: Comparison) -> list[str]:
     """One line per run: front size, hypervolume against a shared reference, device."""
-    return [f"{name}: {len(a.front)} front members of {len(a.run.complete)} finished trials, "
-            f"hypervolume {volume:.4f} (against its own reference), device {a.run.config.get('profile_device', '?')}"
+    return [f"{name}: {len(a.front)} front members of {len(a.complete)} finished trials, "
+            f"hypervolume {volume:.4f} (against its own reference), device {a.run.config.profile_device}"
             for a, name, volume in zip(comparison.runs, comparison.names, comparison.hypervolumes, strict=True)]
 
 

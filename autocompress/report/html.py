@@ -60,7 +60,7 @@ def _customdata(table: pd.DataFrame, family: ModelFamily) -> list[list[Any]]:
 
 def _scatter(analysis: Analysis) -> go.Figure:
     family = family_of(analysis.run.space)
-    done = analysis.run.complete
+    done = analysis.complete
     search = done[done["kind"] != "baseline"]
     figure = go.Figure()
     figure.add_scatter(x=search["latency_ms"], y=search["accuracy"], mode="markers", name="trials (darker: later)",
@@ -176,8 +176,8 @@ def render(analysis: Analysis) -> str:
     status = f" &middot; <b>in progress</b>: {running} trial(s) running" if running else ""
     sections = [
         f"<h1>autocompress run <code>{html.escape(run.name)}</code></h1>",
-        f'<p class="note">{timings["trials"]} trials, {len(run.complete)} finished, front of {len(analysis.front)}, '
-        f"objectives {html.escape(', '.join(run.objectives))}{status}</p>",
+        f'<p class="note">{timings["trials"]} trials, {len(analysis.complete)} finished, '
+        f"front of {len(analysis.front)}, objectives {html.escape(', '.join(run.objectives))}{status}</p>",
         "<h2>Accuracy and latency</h2>", _figure_div(_scatter(analysis), "scatter"),
         f"<h2>Pareto front</h2><p class=note>{html.escape(tables.selection_note(analysis))} "
         "Click a column header to sort.</p>",
@@ -191,13 +191,13 @@ def render(analysis: Analysis) -> str:
         _figure_div(_hypervolume(analysis), "hypervolume"),
         "<h2>Per-layer policy of the front</h2>", _figure_div(_policy(analysis), "policy"),
         *([f"<h2>Accuracy predictor</h2><p class=note>{tables.predictor_note(lambda key: f'<i>{key}</i>')}</p>",
-           _pairs(tables.flatten(run.predictor))] if run.predictor else []),
+           _pairs(tables.flatten(run.predictor.model_dump()))] if run.predictor else []),
         '<div class="cols"><div><h2>Device profile</h2>', _pairs(device),
         "<h3>Validation of its latency predictions</h3>", _table(tables.validation_table(run.profile)), "</div>",
         "<div><h2>Run settings</h2>", _pairs(tables.settings(analysis)),
         "<h2>Timings</h2>", _pairs(timings), "</div></div>",
         "<h2>Search space</h2><details><summary>show</summary><pre>"
-        f"{html.escape(json.dumps(run.config.get('space', {}), indent=1))}</pre></details>",
+        f"{html.escape(json.dumps(run.config.space, indent=1))}</pre></details>",
     ]
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>autocompress: {html.escape(run.name)}</title>"
             f"<style>{_STYLE}</style><script>{get_plotlyjs()}</script></head><body>"

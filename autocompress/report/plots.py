@@ -30,7 +30,7 @@ def save_figure(fig, path: Path) -> Path:
 def _scatter(analysis: Analysis, column: str, path: Path) -> Path:
     run = analysis.run
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    done = run.complete
+    done = analysis.complete
     search = done[done["kind"] != "baseline"]
     ax.scatter(search[column], search["accuracy"], s=18, c="#1f77b4", alpha=0.6, label="trials")
     if column in run.objectives and len(analysis.front):

@@ -31,7 +31,7 @@ def render(analysis: Analysis, files: list[str]) -> str:
     validation = tables.validation_table(run.profile)
     verified = tables.verify_table(analysis)
     front = tables.front_table(analysis).drop(columns=["policy"])
-    constraints = ", ".join(f"{k} <= {v:g}" for k, v in run.constraints.items()) or "none"
+    constraints = ", ".join(f"{k} <= {v:g}" for k, v in run.config.constraints.bounds().items()) or "none"
     return "\n\n".join([
         f"# autocompress run `{run.name}`",
         f"Objectives: {', '.join(run.objectives)}; constraints: {constraints}.",
@@ -42,7 +42,7 @@ def render(analysis: Analysis, files: list[str]) -> str:
         "## Front measured on the device\n\n" + tables.verify_note(analysis)
         + ("\n\n" + markdown_table(verified) if len(verified) else ""),
         *(["## Accuracy predictor\n\n" + tables.predictor_note() + "\n\n"
-           + _pairs(tables.flatten(run.predictor))] if run.predictor else []),
+           + _pairs(tables.flatten(run.predictor.model_dump()))] if run.predictor else []),
         "## Device profile\n\n" + _pairs(device) + "\n\nValidation of its latency predictions:\n\n"
         + (markdown_table(validation) if len(validation) else "- not available"),
         "## Files\n\n" + "\n".join(f"- `{name}`" for name in files),

@@ -20,7 +20,7 @@ FRONT_COLUMNS = {"number": "trial", "label": "baseline", "accuracy": "validation
 
 
 def predictor_note(key: Callable[[str], str] = str) -> str:
-    """What the accuracy-predictor section shows (``predictor.json``); ``key`` marks up its keys."""
+    """What the accuracy-predictor section shows; ``key`` marks up its keys."""
     return (f"Predictions made for each searched trial before it was evaluated ({key('before_evaluation')}), and "
             f"5-fold cross-validated on the trials it was fitted on; {key('cheap_fidelity')}: the fine-tune gate's "
             f"predictor, its predictions made once a trial's accuracy before fine-tuning was in "
@@ -51,7 +51,7 @@ def baseline_table(analysis: Analysis) -> pd.DataFrame:
 
 def timings(analysis: Analysis) -> dict[str, Any]:
     """Trial counts by state and where the time went."""
-    trials = analysis.run.trials
+    trials = analysis.trials
     states = trials["state"].value_counts().to_dict()
     started = pd.to_datetime(trials["started_at"], errors="coerce", utc=True)
     finished = pd.to_datetime(trials["finished_at"], errors="coerce", utc=True)
@@ -77,7 +77,7 @@ def _rounded(value: float) -> float | None:
 
 def settings(analysis: Analysis) -> dict[str, Any]:
     """The run's frozen settings, but the space itself (shown apart)."""
-    return {key: value for key, value in analysis.run.config.items() if key != "space"}
+    return {key: value for key, value in analysis.run.config.model_dump().items() if key != "space"}
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -116,7 +116,7 @@ def validation_table(profile: HardwareProfile | None) -> pd.DataFrame:
 def selection_note(analysis: Analysis) -> str:
     """How the front was selected and, where the split sizes are known, how far validation can
     tell its models apart: a binomial standard error at the front's best accuracy."""
-    images = analysis.run.config.get("split_images")
+    images = analysis.run.config.split_images
     if not images or analysis.front.empty:
         return "Selected by validation accuracy; test accuracy measured once on the test split after the search."
     val = images["val"]
@@ -143,7 +143,7 @@ def verify_note(analysis: Analysis) -> str:
 
 
 def verify_table(analysis: Analysis) -> pd.DataFrame:
-    """Measured vs predicted latency of each front model (and the float baseline), from verify.json."""
+    """Measured vs predicted latency of each front model (and the float baseline), as verify measured them."""
     verification = analysis.run.verification
     if verification is None:
         return pd.DataFrame()

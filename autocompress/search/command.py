@@ -12,14 +12,14 @@ import typer
 
 from autocompress.errors import UserInputError
 from autocompress.report import write_report
-from autocompress.search.settings import MAX_SEED, RUN_NAME, SAMPLERS, Constraints, SearchConfig, parse_duration
+from autocompress.run.config import MAX_SEED, Constraints
+from autocompress.search.settings import RUN_NAME, SAMPLERS, parse_duration
 
 if TYPE_CHECKING:
     from autocompress.hw.profile import HardwareProfile
+    from autocompress.run.run import Run
     from autocompress.search.driver import Summary
     from autocompress.search.prior import PriorTrials
-    from autocompress.search.rundir import RunFolder
-    from autocompress.space import SearchSpace
 
 INTERRUPTED_EXIT = 130
 
@@ -27,7 +27,7 @@ INTERRUPTED_EXIT = 130
 def _frozen_on_resume(**given: object) -> None:
     named = [name for name, value in given.items() if value is not None]
     if named:
-        raise UserInputError(f"--{named[0].replace('_', '-')} is frozen in the run's config.json; "
+        raise UserInputError(f"--{named[0].replace('_', '-')} is frozen in the run's config; "
                              "drop it when resuming (only --trials, --time-budget, --workers, --threads, "
                              "--gpus-per-worker, --address may change)")
 
@@ -97,7 +97,7 @@ def search_command(
 ) -> None:
     """Search the space for the accuracy/latency Pareto front of compressed networks."""
     from autocompress.devices import check_gpus_per_worker
-    from autocompress.search.rundir import RunFolder
+    from autocompress.run.files import RunFiles
     from autocompress.search.setup import create_run, open_run, plan_run
     from autocompress.verify.measure import measurable_profile
 
@@ -122,18 +122,14 @@ def search_command(
         raise UserInputError(f"--learn-from: only the predictor sampler learns from earlier runs, not {sampler!r}")
     _check_values(run, results_dir, seed, address, {"max_latency_ms": max_latency_ms, "max_size_kb": max_size_kb})
     if resume:
-        folder = RunFolder(results_dir / run)
-        config, search_space, hw_profile, prior = open_run(folder)  # every file checked before the lock is taken
-        check_gpus_per_worker(config.gpus_per_worker if gpus_per_worker is None else gpus_per_worker, address)
+        opened, hw_profile, prior = open_run(results_dir / run)  # every file checked before the lock is taken
+        check_gpus_per_worker(opened.config.gpus_per_worker if gpus_per_worker is None else gpus_per_worker, address)
         if verify:
-            measurable_profile(hw_profile, str(folder.profile))
-        with folder.lock():
-            changes = {"trials": trials, "time_budget_s": budget_s, "workers": workers, "threads": threads,
-                       "gpus_per_worker": gpus_per_worker}
-            config = SearchConfig.read(folder.config).model_copy(
-                update={k: v for k, v in changes.items() if v is not None})
-            config.write(folder.config)
-            summary = _run_search(config, folder, search_space, hw_profile, prior, address)
+            measurable_profile(hw_profile, str(opened.files.profile))
+        with opened.files.lock():
+            opened.change_settings(trials=trials, time_budget_s=budget_s, workers=workers, threads=threads,
+                                   gpus_per_worker=gpus_per_worker)
+            summary = _run_search(opened, hw_profile, prior, address)
     else:
         plan = plan_run(results_dir, run, space, profile, {
             "objectives": ["accuracy", "latency_ms"] + (["size_kb"] if objective else []),
@@ -144,37 +140,35 @@ def search_command(
             "learn_from": [str(path) for path in learn_from or []]})
         if verify:
             measurable_profile(plan.profile, str(profile))
-        folder = plan.folder
-        fresh = not folder.path.exists()
-        with folder.lock():
-            create_run(plan, fresh)
-            summary = _run_search(plan.config, folder, plan.space, plan.profile, plan.prior, address)
+        fresh = not plan.path.exists()
+        with RunFiles(plan.path).lock():
+            opened = create_run(plan, fresh)
+            summary = _run_search(opened, plan.profile, plan.prior, address)
     if verify and not summary.interrupted:
-        _verify(folder.path)
-    typer.echo(f"report: {write_report(folder.path)}")
+        _verify(opened.path)
+    typer.echo(f"report: {write_report(opened.path)}")
     _print_summary(summary, results_dir)
 
 
 def _verify(run_dir: Path) -> None:
-    """``--verify``: the finished run's front measured on its device (verify.json)."""
-    from autocompress.report.run import Run
+    """``--verify``: the finished run's front measured on its device, kept in the run folder."""
+    from autocompress.run.run import Run
     from autocompress.verify.command import print_verification, verify_front
     from autocompress.verify.measure import targets
 
-    print_verification(verify_front(targets(Run.load(run_dir))))
+    print_verification(verify_front(targets(Run.open(run_dir))))
 
 
-def _run_search(config: SearchConfig, folder: RunFolder, search_space: SearchSpace, hw_profile: HardwareProfile,
-                prior: PriorTrials | None, address: str | None) -> Summary:
+def _run_search(run: Run, hw_profile: HardwareProfile, prior: PriorTrials | None, address: str | None) -> Summary:
     """The search, then (unless it was interrupted) its front measured once on the test split."""
     from autocompress.search.driver import SearchDriver
     from autocompress.search.holdout import measure_front
 
-    handler = _log_to(folder.log)
+    handler = _log_to(run.files.log)
     try:
-        summary = SearchDriver(config, folder, search_space, hw_profile, prior).run(address)
+        summary = SearchDriver(run, hw_profile, prior).run(address)
         if not summary.interrupted:  # an interrupted run's front is measured when it is resumed
-            measure_front(folder, config, search_space)
+            measure_front(run)
         return summary
     finally:
         for name in ("autocompress", "optuna"):
@@ -184,7 +178,7 @@ def _run_search(config: SearchConfig, folder: RunFolder, search_space: SearchSpa
 def _print_summary(summary: Summary, results_dir: Path) -> None:
     typer.echo(f"{summary.folder}: {summary.complete} complete, {summary.failed} failed, "
                f"{summary.rejected} rejected, {summary.pruned} pruned by the fine-tune gate; "
-               f"{summary.front} on the Pareto front (pareto.csv); {summary.wall_s:.0f} s")
+               f"{summary.front} on the Pareto front ({summary.front_table.name}); {summary.wall_s:.0f} s")
     if summary.interrupted:
         typer.echo(f"stopped. Resume with: autocompress search --run {summary.run} --resume"
                    + (f" --results-dir {results_dir}" if results_dir != Path("results") else ""))

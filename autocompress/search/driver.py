@@ -25,34 +25,30 @@ from pathlib import Path
 
 import optuna
 import ray
-import torch
 from tqdm import tqdm
 
 from autocompress.base import load_base
 from autocompress.devices import worker_device
 from autocompress.hw.describe import deployment_line, prediction_line
 from autocompress.hw.profile import HardwareProfile
+from autocompress.run.front import front
+from autocompress.run.run import Run
+from autocompress.run.trial import Kind, State, Trial
 from autocompress.search import cluster
 from autocompress.search.params import BASELINES, baseline_params, suggest_candidate
 from autocompress.search.prior import PriorTrials
-from autocompress.search.record import Outcome, now, trial_row
-from autocompress.search.rundir import RunFolder, front_rows
+from autocompress.search.record import Outcome, now
 from autocompress.search.samplers import SamplerContext, make_sampler
 from autocompress.search.screening import PredictorGuidedSampler
-from autocompress.search.settings import SearchConfig
 from autocompress.search.worker import TrialEvaluator
-from autocompress.space import SearchSpace
 
 log = logging.getLogger(__name__)
 MAX_DUPLICATES_IN_A_ROW = 200
 """Proposals in a row that were all evaluated before: the sampler has nothing new to offer."""
 TABLE_INTERVAL_S = 2.0
-"""At most one rewrite of trials.csv/pareto.csv per interval (and one at the end)."""
-OPTUNA_STATE = {"COMPLETE": optuna.trial.TrialState.COMPLETE, "REJECTED": optuna.trial.TrialState.COMPLETE,
-                "PRUNED": optuna.trial.TrialState.PRUNED, "FAIL": optuna.trial.TrialState.FAIL}
-UNCOUNTED = ("duplicate", "PRUNED")
-"""Search trials that do not use up ``--trials``: a duplicate (answered from the cache) and a
-trial pruned by the fine-tune gate (its cheap fidelity only, or that and one fine-tune epoch)."""
+"""At most one rewrite of the trial table and the front per interval (and one at the end)."""
+OPTUNA_STATE = {State.COMPLETE: optuna.trial.TrialState.COMPLETE, State.REJECTED: optuna.trial.TrialState.COMPLETE,
+                State.PRUNED: optuna.trial.TrialState.PRUNED, State.FAIL: optuna.trial.TrialState.FAIL}
 
 
 @dataclass
@@ -64,6 +60,7 @@ class Summary:
     rejected: int
     pruned: int
     front: int
+    front_table: Path
     wall_s: float
     evaluation_s: float
     interrupted: bool
@@ -97,23 +94,23 @@ class _StopRequest:
 
 
 class SearchDriver:
-    def __init__(self, config: SearchConfig, folder: RunFolder, space: SearchSpace,
-                 profile: HardwareProfile, prior: PriorTrials | None = None) -> None:
-        self.config, self.folder, self.space, self.profile = config, folder, space, profile
-        self.study = optuna.create_study(study_name=config.run, storage=folder.open_storage(),
+    def __init__(self, run: Run, profile: HardwareProfile, prior: PriorTrials | None = None) -> None:
+        self.run_folder, self.config, self.space, self.profile = run, run.config, run.space, profile
+        config = self.config
+        self.study = optuna.create_study(study_name=config.run, storage=run.files.open_storage(),
                                          directions=config.directions(), load_if_exists=True)
         if not self.study.metric_names:
             with warnings.catch_warnings():  # experimental since Optuna 3.2, still there in 5
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 self.study.set_metric_names(list(config.objectives))
         existing = self.study.get_trials(deepcopy=False)
-        context = SamplerContext(space, profile, folder.path, config.seed, config.constraints.max_latency_ms,
+        context = SamplerContext(self.space, profile, run.files, config.seed, config.constraints.max_latency_ms,
                                  prior)
         self.study.sampler = make_sampler(config.sampler, config.seed + len(existing), config.trials, context)
-        self.rows = {t.number: trial_row(t.number, t.user_attrs, t.state == optuna.trial.TrialState.RUNNING)
+        self.rows = {t.number: Trial.from_attrs(t.number, t.user_attrs, t.state == optuna.trial.TrialState.RUNNING)
                      for t in existing if t.state != optuna.trial.TrialState.WAITING}
-        self.cache = {t.user_attrs["candidate_hash"]: (t.number, Outcome(**_outcome_attrs(t.user_attrs)))
-                      for t in existing if t.user_attrs.get("state") in ("COMPLETE", "REJECTED")
+        self.cache = {t.user_attrs["candidate_hash"]: (t.number, _stored_outcome(t.user_attrs))
+                      for t in existing if t.user_attrs.get("state") in (State.COMPLETE, State.REJECTED)
                       and t.state == optuna.trial.TrialState.COMPLETE}
         self.stale = deque(t for t in existing if t.state == optuna.trial.TrialState.RUNNING)
         self.waiting = self._enqueue_baselines(existing)
@@ -128,7 +125,7 @@ class SearchDriver:
     # -- setup ------------------------------------------------------------------------------
     def _enqueue_baselines(self, existing: list[optuna.trial.FrozenTrial]) -> int:
         """Queue the reference baselines not queued yet; returns how many are waiting."""
-        known = {t.user_attrs.get("label") for t in existing if t.user_attrs.get("kind") == "baseline"}
+        known = {t.user_attrs.get("label") for t in existing if t.user_attrs.get("kind") == Kind.BASELINE}
         waiting = sum(t.state == optuna.trial.TrialState.WAITING for t in existing)
         for label in BASELINES:
             if label in known:
@@ -137,15 +134,15 @@ class SearchDriver:
             if params is None:
                 log.warning("baseline %s skipped: one of its values is not a choice of the space", label)
                 continue
-            self.study.enqueue_trial(params, user_attrs={"kind": "baseline", "label": label})
+            self.study.enqueue_trial(params, user_attrs={"kind": Kind.BASELINE, "label": label})
             waiting += 1
         return waiting
 
     def _start_workers(self, address: str | None) -> bool:
         threads = self.config.threads or (1 if address else max(1, (os.cpu_count() or 1) // self.config.workers))
-        started = cluster.start(address, self.config.workers * threads, self.folder.ray_processes)
+        started = cluster.start(address, self.config.workers * threads, self.run_folder.files.ray_processes)
         if started and not address:
-            cluster.record_local_processes(self.folder.ray_processes)
+            cluster.record_local_processes(self.run_folder.files.ray_processes)
         cpus = ray.cluster_resources().get("CPU", 0)
         log.info("%d workers x %d torch threads (Ray CPUs: %d needed, %g in the cluster)",
                  self.config.workers, threads, self.config.workers * threads, cpus)
@@ -153,7 +150,7 @@ class SearchDriver:
             log.warning("the cluster has fewer CPUs than the workers reserve: some wait until it grows")
         if ray.cluster_resources().get("GPU", 0) < self.config.workers * self.config.gpus_per_worker:
             log.warning("the cluster has fewer GPUs than --gpus-per-worker x workers: some wait until it grows")
-        base, _ = load_base(self.space, self.folder.base)
+        base, _ = load_base(self.space, self.run_folder.files.base)
         shared = (ray.put(base.state_dict()),)  # each worker opens the data itself
         gpus = self.config.gpus_per_worker
         actor = ray.remote(num_cpus=threads, num_gpus=gpus, max_restarts=0)(TrialEvaluator)
@@ -169,22 +166,21 @@ class SearchDriver:
         return started
 
     # -- bookkeeping --------------------------------------------------------------------------
-    def _count(self, **match: str) -> int:
-        return sum(all(row[k] == v for k, v in match.items()) for row in self.rows.values())
+    def _count(self, state: State) -> int:
+        return sum(trial.state is state for trial in self.rows.values())
 
     def _front(self) -> int:
-        return len(front_rows(list(self.rows.values()), self.config.objectives, self.config.constraints))
+        return len(front(list(self.rows.values()), self.config.objectives, self.config.constraints))
 
     def _write_tables(self, force: bool = False) -> None:
         if force or time.monotonic() - self.tables_written >= TABLE_INTERVAL_S:
-            self.front_size = self.folder.write_tables(list(self.rows.values()), self.config.objectives,
-                                                       self.config.constraints)
+            self.front_size = self.run_folder.write_tables(list(self.rows.values()))
             self.tables_written = time.monotonic()
 
     # -- the loop -------------------------------------------------------------------------------
     def _wants_search_trial(self, deadline: float | None) -> bool:
-        """Whether to ask for another search trial (see ``UNCOUNTED`` for what does not use up
-        ``--trials``)."""
+        """Whether to ask for another search trial (``Trial.counts_against_trials`` says what uses
+        up ``--trials``)."""
         if deadline is not None and time.monotonic() >= deadline:
             return False
         if self.duplicates_in_a_row >= MAX_DUPLICATES_IN_A_ROW:
@@ -193,8 +189,8 @@ class SearchDriver:
                             self.duplicates_in_a_row)
                 self.exhausted_logged = True
             return False
-        return self.config.trials is None or self._count(kind="search") - self._count(
-            kind="search", state="PRUNED") < self.config.trials
+        return self.config.trials is None or sum(
+            trial.counts_against_trials for trial in self.rows.values()) < self.config.trials
 
     def _next_trial(self) -> optuna.Trial:
         if self.stale:
@@ -203,9 +199,9 @@ class SearchDriver:
             trial = optuna.Trial(self.study, frozen._trial_id)
         else:
             trial = self.study.ask()  # queued baselines come first
-            self.waiting -= trial.user_attrs.get("kind") == "baseline"
+            self.waiting -= trial.user_attrs.get("kind") == Kind.BASELINE
         if "kind" not in trial.user_attrs:
-            trial.set_user_attr("kind", "search")
+            trial.set_user_attr("kind", Kind.SEARCH)
             trial.set_user_attr("label", "")
         return trial
 
@@ -216,19 +212,19 @@ class SearchDriver:
             trial.set_user_attr("candidate_hash", candidate.hash)
         started = now()
         trial.set_user_attr("started_at", started)
-        self.rows[trial.number] = trial_row(trial.number, trial.user_attrs, running=True)
-        baseline = trial.user_attrs["kind"] == "baseline"
+        self.rows[trial.number] = Trial.from_attrs(trial.number, trial.user_attrs, running=True)
+        baseline = trial.user_attrs["kind"] == Kind.BASELINE
         if candidate.hash in self.cache:
             number, outcome = self.cache[candidate.hash]
             log.info("trial %d: candidate %s already evaluated in trial %d", trial.number, candidate.hash, number)
             trial.set_user_attr("cached_from", number)
             if not baseline:
-                trial.set_user_attr("kind", "duplicate")
+                trial.set_user_attr("kind", Kind.DUPLICATE)
                 self.duplicates_in_a_row += 1
             outcome = replace(outcome, started_at=started, finished_at=now(), duration_s=0.0)
             reason = self.config.constraints.rejection(outcome.latency_ms, outcome.size_kb)
-            if outcome.state == "COMPLETE" and reason and not baseline:  # the source was a baseline
-                outcome = Outcome("REJECTED", outcome.latency_ms, outcome.size_kb, error=reason,
+            if outcome.state is State.COMPLETE and reason and not baseline:  # the source was a baseline
+                outcome = Outcome(State.REJECTED, outcome.latency_ms, outcome.size_kb, error=reason,
                                   started_at=outcome.started_at, finished_at=outcome.finished_at)
             self._finish(trial, outcome, source=number)
             return
@@ -241,40 +237,31 @@ class SearchDriver:
     def _finish(self, trial: optuna.Trial, outcome: Outcome, source: int | None = None) -> None:
         """Store the outcome: model file first, then attributes, then the final state."""
         number = trial.number
-        if outcome.state == "COMPLETE":
-            target = self.folder.model_path(number)
-            target.parent.mkdir(exist_ok=True)
-            tmp = target.with_suffix(".tmp")
-            if source is None:
-                torch.save({"state_dict": outcome.state_dict, "candidate": trial.user_attrs["candidate"]}, tmp)
-            else:
-                tmp.unlink(missing_ok=True)
-                os.link(self.folder.model_path(source), tmp)
-            tmp.replace(target)
+        if outcome.state is State.COMPLETE:
+            self.run_folder.save_model(number, outcome.state_dict, trial.user_attrs["candidate"], cached_from=source)
         for key, value in outcome.attrs().items():
             trial.set_user_attr(key, value)
-        if outcome.state != "FAIL":
+        if outcome.state is not State.FAIL:
             for key, value in self.config.constraints.violations(outcome.latency_ms, outcome.size_kb).items():
                 with warnings.catch_warnings():  # set before a crash: Optuna keeps the (same) first value
                     warnings.simplefilter("ignore")
                     trial.set_constraint(key, value)
                 trial.set_user_attr(f"constraint:{key}", value)
-        values = outcome.values(self.config.objectives) if outcome.state in ("COMPLETE", "REJECTED") else None
+        values = outcome.values(self.config.objectives) if outcome.state in (State.COMPLETE, State.REJECTED) else None
         self.study.tell(trial, values, state=OPTUNA_STATE[outcome.state])
-        self.rows[number] = trial_row(number, trial.user_attrs, running=False)
-        if outcome.state in ("COMPLETE", "REJECTED") and source is None:
-            self.cache.setdefault(self.rows[number]["candidate_hash"], (number, replace(outcome, state_dict=None)))
+        finished = self.rows[number] = Trial.from_attrs(number, trial.user_attrs, running=False)
+        if outcome.state in (State.COMPLETE, State.REJECTED) and source is None:
+            self.cache.setdefault(finished.candidate_hash, (number, replace(outcome, state_dict=None)))
         self.evaluation_s += outcome.duration_s
         log.info("trial %d %s: %s", number, outcome.state,
-                 outcome.error or {self._named(k): self.rows[number][k] for k in self.config.objectives})
+                 outcome.error or {self._named(k): finished.row()[k] for k in self.config.objectives})
         self._write_tables()
-        if self.rows[number]["kind"] not in UNCOUNTED and outcome.state not in UNCOUNTED:
+        if finished.kind is Kind.BASELINE or finished.counts_against_trials:
             self.bar.update()
 
     def _show_progress(self, deadline: float | None) -> None:
-        postfix = {"failed": self._count(state="FAIL"), "rejected": self._count(state="REJECTED"),
-                   "pruned": self._count(state="PRUNED"),
-                   "front": self.front_size}
+        postfix = {"failed": self._count(State.FAIL), "rejected": self._count(State.REJECTED),
+                   "pruned": self._count(State.PRUNED), "front": self.front_size}
         if deadline is not None:
             postfix["budget_left_s"] = max(0, int(deadline - time.monotonic()))
         self.bar.set_postfix(postfix, refresh=False)
@@ -288,7 +275,7 @@ class SearchDriver:
                 outcome = ray.get(ref)
                 self.idle.append(actor)
             except ray.exceptions.RayError as error:
-                outcome = Outcome("FAIL", error=f"worker died: {type(error).__name__}: {error}".splitlines()[0],
+                outcome = Outcome(State.FAIL, error=f"worker died: {type(error).__name__}: {error}".splitlines()[0],
                                   finished_at=now())
                 self.idle.append(self._spawn())
             self._finish(trial, outcome)
@@ -305,7 +292,7 @@ class SearchDriver:
         started = self._start_workers(address)
         baselines = sum(baseline_params(self.space, label) is not None for label in BASELINES)
         total = baselines + config.trials if config.trials else None
-        done = sum(row["state"] != "RUNNING" and row["kind"] != "duplicate" for row in self.rows.values())
+        done = sum(trial.finished and trial.kind is not Kind.DUPLICATE for trial in self.rows.values())
         self.bar = tqdm(total=total, initial=done, unit="trial", desc=config.run, dynamic_ncols=True)
         stop = _StopRequest()
         try:
@@ -328,12 +315,15 @@ class SearchDriver:
             self._write_tables(force=True)
             self._show_progress(deadline)
             self.bar.close()
-            cluster.stop(started, self.folder.ray_processes)
-        return Summary(config.run, self.folder.path, self._count(state="COMPLETE"), self._count(state="FAIL"),
-                       self._count(state="REJECTED"), self._count(state="PRUNED"), self._front(),
+            cluster.stop(started, self.run_folder.files.ray_processes)
+        return Summary(config.run, self.run_folder.path, self._count(State.COMPLETE), self._count(State.FAIL),
+                       self._count(State.REJECTED), self._count(State.PRUNED), self._front(),
+                       self.run_folder.files.pareto,
                        time.monotonic() - start, self.evaluation_s, interrupted)
 
 
-def _outcome_attrs(attrs: dict) -> dict:
+def _stored_outcome(attrs: dict) -> Outcome:
+    """A finished trial's outcome as its user attributes keep it (without the weights)."""
     fields = Outcome.__dataclass_fields__
-    return {k: v for k, v in attrs.items() if k in fields and k != "state_dict"}
+    kept = {k: v for k, v in attrs.items() if k in fields and k != "state_dict"}
+    return Outcome(**kept | {"state": State(kept["state"])})

@@ -2,10 +2,10 @@
 
 The search scores and selects trials on the validation split only; the more candidates it
 looks at, the more optimistic the front's validation accuracies are. So, once the driver has
-returned, each trial on the front (``pareto.csv``) that has no test figure yet is measured
-on the test split, which no trial and no sampler has seen, and the figure is kept in the
-run folder's ``test_accuracy.json``, from which every rewrite of trials.csv and pareto.csv
-takes its ``test_accuracy`` column. A resumed run measures only the new members.
+returned, each trial on the front that has no test figure yet is measured on the test split,
+which no trial and no sampler has seen, and the figure is kept in the run folder, from which
+every rewrite of the trial table and the front takes its ``test_accuracy`` column.
+A resumed run measures only the new members.
 """
 
 from __future__ import annotations
@@ -16,27 +16,23 @@ from autocompress.data import load_splits
 from autocompress.devices import worker_device
 from autocompress.pipeline import load_trial_model
 from autocompress.progress import progress_bar
-from autocompress.search.rundir import RunFolder, front_rows
-from autocompress.search.settings import SearchConfig
-from autocompress.space import SearchSpace
+from autocompress.run.run import Run
 from autocompress.train import accuracy
 
 log = logging.getLogger(__name__)
 
 
-def measure_front(folder: RunFolder, config: SearchConfig, space: SearchSpace) -> dict[int, float]:
+def measure_front(run: Run) -> dict[int, float]:
     """Test accuracy of every front trial of the run, measuring those not measured yet."""
-    rows = folder.read_rows()
-    measured = folder.read_test_accuracy()
-    todo = [row["number"] for row in front_rows(rows, config.objectives, config.constraints)
-            if row["number"] not in measured]
+    measured = run.test_accuracy()
+    todo = [trial.number for trial in run.front() if trial.number not in measured]
     if todo:
-        splits = load_splits(space.data, progress=True)
-        device = worker_device(config.gpus_per_worker)
+        splits = load_splits(run.space.data, progress=True)
+        device = worker_device(run.config.gpus_per_worker)
         for number in progress_bar(iterable=todo, desc="front on the test split", unit="model"):
-            _, model = load_trial_model(space, folder.model_path(number))
+            _, model = load_trial_model(run.space, run.model_path(number))
             measured[number] = accuracy(model.to(device), splits.test_x, splits.test_y)
-            folder.write_test_accuracy(measured)
+            run.write_test_accuracy(measured)
             log.info("trial %d: test accuracy %.4f (%d test images)", number, measured[number], len(splits.test_y))
-    folder.write_tables(rows, config.objectives, config.constraints)
+    run.write_tables(run.trials)
     return measured

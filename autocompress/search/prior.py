@@ -11,7 +11,7 @@ NSGA-II, same base), it ranks that sample at about 0.7 (see ``predictor.PriorInf
 The earlier runs are read once, when the run is created: their search and baseline trials
 that were fine-tuned, with parameters this run's space can take (a ``--native-only`` run
 skips those with other bit-widths), each given its latency under *this* run's profile. They
-are frozen into the run folder's ``prior_trials.csv``, so a resumed run learns from exactly
+are frozen into the run folder, so a resumed run learns from exactly
 what it started with, whatever became of the earlier folders.
 """
 
@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import optuna
 from optuna.trial import TrialState
 
 from autocompress.errors import MissingSignaturesError, UserInputError
@@ -34,13 +33,14 @@ from autocompress.files import write_atomic
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import HardwareProfile
 from autocompress.inputs import read_text
+from autocompress.run.files import RunFiles
+from autocompress.run.run import Run
+from autocompress.run.trial import Kind, State
 from autocompress.search.params import search_params, suggest_candidate
-from autocompress.search.rundir import RunFolder
-from autocompress.search.settings import SearchConfig
-from autocompress.space import SearchSpace, load_space
+from autocompress.space import SearchSpace
 
 COLUMNS = ["run", "number", "params", "latency_ms", "accuracy"]
-LEARNED_KINDS = ("search", "baseline")
+LEARNED_KINDS = (Kind.SEARCH, Kind.BASELINE)
 """Trial kinds whose fine-tuned accuracy is learnt from (a ``duplicate`` repeats another trial)."""
 
 
@@ -121,33 +121,35 @@ def _fine_tuned_trials(folder: Path, choices: dict[str, list], base_bytes: bytes
                        finetune_epochs: int) -> list[tuple[int, dict[str, Any], float]]:
     """(number, params, fine-tuned accuracy) of the run in ``folder``, once it is checked to
     share this run's base network, fine-tune and search parameters."""
-    run = RunFolder(folder)
     where = f"--learn-from {folder}"
-    if not run.config.is_file() or not run.database.is_file():
-        raise UserInputError(f"{where}: not a search run folder (config.json or study.db missing)")
-    config = SearchConfig.read(run.config)
-    if base_bytes is None or not run.base.is_file() or run.base.read_bytes() != base_bytes:
-        raise UserInputError(f"{where}: searched another base network than this run's (its base.pt differs, or "
-                             "this space's base is not trained yet); only runs on the same base can be learnt from")
-    space = load_space(run.space)
-    epochs = space.training.finetune_epochs if config.finetune_epochs is None else config.finetune_epochs
+    files = RunFiles(folder)
+    if not files.config.is_file() or not files.database.is_file():
+        raise UserInputError(f"{where}: not a search run folder ({files.config.name} or {files.database.name} "
+                             "missing)")
+    run = Run.open(folder)
+    base_file = run.files.base
+    if base_bytes is None or not base_file.is_file() or base_file.read_bytes() != base_bytes:
+        raise UserInputError(f"{where}: searched another base network than this run's (its {base_file.name} "
+                             "differs, or this space's base is not trained yet); only runs on the same base can be "
+                             "learnt from")
+    config = run.config
+    epochs = run.space.training.finetune_epochs if config.finetune_epochs is None else config.finetune_epochs
     if epochs != finetune_epochs:
         raise UserInputError(f"{where}: fine-tuned its trials for {epochs} epochs, this run for {finetune_epochs}")
-    run.check_storage()
-    study = optuna.load_study(study_name=config.run, storage=run.storage_url)
-    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-              if t.user_attrs.get("state") == "COMPLETE" and t.user_attrs.get("kind") in LEARNED_KINDS]
+    trials = [t for t in run.stored_trials() if t.state == TrialState.COMPLETE
+              and t.user_attrs.get("state") == State.COMPLETE and t.user_attrs.get("kind") in LEARNED_KINDS]
     if trials and set(trials[0].params) != set(choices):
         raise UserInputError(f"{where}: its search parameters are not this space's (another network or layer "
                              "grouping)")
     return [(t.number, dict(t.params), float(t.user_attrs["accuracy"])) for t in trials]
 
 
-def read_prior(folder: RunFolder, config: SearchConfig, space: SearchSpace) -> PriorTrials | None:
+def read_prior(run: Run) -> PriorTrials | None:
     """The earlier runs' trials frozen into the run folder, if the run learns from any."""
-    if not config.learn_from:
+    if not run.config.learn_from:
         return None
-    if not folder.prior_trials.is_file():
-        raise UserInputError(f"{folder.prior_trials}: missing; the run learns from earlier runs "
-                             f"({', '.join(config.learn_from)}) and keeps their trials there")
-    return PriorTrials.read(folder.prior_trials, search_params(space))
+    path = run.files.prior_trials
+    if not path.is_file():
+        raise UserInputError(f"{path}: missing; the run learns from earlier runs "
+                             f"({', '.join(run.config.learn_from)}) and keeps their trials there")
+    return PriorTrials.read(path, search_params(run.space))

@@ -1,8 +1,8 @@
-"""What a trial produced, how it is kept in Optuna's storage, and its ``trials.csv`` row.
+"""What a trial produced, as a worker returns it and Optuna's storage keeps it.
 
-The storage is the one source of truth: every column of ``trials.csv`` is a user
-attribute of the trial (so optuna-dashboard shows them too), and the CSV files are
-derived from it, so a driver killed between the two loses nothing.
+The storage is the one source of truth: every column of the run's trial table is a user
+attribute of the trial (so optuna-dashboard shows them too), and the tables are derived
+from it (``run.trial.Trial.from_attrs``), so a driver killed between the two loses nothing.
 """
 
 from __future__ import annotations
@@ -10,21 +10,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
-COLUMNS = ["number", "kind", "label", "state", "accuracy", "test_accuracy", "accuracy_before", "predicted_accuracy",
-           "predicted_accuracy_cheap", "accuracy_first_epoch", "predicted_accuracy_first_epoch", "latency_ms",
-           "size_kb", "candidate_hash", "candidate", "error", "started_at", "finished_at", "duration_s", "finetune_s"]
-"""``accuracy`` is measured on the validation split (what the search selects by);
-``test_accuracy`` on the test split, once, for the trials on the final front only;
-``predicted_accuracy`` is the predictor's estimate when the predictor sampler proposed the trial;
-``predicted_accuracy_cheap`` the fine-tune gate's, from the trial's ``accuracy_before``;
-``accuracy_first_epoch`` is measured after the first epoch of a fine-tune of two or more, and
-``predicted_accuracy_first_epoch`` is the gate's prediction from it. A PRUNED trial is one the
-gate did not fine-tune, or stopped after that first epoch: it has what was measured up to there
-and the gate's predictions, no ``accuracy``."""
+from autocompress.run.trial import State
 
 REJECTED_ACCURACY = 0.0
 """Accuracy told to Optuna for a candidate rejected before training: with its constraint
-violation, it lets the samplers learn to avoid the infeasible region. ``trials.csv`` leaves
+violation, it lets the samplers learn to avoid the infeasible region. The trial table leaves
 the accuracy of such rows empty."""
 
 
@@ -34,11 +24,9 @@ def now() -> str:
 
 @dataclass
 class Outcome:
-    """A trial's result as a worker returns it (``state_dict`` only for COMPLETE). States:
-    COMPLETE, REJECTED (a constraint broke before training), PRUNED (not fine-tuned: the
-    fine-tune gate), FAIL."""
+    """A trial's result as a worker returns it (``state_dict`` only for COMPLETE); never RUNNING."""
 
-    state: str
+    state: State
     latency_ms: float | None = None
     size_kb: float | None = None
     accuracy: float | None = None
@@ -63,15 +51,3 @@ class Outcome:
                     "latency_ms": self.latency_ms, "size_kb": self.size_kb}
         return [float(measured[name]) for name in objectives]
 
-
-def trial_row(number: int, attrs: dict, running: bool) -> dict:
-    """The ``trials.csv`` row of trial ``number`` from its user attributes.
-
-    Baselines get their kind when queued; a trial without one is a search trial whose
-    driver died before labelling it.
-    """
-    row = {column: attrs.get(column, "") for column in COLUMNS}
-    row |= {"number": number, "kind": attrs.get("kind", "search")}
-    if running or "state" not in attrs:
-        row["state"] = "RUNNING"
-    return {k: ("" if v is None else v) for k, v in row.items()}

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autocompress.errors import UserInputError
 from autocompress.hw.profile import HardwareProfile
+from autocompress.run.files import RunFiles
+from autocompress.run.trial import Kind
 from autocompress.search.prior import PriorTrials
 from autocompress.search.screening import PredictorGuidedSampler
 from autocompress.search.settings import SAMPLERS
@@ -22,7 +23,7 @@ class SamplerContext:
 
     space: SearchSpace
     profile: HardwareProfile
-    folder: Path | None
+    files: RunFiles | None
     seed: int
     max_latency_ms: float | None = None
     prior: PriorTrials | None = None
@@ -49,7 +50,7 @@ class _BaselinesInFirstGeneration:
         if generation == 0:
             key = self._get_generation_key()  # type: ignore[attr-defined]
             population += [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                           if t.user_attrs.get("kind") == "baseline" and key not in t.system_attrs]
+                           if t.user_attrs.get("kind") == Kind.BASELINE and key not in t.system_attrs]
         return population
 
 
@@ -70,7 +71,7 @@ def make_sampler(name: str, seed: int, trials: int | None,
     if name == "predictor":
         if screening is None:
             raise ValueError("the predictor-guided sampler needs the run's space, profile and folder")
-        return PredictorGuidedSampler(screening.space, screening.profile, screening.folder, screening.seed,
+        return PredictorGuidedSampler(screening.space, screening.profile, screening.files, screening.seed,
                                       screening.max_latency_ms, screening.prior)
     if name == "nsga2":
         return SeededNSGAIISampler(population_size=population_size(trials), seed=seed)

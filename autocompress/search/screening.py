@@ -26,21 +26,18 @@ For each new search trial it
    a third, fitted on the accuracy after the first fine-tune epoch, lets it stop the
    fine-tune there for the same reason.
 
-The run folder gets the fitted predictors (``predictor.pkl``, ``cheap_predictor.pkl``,
-``first_epoch_predictor.pkl``), their quality (``predictor.json``) and, per proposal, the
-predicted front of the pool it screened (``screened.csv``).
+The run folder gets the fitted predictors, their quality (``run.predictor.PredictorSummary``)
+and, per proposal, the predicted front of the pool it screened.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,10 +46,12 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from autocompress.errors import MissingSignaturesError
-from autocompress.files import write_atomic
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import HardwareProfile
-from autocompress.report.pareto import hypervolume, pareto_mask
+from autocompress.run.files import RunFiles
+from autocompress.run.front import hypervolume, pareto_mask
+from autocompress.run.predictor import CheapFidelityGate, FirstEpochGate, PredictorSummary, Quality, Screening
+from autocompress.run.trial import Kind, State
 from autocompress.search.gate import FinetuneGate, required_accuracy
 from autocompress.search.params import search_params, suggest_candidate
 from autocompress.search.predictor import (
@@ -93,7 +92,7 @@ ACCURACY_KEPT = 0.01
 KEEPING_EVERY = 3
 """Every third proposal (by trial number) is accuracy-keeping; the others maximise hypervolume."""
 CROSS_VALIDATE_EVERY = 10
-"""Fitted trials between two cross-validations of the screening predictor (``predictor.json``):
+"""Fitted trials between two cross-validations of the screening predictor (its summary):
 learning from earlier runs, one costs five gradient-boosting fits on some thousand trials,
 about 2 s of the driver's time, while a worker may wait for its next proposal."""
 SCREENED_COLUMNS = ["trial", "candidate_hash", "predicted_accuracy", "predicted_std", "latency_ms", "chosen"]
@@ -153,9 +152,9 @@ def hypervolume_gain(points: np.ndarray, front: np.ndarray, reference: np.ndarra
 class PredictorGuidedSampler(optuna.samplers.BaseSampler):
     """See the module docstring."""
 
-    def __init__(self, space: SearchSpace, profile: HardwareProfile, folder: Path | None, seed: int,
+    def __init__(self, space: SearchSpace, profile: HardwareProfile, files: RunFiles | None, seed: int,
                  max_latency_ms: float | None = None, prior: PriorTrials | None = None) -> None:
-        self.space, self.profile, self.folder, self.seed = space, profile, folder, seed
+        self.space, self.profile, self.files, self.seed = space, profile, files, seed
         self.max_latency_ms = max_latency_ms
         self.choices = search_params(space)
         self.encoding = ParamEncoding(self.choices, prior)
@@ -163,9 +162,11 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
         self.distributions = {name: CategoricalDistribution(choices) for name, choices in self.choices.items()}
         self._independent = optuna.samplers.RandomSampler(seed=seed)
         self.last_screening: dict[str, float] = {}
-        self._cross_validation: tuple[int, dict[str, float] | None] | None = None
+        self._cross_validation: tuple[int, Quality | None] | None = None
         """(fitted trials, their cross-validation) of the screening predictor, last computed."""
         self.gates: dict[int, FinetuneGate] = {}
+        self.summary: PredictorSummary | None = None
+        """The predictors' quality as last written to the run folder."""
 
     # -- Optuna's sampler interface ---------------------------------------------------------------
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
@@ -181,9 +182,9 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
             return {}  # a queued baseline
         rng = random.Random(self.seed * 1_000_003 + trial.number)
         trials = study.get_trials(deepcopy=False)
-        finished = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("state") == "COMPLETE"]
+        finished = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("state") == State.COMPLETE]
         taken = {t.user_attrs.get("candidate_hash") for t in trials}
-        if sum(t.user_attrs.get("kind") == "search" for t in finished) < self.startup_trials:
+        if sum(t.user_attrs.get("kind") == Kind.SEARCH for t in finished) < self.startup_trials:
             return self._random_untaken(rng, taken)
         return self._screen_and_choose(study, trial, rng, trials, finished, taken)
 
@@ -253,7 +254,7 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
         clock = time.perf_counter()
         # pruned trials teach the screening predictor too, at the accuracy the gate predicted for
         # them last: without them it would keep proposing the region the gate just turned down
-        pruned = [t for t in trials if t.user_attrs.get("state") == "PRUNED"]
+        pruned = [t for t in trials if t.user_attrs.get("state") == State.PRUNED]
         fitted = _Fitted.of(finished)
         pruned_latency = [float(t.user_attrs["latency_ms"]) for t in pruned]
         pruned_accuracy = [float(t.user_attrs["predicted_accuracy_cheap"]
@@ -310,7 +311,7 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
                            ("predicted_std", float(pool.std[chosen])), ("proposed_by", rule)):
             study._storage.set_trial_user_attr(trial._trial_id, key, value)
             trial.set_user_attr(key, value)  # the driver's Trial reads this (cached) copy
-        if self.folder is not None:
+        if self.files is not None:
             self._write(trial.number, pool, predicted_front, chosen, (predictor, cheap_predictor),
                         first_epoch_predictor, fitted, rung, trials, seconds)
         return pool.params[chosen]
@@ -319,23 +320,23 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
     def _gate_suspended(trials: list[FrozenTrial]) -> bool:
         """Whether the last ``UNGATED_AFTER_PRUNED`` finished search trials were all pruned."""
         searched = [t.user_attrs.get("state") for t in trials
-                    if t.user_attrs.get("kind") == "search" and t.state != TrialState.RUNNING]
+                    if t.user_attrs.get("kind") == Kind.SEARCH and t.state != TrialState.RUNNING]
         recent = searched[-UNGATED_AFTER_PRUNED:]
-        return len(recent) == UNGATED_AFTER_PRUNED and all(state == "PRUNED" for state in recent)
+        return len(recent) == UNGATED_AFTER_PRUNED and all(state == State.PRUNED for state in recent)
 
     # -- what the run folder gets ----------------------------------------------------------------------
     def _write(self, number: int, pool: Screened, predicted_front: np.ndarray, chosen: int,
                predictors: tuple[AccuracyPredictor, AccuracyPredictor], first_epoch_predictor: AccuracyPredictor | None,
                fitted: _Fitted, rung: _Fitted, trials: list[FrozenTrial], seconds: float) -> None:
-        """The fitted predictors, the screened pool's predicted front and ``predictor.json``
+        """The fitted predictors, the screened pool's predicted front and the predictors' quality
         (``rung``: the fitted trials that have an accuracy after their first epoch)."""
         predictor, cheap_predictor = predictors
-        predictor.save(self.folder / "predictor.pkl")
-        cheap_predictor.save(self.folder / "cheap_predictor.pkl")
+        predictor.save(self.files.predictor_model("predictor"))
+        cheap_predictor.save(self.files.predictor_model("cheap_predictor"))
         if first_epoch_predictor is not None:
-            first_epoch_predictor.save(self.folder / "first_epoch_predictor.pkl")
+            first_epoch_predictor.save(self.files.predictor_model("first_epoch_predictor"))
         rows = [i for i in np.flatnonzero(predicted_front)] + ([chosen] if not predicted_front[chosen] else [])
-        table = self.folder / "screened.csv"
+        table = self.files.screened
         new = not table.exists()
         with open(table, "a", newline="") as handle:
             writer = csv.writer(handle)
@@ -344,38 +345,37 @@ class PredictorGuidedSampler(optuna.samplers.BaseSampler):
             for i in rows:
                 writer.writerow([number, pool.hashes[i], round(float(pool.mean[i]), 5), round(float(pool.std[i]), 5),
                                  round(float(pool.latency_ms[i]), 5), int(i == chosen)])
-        summary = {
-            "model": predictor.description,
-            "fitted_on_trials": predictor.trained_on,
-            "cross_validated": self._screening_cross_validation(predictor, fitted),
-            "before_evaluation": None,  # this and the gate's two below: _with_proposal_quality
-            "cheap_fidelity": _gate_summary(cheap_predictor, fitted, fitted.accuracy_before, "before_finetune"),
-            "first_epoch": None if first_epoch_predictor is None else _gate_summary(
-                first_epoch_predictor, rung, rung.accuracy_first_epoch, "before_last_epochs"),
-            "last_screening": {"trial": number, "candidates": len(pool.params), "seconds": round(seconds, 3),
-                               "candidates_per_s": round(len(pool.params) / seconds, 1)},
-        }
-        _write_summary(self.folder / "predictor.json", _with_proposal_quality(summary, trials))
+        summary = PredictorSummary(  # the quality before evaluation, of all three: _with_proposal_quality
+            model=predictor.description, fitted_on_trials=predictor.trained_on,
+            cross_validated=self._screening_cross_validation(predictor, fitted),
+            cheap_fidelity=_gate_summary(CheapFidelityGate, cheap_predictor, fitted, fitted.accuracy_before),
+            first_epoch=None if first_epoch_predictor is None else _gate_summary(
+                FirstEpochGate, first_epoch_predictor, rung, rung.accuracy_first_epoch),
+            last_screening=Screening(trial=number, candidates=len(pool.params), seconds=round(seconds, 3),
+                                     candidates_per_s=round(len(pool.params) / seconds, 1)))
+        self._write_summary(_with_proposal_quality(summary, trials))
 
-    def _screening_cross_validation(self, predictor: AccuracyPredictor, fitted: _Fitted) -> dict[str, float] | None:
+    def _write_summary(self, summary: PredictorSummary) -> None:
+        summary.write(self.files.predictor_summary)
+        self.summary = summary
+
+    def _screening_cross_validation(self, predictor: AccuracyPredictor, fitted: _Fitted) -> Quality | None:
         """The screening predictor's cross-validation on the fine-tuned trials, computed again
         once ``CROSS_VALIDATE_EVERY`` more have been fitted (its ``trials`` says on how many)."""
         fitted_trials = len(fitted.accuracy)
         last = self._cross_validation
         if last is None or last[1] is None or fitted_trials >= last[0] + CROSS_VALIDATE_EVERY:
-            self._cross_validation = (fitted_trials, predictor.cross_validated(fitted.params, fitted.latency,
-                                                                               fitted.accuracy))
+            self._cross_validation = (fitted_trials, _typed(predictor.cross_validated(
+                fitted.params, fitted.latency, fitted.accuracy)))
         return self._cross_validation[1]
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
                     values: Sequence[float] | None) -> None:
-        """Scores the predictions made at proposal in ``predictor.json`` again, with the trial
-        just finished: written only at proposals, the file would leave out every trial still in
+        """Scores the predictions made at proposal in the predictors' summary again, with the trial
+        just finished: written only at proposals, the summary would leave out every trial still in
         flight at the last one (Optuna calls this with the trial's attributes stored)."""
-        path = self.folder / "predictor.json" if self.folder is not None else None
-        if path is not None and path.is_file():
-            _write_summary(path, _with_proposal_quality(json.loads(path.read_text()),
-                                                        study.get_trials(deepcopy=False)))
+        if self.files is not None and self.summary is not None:
+            self._write_summary(_with_proposal_quality(self.summary, study.get_trials(deepcopy=False)))
 
 
 def _fastest_keeping(pool: Screened, measured_accuracy: np.ndarray, known: np.ndarray) -> int | None:
@@ -389,39 +389,37 @@ def _fastest_keeping(pool: Screened, measured_accuracy: np.ndarray, known: np.nd
     return int(eligible[np.argmin(pool.latency_ms[eligible])]) if len(eligible) else None
 
 
-def _gate_summary(predictor: AccuracyPredictor, fitted: _Fitted, measured_accuracy: Sequence[float],
-                  at_prediction: str) -> dict[str, Any]:
-    """A gate predictor's part of ``predictor.json``; its quality at prediction (key
-    ``at_prediction``) and pruned trials are filled in by ``_with_proposal_quality``."""
-    return {"model": predictor.description, "fitted_on_trials": predictor.trained_on,
-            "cross_validated": predictor.cross_validated(fitted.params, fitted.latency, fitted.accuracy,
-                                                         measured_accuracy),
-            at_prediction: None, "pruned_trials": 0}
+def _typed(quality_figures: dict[str, float] | None) -> Quality | None:
+    return None if quality_figures is None else Quality(**quality_figures)
 
 
-def _with_proposal_quality(summary: dict[str, Any], trials: list[FrozenTrial]) -> dict[str, Any]:
-    """``summary`` (``predictor.json``'s content) with each predictor's predictions made at
-    proposal scored against every trial finished so far, and the gate's pruned trials counted
-    (before the fine-tune, and after its first epoch)."""
-    pruned = [t for t in trials if t.user_attrs.get("state") == "PRUNED"]
+def _gate_summary(record: type[CheapFidelityGate | FirstEpochGate], predictor: AccuracyPredictor, fitted: _Fitted,
+                  measured_accuracy: Sequence[float]) -> CheapFidelityGate | FirstEpochGate:
+    """A gate predictor's part of the summary; its quality at prediction and its pruned trials
+    are filled in by ``_with_proposal_quality``."""
+    return record(model=predictor.description, fitted_on_trials=predictor.trained_on,
+                  cross_validated=_typed(predictor.cross_validated(fitted.params, fitted.latency, fitted.accuracy,
+                                                                   measured_accuracy)))
+
+
+def _with_proposal_quality(summary: PredictorSummary, trials: list[FrozenTrial]) -> PredictorSummary:
+    """``summary`` with each predictor's predictions made at proposal scored against every trial
+    finished so far, and the gate's pruned trials counted (before the fine-tune, and after its
+    first epoch)."""
+    pruned = [t for t in trials if t.user_attrs.get("state") == State.PRUNED]
     stopped = sum(t.user_attrs.get("predicted_accuracy_first_epoch") is not None for t in pruned)
-    summary["before_evaluation"] = _quality_of(trials, "predicted_accuracy")
-    summary["cheap_fidelity"]["before_finetune"] = _quality_of(trials, "predicted_accuracy_cheap")
-    summary["cheap_fidelity"]["pruned_trials"] = len(pruned) - stopped
-    if summary.get("first_epoch") is not None:
-        summary["first_epoch"]["before_last_epochs"] = _quality_of(trials, "predicted_accuracy_first_epoch")
-        summary["first_epoch"]["pruned_trials"] = stopped
-    return summary
+    cheap = summary.cheap_fidelity.model_copy(update={
+        "before_finetune": _quality_of(trials, "predicted_accuracy_cheap"), "pruned_trials": len(pruned) - stopped})
+    first_epoch = None if summary.first_epoch is None else summary.first_epoch.model_copy(update={
+        "before_last_epochs": _quality_of(trials, "predicted_accuracy_first_epoch"), "pruned_trials": stopped})
+    return summary.model_copy(update={"before_evaluation": _quality_of(trials, "predicted_accuracy"),
+                                      "cheap_fidelity": cheap, "first_epoch": first_epoch})
 
 
-def _write_summary(path: Path, summary: dict[str, Any]) -> None:
-    write_atomic(path, json.dumps(summary, indent=2) + "\n")
-
-
-def _quality_of(trials: list[FrozenTrial], key: str) -> dict[str, float] | None:
+def _quality_of(trials: list[FrozenTrial], key: str) -> Quality | None:
     """Quality of the predictions stored under ``key`` against the fine-tuned accuracy they were
     made before (None with fewer than two such trials)."""
-    judged = [t for t in trials if t.user_attrs.get("state") == "COMPLETE" and t.user_attrs.get(key) is not None]
+    judged = [t for t in trials if t.user_attrs.get("state") == State.COMPLETE and t.user_attrs.get(key) is not None]
     if len(judged) < 2:
         return None
-    return quality([t.user_attrs[key] for t in judged], [t.user_attrs["accuracy"] for t in judged])
+    return Quality(**quality([t.user_attrs[key] for t in judged], [t.user_attrs["accuracy"] for t in judged]))

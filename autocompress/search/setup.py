@@ -1,7 +1,7 @@
 """Checking, creating and reopening a run folder (frozen config, copies of the inputs, the base).
 
 Everything a new run needs is checked by ``plan_run`` before anything is written; then
-``create_run`` writes it, config.json last, and takes back what it wrote if it fails, so a
+``create_run`` writes it, its config last, and takes back what it wrote if it fails, so a
 folder is either a complete run or not there.
 """
 
@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import yaml
-
 from autocompress.base import base_path, ensure_base, load_base
 from autocompress.data import Splits, load_splits
 from autocompress.devices import worker_device
@@ -21,9 +19,10 @@ from autocompress.errors import UserInputError
 from autocompress.hw.predict import check_covers
 from autocompress.hw.profile import HardwareProfile, load_profile
 from autocompress.inputs import loading
+from autocompress.run.config import SearchConfig
+from autocompress.run.files import RunFiles
+from autocompress.run.run import Run
 from autocompress.search.prior import PriorTrials, collect, read_prior
-from autocompress.search.rundir import RunFolder
-from autocompress.search.settings import SearchConfig
 from autocompress.space import SearchSpace, load_space
 
 
@@ -50,9 +49,9 @@ def restrict_to_native(space: SearchSpace, profile: HardwareProfile, origin: Pat
     return space.model_copy(update={"choices": space.choices.model_copy(update={"layer": restricted})})
 
 
-def _not_a_run_yet(folder: RunFolder) -> None:
-    if folder.config.exists():
-        raise UserInputError(f"{folder.path}: run already exists; add --resume to continue it, "
+def _not_a_run_yet(path: Path) -> None:
+    if Run.exists(path):
+        raise UserInputError(f"{path}: run already exists; add --resume to continue it, "
                              "or pick another --run name")
 
 
@@ -60,11 +59,10 @@ def _not_a_run_yet(folder: RunFolder) -> None:
 class NewRun:
     """A run whose inputs are all checked; nothing of it is written yet."""
 
-    folder: RunFolder
+    path: Path
     config: SearchConfig
     space: SearchSpace
     profile: HardwareProfile
-    space_path: Path
     profile_path: Path
     splits: Splits
     prior: PriorTrials | None
@@ -79,8 +77,8 @@ def plan_run(results_dir: Path, run: str | None, space_path: Path, profile_path:
     ``learn_from``, the earlier runs to learn from, are read here too.
     """
     space = load_space(space_path)
-    folder = RunFolder(results_dir / (run or default_run_name(space)))
-    _not_a_run_yet(folder)
+    path = results_dir / (run or default_run_name(space))
+    _not_a_run_yet(path)
     profile = load_profile(profile_path)
     if settings.get("native_only"):
         space = restrict_to_native(space, profile, space_path)
@@ -88,39 +86,27 @@ def plan_run(results_dir: Path, run: str | None, space_path: Path, profile_path:
     splits = load_splits(space.data, progress=True)  # bad data fail here, before anything is written
     learn_from = [Path(p) for p in settings.get("learn_from") or []]
     epochs = settings.get("finetune_epochs")
-    prior = collect(learn_from, space, profile, base_path(space, folder.path.parent / "_base"),
+    prior = collect(learn_from, space, profile, base_path(space, path.parent / "_base"),
                     space.training.finetune_epochs if epochs is None else epochs) if learn_from else None
-    config = SearchConfig(run=folder.path.name, space_path=str(space_path), space=space.model_dump(),
+    config = SearchConfig(run=path.name, space_path=str(space_path), space=space.model_dump(),
                           profile_path=str(profile_path), profile_device=profile.device.name,
-                          base_path=str(folder.base), split_images=splits.image_counts(), **settings)
-    return NewRun(folder, config, space, profile, space_path, profile_path, splits, prior)
+                          base_path=str(RunFiles(path).base), split_images=splits.image_counts(), **settings)
+    return NewRun(path, config, space, profile, profile_path, splits, prior)
 
 
-def create_run(plan: NewRun, fresh: bool) -> None:
-    """Copy the inputs and the base network (trained first if needed) into the run folder, then
-    freeze config.json. On any failure, Ctrl-C included, what was written is removed again:
-    the whole folder if it is ``fresh`` (made for this run), else the copies."""
-    folder = plan.folder
-    _not_a_run_yet(folder)  # again, under the lock: another driver may have made it meanwhile
-    try:
-        if plan.config.native_only:
-            folder.space.write_text(yaml.safe_dump(plan.space.model_dump(), sort_keys=False))
-        else:
-            shutil.copyfile(plan.space_path, folder.space)
-        shutil.copyfile(plan.profile_path, folder.profile)
-        base_dir = folder.path.parent / "_base"
+def create_run(plan: NewRun, fresh: bool) -> Run:
+    """The planned run, written: the profile, the base network (trained first if needed), the
+    earlier runs' trials, and the frozen config last (``Run.create``, which takes back what it
+    wrote if anything fails; the whole folder if it is ``fresh``)."""
+    _not_a_run_yet(plan.path)  # again, under the lock: another driver may have made it meanwhile
+    base_dir = plan.path.parent / "_base"
+
+    def write_base(target: Path) -> None:
         ensure_base(plan.space, plan.splits, base_dir, worker_device(plan.config.gpus_per_worker))
-        shutil.copyfile(base_path(plan.space, base_dir), folder.base)
-        if plan.prior is not None:
-            plan.prior.write(folder.prior_trials)
-        plan.config.write(folder.config)
-    except BaseException:
-        if fresh:
-            shutil.rmtree(folder.path, ignore_errors=True)
-        else:
-            for path in (folder.config, folder.space, folder.profile, folder.base, folder.prior_trials):
-                path.unlink(missing_ok=True)
-        raise
+        shutil.copyfile(base_path(plan.space, base_dir), target)
+
+    return Run.create(plan.path, plan.config, plan.profile_path, write_base,
+                      None if plan.prior is None else plan.prior.write, fresh)
 
 
 def check_base(space: SearchSpace, path: Path) -> None:
@@ -131,15 +117,15 @@ def check_base(space: SearchSpace, path: Path) -> None:
         load_base(space, path)
 
 
-def open_run(folder: RunFolder) -> tuple[SearchConfig, SearchSpace, HardwareProfile, PriorTrials | None]:
-    """The frozen config, the copied inputs and the earlier runs' trials (if it learns from
-    any) of an existing run, every file checked."""
-    if not folder.config.is_file():
-        raise UserInputError(f"{folder.path}: no such run to resume (config.json missing)")
-    config = SearchConfig.read(folder.config)
-    space, profile = load_space(folder.space), load_profile(folder.profile)
-    check_base(space, folder.base)
-    prior = read_prior(folder, config, space)
-    folder.check_storage()
-    folder.read_test_accuracy()  # the front's test figures so far, if any
-    return config, space, profile, prior
+def open_run(path: Path) -> tuple[Run, HardwareProfile, PriorTrials | None]:
+    """An existing run, its device profile and the earlier runs' trials (if it learns from any),
+    every file checked."""
+    if not Run.exists(path):
+        raise UserInputError(f"{path}: no such run to resume ({RunFiles(path).config.name} missing)")
+    run = Run.open(path)
+    profile = load_profile(run.files.profile)
+    check_base(run.space, run.files.base)
+    prior = read_prior(run)
+    run.files.check_storage()
+    run.test_accuracy()  # the front's test figures so far, if any
+    return run, profile, prior

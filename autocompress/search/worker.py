@@ -20,9 +20,10 @@ from autocompress.data import Splits, load_splits
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import HardwareProfile
 from autocompress.models.family import family_of
+from autocompress.run.config import Constraints
+from autocompress.run.trial import State
 from autocompress.search.gate import FinetuneGate, Verdict
 from autocompress.search.record import Outcome, now
-from autocompress.search.settings import Constraints
 from autocompress.space import SearchSpace
 
 
@@ -53,7 +54,7 @@ class TrialEvaluator:
         try:
             outcome = self._evaluate(family_of(self.space).parse_candidate(candidate_json), enforce_constraints, gate)
         except Exception as error:  # noqa: BLE001 - any failure of a trial is recorded, not fatal
-            outcome = Outcome("FAIL", error=f"{type(error).__name__}: {error}")
+            outcome = Outcome(State.FAIL, error=f"{type(error).__name__}: {error}")
         outcome.started_at, outcome.finished_at = started, now()
         outcome.duration_s = time.perf_counter() - clock
         return outcome
@@ -63,14 +64,14 @@ class TrialEvaluator:
         size_kb = model_size_bytes(family_of(self.space).build_compressed(candidate)) / 1024
         reason = self.constraints.rejection(latency, size_kb)
         if reason and enforce_constraints:
-            return Outcome("REJECTED", latency_ms=latency, size_kb=size_kb, error=reason)
+            return Outcome(State.REJECTED, latency_ms=latency, size_kb=size_kb, error=reason)
         model, before = pipeline.compress_and_calibrate(self.space, candidate, self.base, self.splits)
         predicted = None
         if gate is not None:
             verdict = gate.judge(before)
             predicted = verdict.predicted_accuracy
             if not verdict.finetune:
-                return Outcome("PRUNED", latency_ms=latency, size_kb=size_kb, accuracy_before=before,
+                return Outcome(State.PRUNED, latency_ms=latency, size_kb=size_kb, accuracy_before=before,
                                predicted_accuracy_cheap=predicted, error=f"not fine-tuned: {verdict.reason}")
         epochs = self.space.training.finetune_epochs if self.epochs is None else self.epochs
         rung = _FirstEpoch(model, self.splits, gate, epochs)
@@ -80,9 +81,9 @@ class TrialEvaluator:
         measured = {"accuracy_before": before, "predicted_accuracy_cheap": predicted,
                     "accuracy_first_epoch": rung.accuracy, "predicted_accuracy_first_epoch": rung.predicted_accuracy}
         if result is None:
-            return Outcome("PRUNED", latency_ms=latency, size_kb=size_kb, finetune_s=time.perf_counter() - clock,
+            return Outcome(State.PRUNED, latency_ms=latency, size_kb=size_kb, finetune_s=time.perf_counter() - clock,
                            error=f"fine-tune stopped after epoch 1: {rung.verdict.reason}", **measured)
-        return Outcome("COMPLETE", latency_ms=latency, size_kb=result.size_bytes / 1024, accuracy=result.accuracy,
+        return Outcome(State.COMPLETE, latency_ms=latency, size_kb=result.size_bytes / 1024, accuracy=result.accuracy,
                        finetune_s=result.finetune_seconds,
                        state_dict={name: tensor.cpu() for name, tensor in model.state_dict().items()}, **measured)
 

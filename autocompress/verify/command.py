@@ -6,21 +6,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from autocompress.verify.record import Verification
+from autocompress.run.verification import Verification
 
 if TYPE_CHECKING:
     from autocompress.verify.measure import Targets
 
 
 def verify_front(plan: Targets) -> Verification:
-    """Measure the planned front and write verify.json (atomically) into its run folder; the
-    caller holds the run's lock (or is the search, which holds it)."""
-    from autocompress.hw.profile import write_json_atomic
+    """Measure the planned front and keep the result in its run folder; the caller holds the
+    run's lock (or is the search, which holds it)."""
     from autocompress.verify.measure import measure
-    from autocompress.verify.record import FILE
 
     verification = measure(plan)
-    write_json_atomic(plan.run.path / FILE, verification.model_dump(mode="json"))
+    plan.run.write_verification(verification)
     return verification
 
 
@@ -49,13 +47,12 @@ def verify_command(
 ) -> None:
     """Measure every model on RUN's front on its profile's device, against its predicted latency."""
     from autocompress.report import write_report
-    from autocompress.report.run import Run, resolve_run
-    from autocompress.search.rundir import RunFolder
+    from autocompress.run.run import Run, resolve
     from autocompress.verify.measure import targets
 
-    folder = resolve_run(run)
-    plan = targets(Run.load(folder))  # every check before the lock file or anything else is written
-    with RunFolder(folder).lock():
+    opened = Run.open(resolve(run))
+    plan = targets(opened)  # every check before the lock file or anything else is written
+    with opened.files.lock():
         verification = verify_front(plan)
         print_verification(verification)
-        typer.echo(f"wrote {folder / 'verify.json'}; report: {write_report(folder)}")
+        typer.echo(f"wrote {opened.files.verification}; report: {write_report(opened.path)}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from scipy.stats import kendalltau
 
 from autocompress.errors import UserInputError
@@ -23,25 +22,25 @@ from autocompress.hw.runtimes import measured_runtime
 from autocompress.hw.validate import TIMING, measure_models
 from autocompress.inputs import loading
 from autocompress.pipeline import load_trial_model
-from autocompress.report.pareto import front
-from autocompress.report.run import Run
-from autocompress.verify.record import MeasuredModel, Verification
+from autocompress.run.run import Run
+from autocompress.run.trial import Kind, Trial
+from autocompress.run.verification import MeasuredModel, Verification
 
 
 @dataclass(frozen=True)
 class Targets:
-    """What a verification measures: the front's trial rows and the float baseline's (if any)."""
+    """What a verification measures: the front's trials and the float baseline (if any)."""
 
     run: Run
     profile: HardwareProfile
-    front: pd.DataFrame
-    float_baseline: pd.Series | None
+    front: list[Trial]
+    float_baseline: Trial | None
 
 
 def measurable_profile(profile: HardwareProfile | None, origin: str) -> HardwareProfile:
     """``profile`` if its device can be measured on this machine, else one line saying why not."""
     if profile is None:
-        raise UserInputError(f"{origin}: the run has no profile.json, so there is no device to measure on")
+        raise UserInputError(f"{origin}: the run has no device profile, so there is no device to measure on")
     device = profile.device
     if not profile.measured:
         raise UserInputError(f"{origin}: device '{device.name}' is modelled ({device.runtime}): its latencies come "
@@ -52,19 +51,19 @@ def measurable_profile(profile: HardwareProfile | None, origin: str) -> Hardware
 
 def targets(run: Run) -> Targets:
     """The models to measure, every input checked before anything is measured or written."""
-    profile = measurable_profile(run.profile, str(run.path / "profile.json"))
-    if run.complete.empty:
-        raise UserInputError(f"{run.path}: no finished trials (trials.csv missing, empty or all unfinished)")
-    members = front(run.feasible, run.objectives)
-    if members.empty:
+    profile = measurable_profile(run.profile, str(run.files.profile))
+    if not run.complete:
+        raise UserInputError(f"{run.path}: no finished trials ({run.files.trials.name} missing, empty or all "
+                             "unfinished)")
+    members = run.front()
+    if not members:
         raise UserInputError(f"{run.path}: no Pareto front (no finished trial meets the run's constraints)")
-    done = run.complete
-    floats = done[(done["kind"] == "baseline") & (done["label"] == "float")]
-    for number in [*members["number"], *floats["number"][:1]]:
-        path = run.path / "models" / f"trial_{int(number)}.pt"
+    floats = [t for t in run.complete if t.kind is Kind.BASELINE and t.label == "float"]
+    for trial in [*members, *floats[:1]]:
+        path = run.model_path(trial)
         if not path.is_file():
             raise UserInputError(f"{path}: the trial's model was not saved")
-    return Targets(run, profile, members, floats.iloc[0] if len(floats) else None)
+    return Targets(run, profile, members, floats[0] if floats else None)
 
 
 def _pct(slower: float, faster: float) -> str:
@@ -96,21 +95,19 @@ def _rank_agreement(front: list[MeasuredModel], statistic: Statistic) -> float |
 def measure(plan: Targets) -> Verification:
     """Time the front (and float baseline) on the profile's runtime; predicted vs measured."""
     run, profile = plan.run, plan.profile
-    rows = [row for _, row in plan.front.iterrows()]
-    if plan.float_baseline is not None:
-        rows.append(plan.float_baseline)
+    trials = [*plan.front, *([plan.float_baseline] if plan.float_baseline is not None else [])]
     loaded = []
-    for row in rows:
-        path = run.path / "models" / f"trial_{int(row['number'])}.pt"
+    for trial in trials:
+        path = run.model_path(trial)
         with loading(path, "trial model"):
             loaded.append(load_trial_model(run.space, path))
     device = profile.device
     timings = measure_models((model for _, model in loaded), device.runtime, run.space.input_shape(device.batch_size),
                              device.threads, total=len(loaded))
-    measured = [MeasuredModel(trial=int(row["number"]), label=str(row["label"]),
+    measured = [MeasuredModel(trial=trial.number, label=trial.label,
                               predicted_ms={s: predict(candidate, profile, run.space, s) for s in profile.predicts},
                               measured_ms=timing)
-                for row, (candidate, _), timing in zip(rows, loaded, timings, strict=True)]
+                for trial, (candidate, _), timing in zip(trials, loaded, timings, strict=True)]
     members = measured[:len(plan.front)]
     baseline = measured[-1] if plan.float_baseline is not None else None
     statistic = profile.statistic

@@ -1,16 +1,12 @@
-"""``verify.json`` in a run folder: each front model's measured vs predicted latency."""
+"""A run's front measured on its device: each front model's measured vs predicted latency."""
 
 from __future__ import annotations
 
 import statistics
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from autocompress.hw.profile import Statistic
-from autocompress.inputs import load_json, validated
-
-FILE = "verify.json"
 
 
 class _Strict(BaseModel):
@@ -67,8 +63,3 @@ class Verification(_Strict):
                 "it is this machine now against the table (its load, clock, or a table measured at another "
                 "time): re-measure with 'autocompress profile' before quoting absolute latencies.")
 
-
-def read(folder: Path) -> Verification | None:
-    """The run folder's verify.json, checked (None if the run was not verified)."""
-    path = Path(folder) / FILE
-    return validated(Verification, load_json(path, "verify file"), path) if path.is_file() else None

@@ -1,74 +1,57 @@
-"""The run folder ``results/<run>/``: its files, its lock, and atomic table writes."""
+"""The files of one run folder, named here and nowhere else; its lock and its Optuna storage."""
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import fcntl
-import io
-import json
 import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import optuna
 from sqlalchemy import event
 
 from autocompress.errors import UserInputError
-from autocompress.files import write_atomic
-from autocompress.inputs import load_json, unreadable
-from autocompress.report.pareto import pareto_mask
-from autocompress.search.record import COLUMNS
-from autocompress.search.settings import Constraints
+from autocompress.inputs import unreadable
+
+CONFIG = "config.json"
+TRIALS = "trials.csv"
 
 
-def _csv_text(rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def front_rows(rows: list[dict], objectives: list[str], constraints: Constraints) -> list[dict]:
-    """Feasible COMPLETE rows on the Pareto front; one row per candidate (the first tried).
-
-    A reference baseline is measured even if it breaks a constraint; then it is not feasible.
-    """
-    first_of: dict[str, dict] = {}
-    for row in sorted(rows, key=lambda r: r["number"]):
-        feasible = all(v <= 0 for v in constraints.violations(float(row["latency_ms"] or 0),
-                                                               float(row["size_kb"] or 0)).values())
-        if row["state"] == "COMPLETE" and feasible:
-            first_of.setdefault(row["candidate_hash"], row)
-    unique = list(first_of.values())
-    if not unique:
-        return []
-    points = np.array([[-float(row[name]) if name == "accuracy" else float(row[name]) for name in objectives]
-                       for row in unique])
-    mask = pareto_mask(points)
-    return [row for row, keep in zip(unique, mask, strict=True) if keep]
-
-
-class RunFolder:
-    """Paths of one run's files; ``lock()`` keeps a second driver out while one runs."""
+class RunFiles:
+    """Paths of one run's files; ``lock()`` keeps a second writer out while one runs."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.config = self.path / "config.json"
-        self.space = self.path / "space.yaml"
+        self.config = self.path / CONFIG
         self.profile = self.path / "profile.json"
         self.base = self.path / "base.pt"
         self.database = self.path / "study.db"
-        self.trials_csv = self.path / "trials.csv"
-        self.pareto_csv = self.path / "pareto.csv"
+        self.trials = self.path / TRIALS
+        self.pareto = self.path / "pareto.csv"
         self.models = self.path / "models"
         self.log = self.path / "search.log"
         self.ray_processes = self.path / "ray_processes.json"
         self.test_accuracy = self.path / "test_accuracy.json"
         self.prior_trials = self.path / "prior_trials.csv"
+        self.predictor_summary = self.path / "predictor.json"
+        self.screened = self.path / "screened.csv"
+        self.verification = self.path / "verify.json"
+        self.report = self.path / "report.html"
+        self.report_summary = self.path / "summary.md"
+
+    def model_path(self, number: int) -> Path:
+        """The fine-tuned model of trial ``number`` as the search saved it."""
+        return self.models / f"trial_{number}.pt"
+
+    def predictor_model(self, name: str) -> Path:
+        """A fitted predictor of the predictor-guided sampler (``predictor``, ``cheap_predictor``, ...)."""
+        return self.path / f"{name}.pkl"
+
+    def export_folder(self, number: int) -> Path:
+        """Where ``autocompress export`` writes trial ``number`` by default."""
+        return self.path / "export" / f"trial_{number}"
 
     @property
     def storage_url(self) -> str:
@@ -95,9 +78,6 @@ class RunFolder:
 
         storage.engine.dispose()  # connections opened while creating the tables lack the pragmas
         return storage
-
-    def model_path(self, number: int) -> Path:
-        return self.models / f"trial_{number}.pt"
 
     def check_storage(self) -> None:
         """Fail with one line if study.db (when there is one) is not an SQLite database with
@@ -139,35 +119,3 @@ class RunFolder:
             handle.write(f"{os.getpid()}\n")
             handle.flush()
             yield
-
-    def read_test_accuracy(self) -> dict[int, float]:
-        """Test-split accuracy by trial number of the front's trials measured so far (``search.holdout``)."""
-        if not self.test_accuracy.is_file():
-            return {}
-        data = load_json(self.test_accuracy, "test accuracy file")  # UTF-8, finite numbers
-        try:
-            return {int(number): float(value) for number, value in data.items()}
-        except (ValueError, TypeError, AttributeError) as error:
-            raise UserInputError(f"{self.test_accuracy}: not a JSON object of trial number -> accuracy "
-                                 f"({error})") from None
-
-    def write_test_accuracy(self, measured: dict[int, float]) -> None:
-        write_atomic(self.test_accuracy, json.dumps({str(k): v for k, v in sorted(measured.items())}, indent=1))
-
-    def read_rows(self) -> list[dict]:
-        """The rows of trials.csv as ``write_tables`` takes them (empty before the first trial)."""
-        if not self.trials_csv.is_file():
-            return []
-        with open(self.trials_csv, newline="") as handle:
-            return [row | {"number": int(row["number"])} for row in csv.DictReader(handle)]
-
-    def write_tables(self, rows: list[dict], objectives: list[str], constraints: Constraints) -> int:
-        """Rewrite trials.csv and pareto.csv from all rows, with the test accuracies measured so
-        far; returns the size of the front."""
-        measured = self.read_test_accuracy()
-        ordered = [row | {"test_accuracy": measured.get(row["number"], "")}
-                   for row in sorted(rows, key=lambda r: r["number"])]
-        front = front_rows(ordered, objectives, constraints)
-        write_atomic(self.trials_csv, _csv_text(ordered))
-        write_atomic(self.pareto_csv, _csv_text(front))
-        return len(front)

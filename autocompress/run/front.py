@@ -1,4 +1,4 @@
-"""Pareto fronts and hypervolume of a run's objectives.
+"""The Pareto front of a run, and the hypervolume it dominates.
 
 Every objective is turned into one to minimise and scaled to [0, 1]: accuracy becomes
 the error ``1 - accuracy``; latency and size are divided by a reference value (by
@@ -10,32 +10,41 @@ one run and, with a shared reference, across runs.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
-import pandas as pd
+
+from autocompress.run.config import Constraints
+from autocompress.run.trial import Trial
 
 MAXIMISED = {"accuracy"}
 REFERENCE_MARGIN = 1.1
 
 
-def minimisation_points(table: pd.DataFrame, objectives: Sequence[str],
+def minimisation_points(columns: Any, objectives: Sequence[str],
                         scale: Mapping[str, float] | None = None) -> np.ndarray:
-    """Rows of ``table`` as points to minimise, each column divided by ``scale`` (if given)."""
-    columns = []
+    """The rows of ``columns`` (anything indexed by objective name: a table, a mapping of value
+    lists) as points to minimise, each objective divided by ``scale`` (if given)."""
+    points = []
     for name in objectives:
-        values = table[name].to_numpy(dtype=float)
+        values = np.asarray(columns[name], dtype=float)
         values = 1.0 - values if name in MAXIMISED else values
-        columns.append(values / scale[name] if scale and name not in MAXIMISED else values)
-    return np.column_stack(columns) if columns else np.empty((len(table), 0))
+        points.append(values / scale[name] if scale and name not in MAXIMISED else values)
+    return np.column_stack(points) if points else np.empty((0, 0))
 
 
-def reference_scale(tables: Sequence[pd.DataFrame], objectives: Sequence[str]) -> dict[str, float]:
+def trial_points(trials: Sequence[Trial], objectives: Sequence[str]) -> np.ndarray:
+    """``trials`` (every objective measured) as points to minimise."""
+    return minimisation_points({name: [getattr(t, name) for t in trials] for name in objectives}, objectives)
+
+
+def reference_scale(tables: Sequence[Any], objectives: Sequence[str]) -> dict[str, float]:
     """Divisor of each minimised objective: 1.1 x its largest value over ``tables``."""
     scale = {}
     for name in objectives:
         if name in MAXIMISED:
             continue
-        largest = max((float(t[name].max()) for t in tables if len(t)), default=1.0)
+        largest = max((float(np.max(np.asarray(t[name], dtype=float))) for t in tables if len(t)), default=1.0)
         scale[name] = REFERENCE_MARGIN * largest if largest > 0 else 1.0
     return scale
 
@@ -47,6 +56,20 @@ def pareto_mask(points: np.ndarray) -> np.ndarray:
         dominated = np.all(points <= point, axis=1) & np.any(points < point, axis=1)
         mask[i] = not dominated.any()
     return mask
+
+
+def front(trials: Sequence[Trial], objectives: Sequence[str], constraints: Constraints) -> list[Trial]:
+    """The run's front: its COMPLETE, feasible trials that no other dominates, one per candidate
+    (the first tried; a later trial of the same candidate was answered from the cache), by number."""
+    first_of: dict[str, Trial] = {}
+    for trial in sorted(trials, key=lambda t: t.number):
+        if trial.measured(list(objectives)) and trial.feasible(constraints):
+            first_of.setdefault(trial.candidate_hash or f"#{trial.number}", trial)
+    unique = list(first_of.values())
+    if not unique:
+        return []
+    mask = pareto_mask(trial_points(unique, objectives))
+    return [trial for trial, keep in zip(unique, mask, strict=True) if keep]
 
 
 def hypervolume(points: np.ndarray, reference: np.ndarray) -> float:
@@ -84,13 +107,3 @@ def hypervolume_history(points: np.ndarray) -> np.ndarray:
         current = current[pareto_mask(current)]
         history[k] = hypervolume(current, reference)
     return history
-
-
-def front(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
-    """The non-dominated rows of ``table``, sorted by their first minimised objective."""
-    if table.empty:
-        return table
-    mask = pareto_mask(minimisation_points(table, objectives))
-    members = table[mask]
-    order = [name for name in objectives if name not in MAXIMISED] or list(objectives)
-    return members.sort_values(order)
