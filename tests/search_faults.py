@@ -25,3 +25,12 @@ def _compress(space, candidate, *args, **kwargs):
 
 def install() -> None:
     pipeline.compress_and_calibrate = _compress
+
+
+def _always_raise(space, candidate, *args, **kwargs):
+    raise RuntimeError("this model cannot be compressed (injected by the test)")
+
+
+def install_everywhere() -> None:
+    """Every trial raises, as a model the pipeline cannot handle makes them."""
+    pipeline.compress_and_calibrate = _always_raise

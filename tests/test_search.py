@@ -249,6 +249,25 @@ def test_driver_killed_mid_run_resumes_without_losing_or_repeating_a_trial(tmp_p
         assert summary["first_epoch"]["pruned_trials"] + summary["cheap_fidelity"]["pruned_trials"] == pruned
 
 
+def test_a_search_whose_every_trial_fails_stops_after_the_baselines(tmp_path, profile):
+    """Not "0 complete" and exit 0 after the whole budget: one line naming the first error, exit 1."""
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"worker_process_setup_hook": "tests.search_faults.install_everywhere",
+                          "env_vars": {"PYTHONPATH": str(REPO)}})
+    try:
+        outcome = CliRunner().invoke(app, _search_args(tmp_path, profile, "broken", 50, "--finetune-epochs", "0"))
+    finally:
+        ray.shutdown()
+    assert outcome.exit_code == 1, outcome.output
+    files = RunFiles(tmp_path / "broken")
+    line = next(text for text in outcome.stderr.splitlines() if "every trial failed" in text)
+    assert "trial 0: RuntimeError: this model cannot be compressed" in line and str(files.log) in line
+    rows = _rows(tmp_path / "broken")
+    finished = [r for r in rows if r["state"] != "RUNNING"]
+    assert {r["state"] for r in finished} == {"FAIL"} and len(rows) < BASELINES + 5  # not 50 trials burnt
+    assert [r["kind"] for r in rows[:BASELINES]] == ["baseline"] * BASELINES
+
+
 def test_a_duplicate_candidate_does_not_use_up_a_search_trial(tmp_path, profile):
     """A space of 8 distinct candidates, one of them the float baseline: 7 search trials are
     7 new candidates, however many repeats the random sampler proposes on the way."""

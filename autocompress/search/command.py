@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from autocompress.search.prior import PriorTrials
 
 INTERRUPTED_EXIT = 130
+FAILED_EXIT = 1
 
 
 def _frozen_on_resume(**given: object) -> None:
@@ -144,10 +145,20 @@ def search_command(
         with RunFiles(plan.path).lock():
             opened = create_run(plan, fresh)
             summary = _run_search(opened, plan.profile, plan.prior, address)
+    if summary.first_failure is not None:
+        _stop_failed(summary, opened)
     if verify and not summary.interrupted:
         _verify(opened.path)
     typer.echo(f"report: {write_report(opened.path)}")
     _print_summary(summary, results_dir)
+
+
+def _stop_failed(summary: Summary, run: Run) -> None:
+    """One line naming the first trial's error, and exit status 1."""
+    first = summary.first_failure
+    typer.echo(f"{run.path}: every trial failed ({summary.failed}), the baselines included; the first, trial "
+               f"{first.number}: {first.error} (log: {run.files.log})", err=True)
+    sys.exit(FAILED_EXIT)
 
 
 def _verify(run_dir: Path) -> None:
@@ -167,7 +178,7 @@ def _run_search(run: Run, hw_profile: HardwareProfile, prior: PriorTrials | None
     handler = _log_to(run.files.log)
     try:
         summary = SearchDriver(run, hw_profile, prior).run(address)
-        if not summary.interrupted:  # an interrupted run's front is measured when it is resumed
+        if not summary.interrupted and summary.first_failure is None:  # else measured on --resume
             measure_front(run)
         return summary
     finally:

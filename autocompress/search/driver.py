@@ -64,6 +64,8 @@ class Summary:
     wall_s: float
     evaluation_s: float
     interrupted: bool
+    first_failure: Trial | None = None
+    """Set when the search stopped because every trial failed (``SearchDriver.hopeless``)."""
 
 
 class _StopRequest:
@@ -259,6 +261,17 @@ class SearchDriver:
         if finished.kind is Kind.BASELINE or finished.counts_against_trials:
             self.bar.update()
 
+    def hopeless(self) -> Trial | None:
+        """The first failed trial once every trial finished so far failed and no baseline is left to
+        run, else None: the baselines are the base network at uniform settings, so when all of them
+        fail (a model or data the pipeline cannot handle) the search trials would only fail too."""
+        trials = self.rows.values()
+        finished = [t for t in trials if t.finished]
+        baselines_left = self.waiting or any(t.kind is Kind.BASELINE and not t.finished for t in trials)
+        if not finished or baselines_left or any(t.state is not State.FAIL for t in finished):
+            return None
+        return min(finished, key=lambda t: t.number)
+
     def _show_progress(self, deadline: float | None) -> None:
         postfix = {"failed": self._count(State.FAIL), "rejected": self._count(State.REJECTED),
                    "pruned": self._count(State.PRUNED), "front": self.front_size}
@@ -304,11 +317,14 @@ class SearchDriver:
                         break
                     self._collect(timeout=1.0)
                     self._show_progress(deadline)
+                    if self.hopeless() is not None:
+                        log.error("every trial so far failed, the baselines included: stopping the search")
+                        break
         except KeyboardInterrupt:
             stop.requested = True
         finally:
             interrupted = stop.requested
-            if interrupted:
+            if self.in_flight:
                 log.warning("stopped: %d trials in flight stay RUNNING and re-run on --resume", len(self.in_flight))
                 for _, actor in self.in_flight.values():
                     ray.kill(actor)
@@ -319,7 +335,7 @@ class SearchDriver:
         return Summary(config.run, self.run_folder.path, self._count(State.COMPLETE), self._count(State.FAIL),
                        self._count(State.REJECTED), self._count(State.PRUNED), self._front(),
                        self.run_folder.files.pareto,
-                       time.monotonic() - start, self.evaluation_s, interrupted)
+                       time.monotonic() - start, self.evaluation_s, interrupted, self.hopeless())
 
 
 def _stored_outcome(attrs: dict) -> Outcome:
