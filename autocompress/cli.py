@@ -57,7 +57,7 @@ def train_base_command(
     from autocompress.base import base_path, load_base, train_base
     from autocompress.data import load_splits
     from autocompress.devices import training_device
-    from autocompress.space import load_space
+    from autocompress.models.space_file import load_space
 
     device = training_device(device)
     search_space = load_space(space)

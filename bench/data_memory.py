@@ -62,7 +62,7 @@ def _child(role: str, space_path: str) -> None:
 
     from autocompress.base import build_base
     from autocompress.data import load_splits
-    from autocompress.space import load_space
+    from autocompress.models.space_file import load_space
     from autocompress.train import accuracy, train
 
     torch.set_num_threads(1)

@@ -25,7 +25,7 @@ from autocompress.hw.profiler import measure_profile
 from autocompress.hw.runtimes import measured_runtime_names
 from autocompress.hw.validate import measure_candidates
 from autocompress.models.family import family_of
-from autocompress.space import load_space
+from autocompress.models.space_file import load_space
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACES = ("examples/byo_model/space.yaml", "search_spaces/resnet_digits.yaml")

@@ -19,8 +19,8 @@ import torch
 from autocompress.base import ensure_base
 from autocompress.data import load_splits
 from autocompress.models.family import family_of
+from autocompress.models.space_file import load_space
 from autocompress.pipeline import evaluate_candidate
-from autocompress.space import load_space
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = {

@@ -21,7 +21,7 @@ from pathlib import Path
 from autocompress.hw.profiler import measure_profile
 from autocompress.hw.runtimes import measured_runtime_names
 from autocompress.hw.validate import CALLS_PER_ROUND, ROUNDS
-from autocompress.space import load_space
+from autocompress.models.space_file import load_space
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = "search_spaces/mobilenet_digits.yaml"

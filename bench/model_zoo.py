@@ -116,9 +116,9 @@ def cli(args: list[str], log: Path, cwd: Path) -> subprocess.CompletedProcess:
 
 # -- the stages, run in the model's own process ----------------------------------------------------
 def traced_ops(space_path: Path) -> dict:
-    from autocompress.hw.signatures import BitsRule
+    from autocompress.hw.ops import BitsRule
     from autocompress.models.family import family_of
-    from autocompress.space import load_space
+    from autocompress.models.space_file import load_space
 
     family = family_of(load_space(space_path))
     ops = family.model_ops(family.build([]), BitsRule.of_runtime(RUNTIME))
@@ -153,7 +153,7 @@ def profiled(folder: Path, settings: Settings) -> dict:
 def pruning_speedup(space_path: Path, settings: Settings) -> dict:
     from autocompress.hw.validate import measure_models
     from autocompress.models.family import family_of
-    from autocompress.space import load_space
+    from autocompress.models.space_file import load_space
 
     space = load_space(space_path)
     family = family_of(space)

@@ -21,7 +21,7 @@ import torch
 from autocompress.compress.freeze import freeze
 from autocompress.compress.size import model_size_bytes
 from autocompress.models.family import family_of
-from autocompress.space import load_space
+from autocompress.models.space_file import load_space
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = {

@@ -68,13 +68,13 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from autocompress.data import load_splits
+from autocompress.models.space_file import load_space
 from autocompress.pipeline import load_trial_model
 from autocompress.run.files import RunFiles
 from autocompress.run.front import hypervolume, pareto_mask
 from autocompress.run.run import Run
 from autocompress.run.trial import Kind, State
 from autocompress.search.predictor import AccuracyPredictor, quality
-from autocompress.space import load_space
 from autocompress.train import accuracy
 
 METHODS = ("predictor", "nsga2", "random")

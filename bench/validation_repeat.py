@@ -28,7 +28,7 @@ from scipy.stats import kendalltau
 
 from autocompress.hw.profile import STATISTICS, load_profile
 from autocompress.hw.validate import by_set, flat, measure_candidates, validation_sets
-from autocompress.space import load_space
+from autocompress.models.space_file import load_space
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ("cpu-onnxruntime", "cpu-onnxruntime-int8", "cpu-torch-fp32")

@@ -13,7 +13,7 @@ import torch
 
 from autocompress.base import train_base
 from autocompress.data import load_splits
-from autocompress.space import load_space
+from autocompress.models.space_file import load_space
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SPACE = REPO / "search_spaces" / "mobilenet_digits.yaml"

@@ -24,13 +24,13 @@ from autocompress.compress.freeze import freeze
 from autocompress.data import load_splits
 from autocompress.models.family import family_of
 from autocompress.models.mobilenet import MobileNet
+from autocompress.models.space_file import load_space
 from autocompress.pipeline import evaluate_candidate
 from autocompress.run.config import Constraints, SearchConfig
 from autocompress.run.files import RunFiles
 from autocompress.run.front import front
 from autocompress.run.run import Run
 from autocompress.run.trial import Kind, State, Trial
-from autocompress.space import load_space
 from autocompress.train import accuracy, train
 
 SPACE = Path(__file__).parent / "spaces" / "report_tiny.yaml"

@@ -32,15 +32,16 @@ from typer.testing import CliRunner
 from autocompress.cli import app
 from autocompress.hw.accelerator import modelled_profile
 from autocompress.hw.bundle_runner import CSV_FIELDS
+from autocompress.hw.ops import BitsRule
 from autocompress.hw.profile import save_profile
-from autocompress.hw.signatures import BitsRule, space_signatures
+from autocompress.hw.signatures import space_signatures
 from autocompress.models.family import family_of
+from autocompress.models.space_file import load_space
 from autocompress.run.config import SearchConfig
 from autocompress.run.files import RunFiles
 from autocompress.run.run import Run
 from autocompress.run.trial import Kind, State, Trial
 from autocompress.search import cluster
-from autocompress.space import load_space
 
 TINY = Path(__file__).parent / "spaces" / "tiny.yaml"
 SHIPPED_FP32 = Path(__file__).parents[1] / "hw_profiles" / "cpu-torch-fp32.json"

@@ -17,10 +17,10 @@ from autocompress.cli import app
 from autocompress.data import load_splits
 from autocompress.errors import UserInputError
 from autocompress.models.family import family_of
+from autocompress.models.space_file import load_space
 from autocompress.run.files import RunFiles
 from autocompress.run.run import Run
 from autocompress.run.trial import State
-from autocompress.space import load_space
 from tests.user_models import tiny_residual
 
 MODELS = Path(__file__).with_name("user_models.py")

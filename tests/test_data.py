@@ -11,7 +11,8 @@ from PIL import Image
 
 from autocompress.data import LazyImages, load_splits, split_positions
 from autocompress.errors import UserInputError
-from autocompress.space import DataSettings, parse_space
+from autocompress.models.space_file import parse_space
+from autocompress.space import DataSettings
 from tests.conftest import DEFAULT_SPACE
 
 

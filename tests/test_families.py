@@ -8,12 +8,13 @@ import random
 import pytest
 
 from autocompress.errors import UserInputError
+from autocompress.hw.ops import BitsRule, OpSignature
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import HardwareProfile, load_profile
-from autocompress.hw.signatures import BitsRule, OpSignature, quantized_io_variants, runtime_precision
+from autocompress.hw.signatures import quantized_io_variants, runtime_precision
 from autocompress.models.family import FAMILIES, family_names, family_of
+from autocompress.models.space_file import parse_space
 from autocompress.search.params import suggest_candidate
-from autocompress.space import parse_space
 from tests.conftest import DEFAULT_SPACE, REPO, schema_1_profile
 
 # Measured before the seam (commit 1e6aa96) with the same generating code: the candidates the

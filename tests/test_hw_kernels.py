@@ -18,14 +18,15 @@ from torch import nn
 
 from autocompress.candidate import LayerPolicy
 from autocompress.hw.bundle_runner import open_session
+from autocompress.hw.ops import BN_RELU, OpSignature
 from autocompress.hw.predict import elided_reorders
 from autocompress.hw.profile import Entry
 from autocompress.hw.profiler import op_int8, op_module, op_shapes, prepare_op
 from autocompress.hw.runtimes import runtime_named
 from autocompress.hw.runtimes.onnx import REORDER_INPUT, REORDER_OUTPUT, int8_layers, module_path
-from autocompress.hw.signatures import BN_RELU, OpSignature, candidate_signatures, space_signatures
+from autocompress.hw.signatures import candidate_signatures, space_signatures
 from autocompress.models.family import family_of
-from autocompress.space import load_space
+from autocompress.models.space_file import load_space
 
 TINY = Path(__file__).parent / "spaces" / "tiny.yaml"
 BATCH = 4

@@ -10,12 +10,13 @@ import pytest
 
 from autocompress.errors import MissingSignaturesError, UserInputError
 from autocompress.hw.accelerator import RULE, modelled_profile
+from autocompress.hw.ops import BitsRule
 from autocompress.hw.predict import lut_sum, predict
 from autocompress.hw.profile import load_profile, save_profile
-from autocompress.hw.signatures import BitsRule, candidate_signatures
+from autocompress.hw.signatures import candidate_signatures
 from autocompress.hw.validate import by_set, flat, score, validation_sets
 from autocompress.models.family import family_of
-from autocompress.space import load_space
+from autocompress.models.space_file import load_space
 
 TINY = Path(__file__).parent / "spaces" / "tiny.yaml"
 

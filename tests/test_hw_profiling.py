@@ -13,12 +13,13 @@ from typer.testing import CliRunner
 
 from autocompress.cli import app
 from autocompress.hw.bundle import export_bundle, import_csv
+from autocompress.hw.ops import BitsRule
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import DISTRIBUTIONS, load_profile
 from autocompress.hw.profiler import partial_path
-from autocompress.hw.signatures import BitsRule, space_signatures
+from autocompress.hw.signatures import space_signatures
 from autocompress.models.family import family_of
-from autocompress.space import load_space
+from autocompress.models.space_file import load_space
 
 TINY = Path(__file__).parent / "spaces" / "tiny.yaml"
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from autocompress.candidate import FLOAT_BITS
 from autocompress.errors import MissingSignaturesError, UserInputError
 from autocompress.hw.predict import check_covers
 from autocompress.hw.profile import load_profile
 from autocompress.hw.runtimes import MeasuredRuntime, runtime_named, runtime_names
-from autocompress.hw.signatures import FLOAT_BITS
-from autocompress.space import load_space
+from autocompress.models.space_file import load_space
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,9 +9,10 @@ import pytest
 
 from autocompress.candidate import LayerPolicy
 from autocompress.hw.accelerator import RULE as ACCELERATOR
-from autocompress.hw.signatures import BitsRule, OpSignature, candidate_signatures, space_signatures
+from autocompress.hw.ops import BitsRule, OpSignature
+from autocompress.hw.signatures import candidate_signatures, space_signatures
 from autocompress.models.family import family_of
-from autocompress.space import load_space
+from autocompress.models.space_file import load_space
 
 TINY = Path(__file__).parent / "spaces" / "tiny.yaml"
 RULES = {"float": BitsRule(), "onnxruntime": BitsRule.of_runtime("onnxruntime"),

@@ -61,15 +61,9 @@ def _package(module: str) -> str:
     return ".".join(module.split(".")[:2])
 
 
-KNOWN_CYCLE = {"autocompress.hw.signatures", "autocompress.models.family", "autocompress.models.graph_ops",
-               "autocompress.space"}
-"""The one cycle left, in code being reworked now: the op signature and bits rule go to a leaf
-module the families import without ``family_of`` (issue 33). Delete this once it is gone."""
-
-
 def test_no_module_imports_itself_in_a_cycle():
     cycles = sorted(sorted(c) for c in nx.strongly_connected_components(import_graph())
-                    if len(c) > 1 and c != KNOWN_CYCLE)
+                    if len(c) > 1)
     assert not cycles, "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
 
 

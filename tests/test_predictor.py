@@ -17,6 +17,7 @@ from autocompress.cli import app
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import load_profile
 from autocompress.models.family import family_of
+from autocompress.models.space_file import load_space
 from autocompress.pipeline import evaluate_candidate
 from autocompress.run.config import Constraints
 from autocompress.run.files import RunFiles
@@ -26,7 +27,6 @@ from autocompress.search.predictor import AccuracyPredictor, CheapFidelityEncodi
 from autocompress.search.prior import PriorTrials
 from autocompress.search.screening import PredictorGuidedSampler, Screened, _fastest_keeping, hypervolume_gain
 from autocompress.search.worker import TrialEvaluator
-from autocompress.space import load_space
 from tests.conftest import REPO
 
 SPACE = REPO / "tests" / "spaces" / "search_tiny.yaml"

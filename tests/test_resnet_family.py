@@ -15,14 +15,14 @@ from autocompress.base import subnet_logits
 from autocompress.candidate import Candidate
 from autocompress.cli import app
 from autocompress.errors import UserInputError
-from autocompress.hw.signatures import BitsRule
+from autocompress.hw.ops import BitsRule
 from autocompress.models.family import family_of
 from autocompress.models.graph_ops import graph_ops
 from autocompress.models.resnet import ResNetStage
+from autocompress.models.space_file import load_space, parse_space
 from autocompress.run.run import Run
 from autocompress.run.trial import State
 from autocompress.search.params import search_params, suggest_candidate
-from autocompress.space import load_space, parse_space
 from tests.conftest import REPO
 
 RESNET = REPO / "search_spaces" / "resnet_digits.yaml"

@@ -30,11 +30,11 @@ from autocompress.data import load_splits
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import load_profile
 from autocompress.models.family import family_of
+from autocompress.models.space_file import load_space
 from autocompress.run.files import RunFiles
 from autocompress.run.run import Run
 from autocompress.search import screening
 from autocompress.search.params import BASELINES as BASELINES_POLICY
-from autocompress.space import load_space
 from tests.search_faults import fails
 
 HERE = Path(__file__).parent

@@ -11,11 +11,11 @@ from autocompress.candidate import Candidate, LayerPolicy
 from autocompress.errors import UserInputError
 from autocompress.models.family import family_of
 from autocompress.models.mobilenet import MobileNet
+from autocompress.models.space_file import load_space
 from autocompress.run.config import Constraints
 from autocompress.search.params import BASELINES, baseline_params, search_params, suggest_candidate
 from autocompress.search.samplers import make_sampler
 from autocompress.search.settings import parse_duration
-from autocompress.space import load_space
 
 TINY = Path(__file__).parent / "spaces" / "search_tiny.yaml"
 

@@ -13,7 +13,7 @@ import yaml
 from autocompress.candidate import Candidate
 from autocompress.errors import UserInputError
 from autocompress.models.family import family_of
-from autocompress.space import load_space
+from autocompress.models.space_file import load_space
 from tests.conftest import DEFAULT_SPACE
 
 

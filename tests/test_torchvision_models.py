@@ -16,9 +16,9 @@ from sklearn.datasets import load_digits
 from typer.testing import CliRunner
 
 from autocompress.cli import app
-from autocompress.hw.signatures import BitsRule
+from autocompress.hw.ops import BitsRule
 from autocompress.models.family import family_of
-from autocompress.space import load_space
+from autocompress.models.space_file import load_space
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("torchvision") is None,
                                 reason="torchvision is not installed (the optional extra '.[torchvision]')")

@@ -12,7 +12,7 @@ import torch
 
 from autocompress.errors import UserInputError
 from autocompress.models.family import family_of
-from autocompress.space import load_space
+from autocompress.models.space_file import load_space
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("torchvision") is None,
                                 reason="torchvision is not installed (the optional extra '.[torchvision]')")

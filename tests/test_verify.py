@@ -20,11 +20,11 @@ from autocompress.hw.predict import predict
 from autocompress.hw.profile import load_profile, save_profile
 from autocompress.hw.profiler import measure_profile
 from autocompress.models.family import family_of
+from autocompress.models.space_file import load_space
 from autocompress.report import write_report
 from autocompress.run.config import Constraints, SearchConfig
 from autocompress.run.files import RunFiles
 from autocompress.run.run import Run
-from autocompress.space import load_space
 from tests.conftest import schema_1_profile
 from tests.report_run import SPACE, finished_run  # noqa: F401
 

@@ -17,13 +17,13 @@ from autocompress.cli import app
 from autocompress.data import LazyImages, load_splits
 from autocompress.hw.profile import load_profile
 from autocompress.models.family import family_of
+from autocompress.models.space_file import load_space, parse_space
 from autocompress.report import write_report
 from autocompress.run.config import Constraints
 from autocompress.run.run import Run
 from autocompress.run.table import read_trials
 from autocompress.search import holdout
 from autocompress.search.worker import TrialEvaluator
-from autocompress.space import load_space, parse_space
 from tests.conftest import REPO
 from tests.report_run import finished_run  # noqa: F401
 

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 
+from autocompress.hw.ops import BitsRule, OpSignature
 from autocompress.hw.profile import SCHEMA_VERSION, Device, Entry, HardwareProfile
 from autocompress.hw.runtimes.registry import Runtime, register_runtime
-from autocompress.hw.signatures import BitsRule, OpSignature, space_signatures
+from autocompress.hw.signatures import space_signatures
 from autocompress.space import SearchSpace
 
 NATIVE_BITS = (2, 4, 8, 16)

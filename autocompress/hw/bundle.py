@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from autocompress.errors import UserInputError
 from autocompress.hw import bundle_runner
+from autocompress.hw.ops import BitsRule
 from autocompress.hw.profile import (
     DISTRIBUTIONS,
     SCHEMA_VERSION,
@@ -32,7 +33,7 @@ from autocompress.hw.profile import (
 from autocompress.hw.profiler import CALLS_PER_ROUND, CHUNK, ROUNDS, WARMUP, op_int8, op_module, op_shapes
 from autocompress.hw.runtimes import runtime_named, runtime_names
 from autocompress.hw.runtimes.onnx import OnnxRuntime, int8_layers
-from autocompress.hw.signatures import BitsRule, space_signatures
+from autocompress.hw.signatures import space_signatures
 from autocompress.hw.validate import Timing, by_set, flat, score, validation_sets
 from autocompress.inputs import read_text, validated
 from autocompress.models.family import family_of

@@ -50,7 +50,7 @@ def profile_command(
              "min (best case, reproducible on a busy machine)")] = "median",
 ) -> None:
     """Measure a device's latency lookup table for SPACE and validate it end to end."""
-    from autocompress.space import load_space
+    from autocompress.models.space_file import load_space
 
     search_space = load_space(space)
     chosen = runtime_named(runtime)

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from autocompress.candidate import Candidate
 from autocompress.errors import MissingSignaturesError, UserInputError
+from autocompress.hw.ops import BitsRule, OpSignature
 from autocompress.hw.profile import HardwareProfile, Statistic
-from autocompress.hw.signatures import BitsRule, OpSignature, candidate_signatures, missing, space_signatures
+from autocompress.hw.signatures import candidate_signatures, missing, space_signatures
 from autocompress.space import SearchSpace
 
 SHOWN_MISSING = 5

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from autocompress.errors import UserInputError
 from autocompress.hw.bundle_runner import summarise, time_interleaved
 from autocompress.hw.fixed_ops import FixedOpModule, UntimeableOpError, stored_shape
+from autocompress.hw.ops import BIAS, BN_RELU, FIXED, NONE, OpSignature
 from autocompress.hw.profile import (
     SCHEMA_VERSION,
     Device,
@@ -34,7 +35,7 @@ from autocompress.hw.profile import (
     write_json_atomic,
 )
 from autocompress.hw.runtimes import MeasuredRuntime, measured_runtime
-from autocompress.hw.signatures import BIAS, BN_RELU, FIXED, NONE, OpSignature, space_signatures
+from autocompress.hw.signatures import space_signatures
 from autocompress.hw.validate import validate
 from autocompress.models.blocks import ConvBNAct, SqueezeExcite
 from autocompress.space import SearchSpace

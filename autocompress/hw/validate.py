@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from autocompress.candidate import Candidate
 from autocompress.hw.bundle_runner import summarise, time_interleaved
+from autocompress.hw.ops import BitsRule, network_macs
 from autocompress.hw.profile import (
     STATISTICS,
     CandidateSet,
@@ -39,7 +40,7 @@ from autocompress.hw.profile import (
 )
 from autocompress.hw.runtimes import WARMUP_E2E, measured_runtime
 from autocompress.hw.runtimes.onnx import int8_layers
-from autocompress.hw.signatures import BitsRule, candidate_signatures, network_macs
+from autocompress.hw.signatures import candidate_signatures
 from autocompress.models.family import family_of
 from autocompress.search.params import BASELINES, baseline_params, suggest_candidate
 from autocompress.space import SearchSpace

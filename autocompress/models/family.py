@@ -32,7 +32,7 @@ from autocompress.errors import UserInputError
 from autocompress.space import SearchSpace, per_space
 
 if TYPE_CHECKING:
-    from autocompress.hw.signatures import BitsRule, OpSignature
+    from autocompress.hw.ops import BitsRule, OpSignature
 
 BUILTIN_MODULES = ("autocompress.models.mobilenet", "autocompress.models.resnet", "autocompress.models.torch_model")
 """Modules whose import registers the built-in families."""

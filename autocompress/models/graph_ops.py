@@ -38,7 +38,7 @@ from autocompress.compress.coupling import ChannelGroup, Layout, is_depthwise, n
 from autocompress.compress.quantize import activation_bits_of, weight_bits_of
 from autocompress.errors import UserInputError
 from autocompress.hw.fixed_ops import FixedCall, concat_inputs
-from autocompress.hw.signatures import BIAS, BN, BN_RELU, FIXED, NONE, BitsRule, OpSignature, rank_of
+from autocompress.hw.ops import BIAS, BN, BN_RELU, FIXED, NONE, BitsRule, OpSignature, rank_of
 from autocompress.models.blocks import SqueezeExcite
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from autocompress.candidate import Candidate, StageArch
-from autocompress.hw.signatures import BitsRule, OpSignature
+from autocompress.hw.ops import BitsRule, OpSignature
 from autocompress.models import inherit, mobilenet_ops
 from autocompress.models.blocks import ConvBNAct, InvertedResidual
 from autocompress.models.family import ArchKnob, LayerSpec, ModelFamily, register_family, stage_group

@@ -16,7 +16,7 @@ from torch import nn
 from autocompress.candidate import Candidate, LayerPolicy, StageArch
 from autocompress.compress.prune import keep_count
 from autocompress.compress.quantize import activation_bits_of, weight_bits_of
-from autocompress.hw.signatures import (
+from autocompress.hw.ops import (
     BIAS,
     BN,
     BN_RELU,

@@ -25,6 +25,7 @@ from autocompress.files import write_atomic
 from autocompress.hw.profile import HardwareProfile, load_profile, write_json_atomic
 from autocompress.inputs import load_json, validated
 from autocompress.models.family import family_of
+from autocompress.models.space_file import parse_space
 from autocompress.run.config import SearchConfig
 from autocompress.run.files import RunFiles
 from autocompress.run.front import front
@@ -32,7 +33,7 @@ from autocompress.run.predictor import PredictorSummary
 from autocompress.run.table import csv_text, read_trials
 from autocompress.run.trial import Trial
 from autocompress.run.verification import Verification
-from autocompress.space import SearchSpace, parse_space
+from autocompress.space import SearchSpace
 
 RESULTS_DIR = Path("results")
 

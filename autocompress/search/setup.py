@@ -19,11 +19,12 @@ from autocompress.errors import UserInputError
 from autocompress.hw.predict import check_covers
 from autocompress.hw.profile import HardwareProfile, load_profile
 from autocompress.inputs import loading
+from autocompress.models.space_file import load_space
 from autocompress.run.config import SearchConfig
 from autocompress.run.files import RunFiles
 from autocompress.run.run import Run
 from autocompress.search.prior import PriorTrials, collect, read_prior
-from autocompress.space import SearchSpace, load_space
+from autocompress.space import SearchSpace
 
 
 def default_run_name(space: SearchSpace) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from autocompress.hw.signatures import OpSignature
+    from autocompress.hw.ops import OpSignature
 
 
 @dataclass(frozen=True)

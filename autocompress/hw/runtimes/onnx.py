@@ -42,6 +42,7 @@ import onnx
 import onnxruntime as ort
 from torch import nn
 
+from autocompress.candidate import FLOAT_BITS
 from autocompress.compress.quantize import activation_bits_of, weight_bits_of
 from autocompress.hw import bundle_runner as runner
 from autocompress.hw.int8_io import quantized_boundary, uint8_io
@@ -52,9 +53,9 @@ from autocompress.hw.onnx_export import (
     int8_weights_need_reduce_range,
     quantize_onnx_int8,
 )
+from autocompress.hw.ops import BN, BitsRule
 from autocompress.hw.runtimes.fusion import FusionRule
 from autocompress.hw.runtimes.registry import MeasuredRuntime, register_runtime
-from autocompress.hw.signatures import BN, FLOAT_BITS, BitsRule
 
 NCHWC_SUM = "com.microsoft.nchwc:Conv (Sum input)"
 REORDER_INPUT, REORDER_OUTPUT = "ReorderInput", "ReorderOutput"

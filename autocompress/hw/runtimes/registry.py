@@ -12,7 +12,7 @@ from autocompress.errors import UserInputError
 if TYPE_CHECKING:
     from torch import nn
 
-    from autocompress.hw.signatures import BitsRule
+    from autocompress.hw.ops import BitsRule
 
 BUILTIN_MODULES = ("autocompress.hw.runtimes.torch_eager", "autocompress.hw.runtimes.onnx",
                    "autocompress.hw.accelerator")

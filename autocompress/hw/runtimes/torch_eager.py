@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from autocompress.compress.freeze import freeze
+from autocompress.hw.ops import FLOAT, BitsRule
 from autocompress.hw.runtimes.registry import MeasuredRuntime, register_runtime
-from autocompress.hw.signatures import FLOAT, BitsRule
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 
