@@ -19,6 +19,8 @@ from autocompress.cli import app
 from autocompress.hw.ops import BitsRule
 from autocompress.models.family import family_of
 from autocompress.models.space_file import load_space
+from autocompress.run.run import Run
+from autocompress.run.trial import State
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("torchvision") is None,
                                 reason="torchvision is not installed (the optional extra '.[torchvision]')")
@@ -81,7 +83,7 @@ def test_a_torchvision_network_is_profiled_searched_and_reported(tmp_path, monke
     done = runner.invoke(app, ["search", str(space), "--profile", str(profile), "--trials", "2", "--workers", "1",
                                "--run", "zoo", "--sampler", "random"])
     assert done.exit_code == 0, done.output
-    run = tmp_path / "results" / "zoo"
-    assert (run / "report.html").is_file()
-    rows = (run / "trials.csv").read_text().splitlines()
-    assert sum(",COMPLETE," in row for row in rows) >= 2, rows
+    run = Run.open(tmp_path / "results" / "zoo")
+    assert run.files.report.is_file()
+    assert sum(trial.state is State.COMPLETE for trial in run.trials) >= 2, run.trials
+    assert run.front
