@@ -141,18 +141,19 @@ def test_coupled_pruning_makes_a_residual_net_faster():
     assert pruned_ms <= 0.85 * full_ms, (full_ms, pruned_ms)
 
 
-def test_a_grouped_conv_is_refused_with_the_reason_and_its_neighbours_stay_prunable():
-    class _Grouped(nn.Module):
+def test_a_space_read_by_grouped_convs_of_different_groups_is_refused_with_the_reason():
+    class _TwoGroupings(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.reduce, self.grouped = nn.Conv2d(3, 8, 1), nn.Conv2d(8, 8, 3, groups=2)
-            self.expand = nn.Conv2d(8, 6, 1)
-            self.fc = nn.Linear(6, 2)
+            self.reduce = nn.Conv2d(3, 8, 1)
+            self.pairs, self.quads = nn.Conv2d(8, 4, 3, groups=2), nn.Conv2d(8, 8, 3, groups=4)
+            self.fc = nn.Linear(12, 2)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.fc(self.expand(self.grouped(self.reduce(x))).mean((2, 3)))
+            x = self.reduce(x)
+            return self.fc(torch.cat([self.pairs(x), self.quads(x)], 1).mean((2, 3)))
 
-    model = _Grouped()
-    with pytest.raises(PruningError, match=r"reduce: its channels reach grouped conv 'grouped' \(2 groups\)"):
+    model = _TwoGroupings()
+    with pytest.raises(PruningError, match="reduce: its channels meet grouped convs of 2 and 4 groups"):
         prune_channels(model, "reduce", 0.5)
-    assert prune_channels(model, "expand", 0.5) == 3 and model.fc.in_features == 3
+    assert prune_channels(model, "quads", 0.5) == 4 and model.fc.in_features == 8 and model.quads.groups == 4

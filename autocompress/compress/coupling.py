@@ -100,6 +100,8 @@ class ChannelGroup:
 
     channels: int = 0
     """The space's width (0 where neither a layer nor the graph's shapes tell it)."""
+    blocks: int = 1
+    """Equal blocks of channels that keep equal counts (the groups of a grouped conv)."""
     producers: list[str] = field(default_factory=list)
     followers: list[str] = field(default_factory=list)
     """Modules and parameters (their paths) sliced along the space wherever they meet it."""
@@ -110,6 +112,10 @@ class ChannelGroup:
     @property
     def prunable(self) -> bool:
         return bool(self.producers) and not self.refusals
+
+    def keep_count(self, ratio: float) -> int:
+        """Channels left after pruning ``ratio`` of the group's (of each block's) channels."""
+        return self.blocks * keep_count(self.channels // self.blocks, ratio) if ratio else self.channels
 
 
 @dataclass(frozen=True)
@@ -135,7 +141,7 @@ class Layout:
 
     def width(self, ratio_of: Callable[[ChannelGroup], float]) -> int:
         """The width after pruning each prunable group at ``ratio_of(group)``."""
-        return sum(keep_count(part.channels, ratio_of(part.group) if part.group.prunable else 0.0) * part.repeat
+        return sum(part.group.keep_count(ratio_of(part.group) if part.group.prunable else 0.0) * part.repeat
                    for part in self.parts)
 
     def widths(self, ratios: Sequence[float], may_prune: Callable[[ChannelGroup], bool]) -> set[int]:
@@ -147,7 +153,7 @@ class Layout:
         found = {0}
         for group, parts in by_group.items():
             choices = ratios if group.prunable and may_prune(group) else (0.0,)
-            options = {sum(keep_count(p.channels, ratio) * p.repeat for p in parts) for ratio in choices}
+            options = {group.keep_count(ratio) * sum(p.repeat for p in parts) for ratio in choices}
             found = {total + option for total in found for option in options}
         return found
 
@@ -309,8 +315,15 @@ class _Walk:
         if a.channels and b.channels and a.channels != b.channels:
             a.refusals.append(f"its layers disagree on the channel count ({sorted({a.channels, b.channels})})")
         a.channels = a.channels or b.channels
+        self._set_blocks(a, b.blocks)
         for name in ("producers", "followers", "consumers", "refusals"):
             getattr(a, name).extend(getattr(b, name))
+
+    def _set_blocks(self, group: ChannelGroup, blocks: int) -> None:
+        """The group's channels must keep equal counts in ``blocks`` blocks."""
+        if blocks != 1 and group.blocks not in (1, blocks):
+            group.refusals.append(f"its channels meet grouped convs of {group.blocks} and {blocks} groups")
+        group.blocks = max(group.blocks, blocks)
 
     def _set_width(self, layout: _Layout, width: int) -> bool:
         """Tell ``layout`` its width (read from a layer reading it): fills the one part whose
@@ -349,12 +362,12 @@ class _Walk:
                 return
             self._layer(node, path, source, module.in_features, module.out_features,
                         Axis.LAST if axis is Axis.LAST else Axis.FEATURES)
-        elif isinstance(module, nn.Conv2d) and module.groups == 1:
-            self._layer(node, path, source, module.in_channels, module.out_channels, Axis.FIRST)
         elif isinstance(module, nn.Conv2d) and is_depthwise(module):
             self._follow(node, path, source, module.in_channels)
+        elif isinstance(module, nn.Conv2d) and (module.groups == 1 or len(self.layouts[source].parts) == 1):
+            self._layer(node, path, source, module.in_channels, module.out_channels, Axis.FIRST, module.groups)
         elif isinstance(module, nn.Conv2d):
-            self._opaque(node, f"grouped conv '{path}' ({module.groups} groups)", Axis.FIRST, module.out_channels)
+            self._opaque(node, f"grouped conv '{path}' on a concat", Axis.FIRST, module.out_channels)
         elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
             self._follow(node, path, source, module.num_features)
         elif isinstance(module, nn.LayerNorm) and len(module.normalized_shape) == 1 and axis is not Axis.FIRST:
@@ -368,11 +381,18 @@ class _Walk:
         else:
             self._opaque(node, f"{type(module).__name__} '{path}'")
 
-    def _layer(self, node: fx.Node, path: str, source: fx.Node, width_in: int, width_out: int, axis: Axis) -> None:
+    def _layer(self, node: fx.Node, path: str, source: fx.Node, width_in: int, width_out: int, axis: Axis,
+               blocks: int = 1) -> None:
+        """A dense layer, or a grouped conv (``blocks`` groups: its input's and output's
+        channels keep equal counts per group)."""
         space = _Space(width_out)
         space.group.producers.append(path)
+        space.group.blocks = blocks
         output = _Layout((_Part(space),), axis)
         self._read(path, Role.LAYER, source, width_in, output)
+        if blocks > 1:
+            for group in self.layouts[source].groups():
+                self._set_blocks(group, blocks)
         self.layouts[node] = output
 
     def _follow(self, node: fx.Node, path: str, source: fx.Node, width: int | None) -> None:

@@ -58,8 +58,12 @@ def _sliced(module: nn.Module, out_index: torch.Tensor | None, in_index: torch.T
         new = nn.LayerNorm(len(out_index), module.eps, module.elementwise_affine, module.bias is not None)
         new.load_state_dict({name: value[out_index] for name, value in module.state_dict().items()})
         return new.train(module.training)
-    weight = _select(_select(module.weight, 0, out_index), 1, None if is_depthwise(module) else in_index)
-    out_width, in_width = weight.shape[0], weight.shape[1]
+    weight = _select(module.weight, 0, out_index)
+    if isinstance(module, nn.Conv2d) and module.groups > 1 and not is_depthwise(module) and in_index is not None:
+        weight = _grouped_inputs(weight, in_index, module.groups, module.in_channels // module.groups)
+    elif not is_depthwise(module):
+        weight = _select(weight, 1, in_index)
+    out_width, in_width = weight.shape[0], weight.shape[1] * getattr(module, "groups", 1)
     if isinstance(module, nn.Conv2d):
         depthwise = is_depthwise(module)
         new = skip_init(nn.Conv2d, out_width if depthwise else in_width, out_width, module.kernel_size, module.stride,
@@ -73,9 +77,20 @@ def _sliced(module: nn.Module, out_index: torch.Tensor | None, in_index: torch.T
     return new.train(module.training)
 
 
-def _top(scores: torch.Tensor, ratio: float) -> torch.Tensor:
-    top = torch.topk(scores, keep_count(len(scores), ratio)).indices
-    return torch.sort(top).values
+def _grouped_inputs(weight: torch.Tensor, in_index: torch.Tensor, groups: int, per_group: int) -> torch.Tensor:
+    """A grouped conv's weight (out, in/groups, k, k) keeping the inputs ``in_index`` (an
+    equal count in each group, ascending): each output's group reads its own kept inputs."""
+    local = (in_index - torch.arange(groups).repeat_interleave(len(in_index) // groups) * per_group).view(groups, -1)
+    blocks = weight.view(groups, -1, *weight.shape[1:])
+    index = local[:, None, :, None, None].expand(-1, blocks.shape[1], -1, *weight.shape[2:])
+    return blocks.gather(2, index).flatten(0, 1)
+
+
+def _top(scores: torch.Tensor, ratio: float, blocks: int) -> torch.Tensor:
+    """The channels to keep: the highest ``scores``, an equal count in each of ``blocks`` blocks."""
+    per_block = scores.view(blocks, -1)
+    top = torch.topk(per_block, keep_count(per_block.shape[1], ratio), dim=1).indices
+    return torch.sort((top + torch.arange(blocks)[:, None] * per_block.shape[1]).flatten()).values
 
 
 def group_of(model: nn.Module, layer_name: str, groups: list[ChannelGroup] | None = None) -> ChannelGroup:
@@ -137,7 +152,8 @@ def prune_groups(model: nn.Module, ratios: Mapping[ChannelGroup, float]) -> dict
             raise PruningError(f"{group.producers[0]}: {group.refusals[0]}")
         if not 0.0 <= ratio < 1.0:
             raise PruningError(f"{group.producers[0]}: channel sparsity must be in [0, 1), got {ratio}")
-        keep[group] = _top(sum(filter_importance(model.get_submodule(name)) for name in group.producers), ratio)
+        scores = sum(filter_importance(model.get_submodule(name)) for name in group.producers)
+        keep[group] = _top(scores, ratio, group.blocks)
         counts[asked] = len(keep[group])
     for use in analysis.uses:
         _slice_use(model, use, keep.get)

@@ -361,8 +361,8 @@ def _site_ops(site: Site, width_in: int, width_out: int, rank_ratio: float,
     if site.op == "conv" and is_depthwise(site.module):  # its width is its input's
         return [OpSignature("conv", shape_in, width_in, site.kernel, site.stride, width_in, site.epilogue, bits,
                             **conv)]
-    if site.op == "conv":  # grouped: never pruned nor factorised
-        return [OpSignature("conv", site.shape, site.out, site.kernel, site.stride, site.groups, site.epilogue, bits,
+    if site.op == "conv":  # grouped: pruned an equal count per group, never factorised
+        return [OpSignature("conv", shape_in, width_out, site.kernel, site.stride, site.groups, site.epilogue, bits,
                             **conv)]
     return [OpSignature(site.op, shape_in, site.out, bits=bits)]
 
