@@ -51,10 +51,12 @@ def _space(folder: Path, name: str, size: int = 32, **training) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["mobilenet_v3_small", "shufflenet_v2_x0_5", "squeezenet1_0", "googlenet"])
+@pytest.mark.parametrize("name", ["mobilenet_v3_small", "shufflenet_v2_x0_5", "squeezenet1_0", "googlenet",
+                                  "regnet_y_400mf"])
 def test_candidate_ops_are_exactly_the_pruned_networks_ops_and_in_the_table(tmp_path, name):
     """Squeeze-excite multiplies (MobileNetV3), split, concat and channel shuffle (ShuffleNetV2),
-    concat of pruned branches (SqueezeNet's fire modules, GoogLeNet's inception blocks)."""
+    concat of pruned branches (SqueezeNet's fire modules, GoogLeNet's inception blocks),
+    grouped convs pruned per group (RegNetY)."""
     family = family_of(load_space(_space(tmp_path, name)))
     rule = BitsRule(weight=(8, 32), activation=(8, 32), follow=True)
     every = set(family.space_ops(rule))
