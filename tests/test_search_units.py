@@ -14,7 +14,7 @@ from autocompress.models.mobilenet import MobileNet
 from autocompress.models.space_file import load_space
 from autocompress.run.config import Constraints
 from autocompress.search.params import BASELINES, baseline_params, search_params, suggest_candidate
-from autocompress.search.samplers import make_sampler
+from autocompress.search.samplers import make_sampler, sampler_named, sampler_names
 from autocompress.search.settings import parse_duration
 
 TINY = Path(__file__).parent / "spaces" / "search_tiny.yaml"
@@ -74,7 +74,9 @@ def test_sampled_candidates_build_and_share_one_static_parameter_set(space):
 @pytest.mark.parametrize("name", ["nsga2", "nsga3"])
 def test_genetic_samplers_breed_from_the_baselines(name):
     """Optuna leaves enqueued trials out of every generation; ours count them in the first."""
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler(name, seed=0, trials=40))
+    sampler = make_sampler(name, seed=0, trials=40)
+    assert sampler.finetune_gate(0) is None  # only the predictor-guided sampler gates fine-tunes
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler.optuna)
     study.enqueue_trial({"x": 10, "y": 0}, user_attrs={"kind": "baseline"})  # no other point dominates it
 
     def objective(trial: optuna.Trial) -> tuple[float, float]:
@@ -85,6 +87,13 @@ def test_genetic_samplers_breed_from_the_baselines(name):
     parents = study.sampler.get_parent_population(study, 1)
     assert len(parents) == 8
     assert 0 in {t.number for t in parents}
+
+
+def test_samplers_are_registered_by_name_and_an_unknown_one_is_one_line():
+    assert sampler_names() == ["predictor", "nsga2", "nsga3", "tpe", "random", "gp"]
+    assert sampler_named("predictor").learns_from_earlier_runs and not sampler_named("tpe").learns_from_earlier_runs
+    with pytest.raises(UserInputError, match=r"^--sampler: unknown sampler 'genius' \(allowed: predictor, nsga2, "):
+        sampler_named("genius")
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("8h", 28800), ("1h30m", 5400), ("90m", 5400), ("45s", 45),

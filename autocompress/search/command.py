@@ -13,7 +13,8 @@ import typer
 from autocompress.errors import UserInputError
 from autocompress.report import write_report
 from autocompress.run.config import MAX_SEED, Constraints
-from autocompress.search.settings import RUN_NAME, SAMPLERS, parse_duration
+from autocompress.search.samplers import DEFAULT_SAMPLER, sampler_named, sampler_names
+from autocompress.search.settings import RUN_NAME, parse_duration
 
 if TYPE_CHECKING:
     from autocompress.hw.profile import HardwareProfile
@@ -31,6 +32,20 @@ def _frozen_on_resume(**given: object) -> None:
         raise UserInputError(f"--{named[0].replace('_', '-')} is frozen in the run's config; "
                              "drop it when resuming (only --trials, --time-budget, --workers, --threads, "
                              "--gpus-per-worker, --address may change)")
+
+
+def _check_new_run(space: Path | None, profile: Path | None, trials: int | None, budget_s: float | None,
+                   sampler: str | None, objective: list[str] | None, learn_from: list[Path] | None) -> None:
+    """A new run's options that have no value to check alone."""
+    if space is None or profile is None:
+        raise UserInputError("search needs a SPACE file and --profile (or --run NAME --resume)")
+    if trials is None and budget_s is None:
+        raise UserInputError("give --trials N and/or --time-budget (e.g. 8h)")
+    chosen = sampler_named(sampler or DEFAULT_SAMPLER)
+    if any(name != "size" for name in objective or []):
+        raise UserInputError(f"--objective: unknown {objective!r} (allowed: size)")
+    if learn_from and not chosen.learns_from_earlier_runs:
+        raise UserInputError(f"--learn-from: the {sampler!r} sampler does not learn from earlier runs")
 
 
 def _check_values(run: str | None, results_dir: Path, seed: int | None, address: str | None,
@@ -77,7 +92,8 @@ def search_command(
     gpus_per_worker: Annotated[float | None, typer.Option(help=(
         "Ray GPUs per worker (0.5: two workers share a GPU); > 0 fine-tunes trials and trains the base on "
         "CUDA; default 0, the CPU"))] = None,
-    sampler: Annotated[str | None, typer.Option(help=f"{' | '.join(SAMPLERS)} (default predictor)")] = None,
+    sampler: Annotated[str | None, typer.Option(
+        help=f"{' | '.join(sampler_names())} (default {DEFAULT_SAMPLER})")] = None,
     run: Annotated[str | None, typer.Option(help="run name: results/<run>/ (default <space>-<time>)")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run named by --run")] = False,
     address: Annotated[str | None, typer.Option(help="join this Ray cluster (host:port), not a local Ray")] = None,
@@ -111,16 +127,8 @@ def search_command(
         _frozen_on_resume(space=space, profile=profile, sampler=sampler, max_latency_ms=max_latency_ms,
                           max_size_kb=max_size_kb, objective=objective, seed=seed, finetune_epochs=finetune_epochs,
                           native_only=native_only or None, learn_from=learn_from or None)
-    elif space is None or profile is None:
-        raise UserInputError("search needs a SPACE file and --profile (or --run NAME --resume)")
-    elif trials is None and budget_s is None:
-        raise UserInputError("give --trials N and/or --time-budget (e.g. 8h)")
-    elif sampler is not None and sampler not in SAMPLERS:
-        raise UserInputError(f"--sampler: unknown {sampler!r} (allowed: {', '.join(SAMPLERS)})")
-    elif any(name != "size" for name in objective or []):
-        raise UserInputError(f"--objective: unknown {objective!r} (allowed: size)")
-    elif learn_from and (sampler or "predictor") != "predictor":
-        raise UserInputError(f"--learn-from: only the predictor sampler learns from earlier runs, not {sampler!r}")
+    else:
+        _check_new_run(space, profile, trials, budget_s, sampler, objective, learn_from)
     _check_values(run, results_dir, seed, address, {"max_latency_ms": max_latency_ms, "max_size_kb": max_size_kb})
     if resume:
         opened, hw_profile, prior = open_run(results_dir / run)  # every file checked before the lock is taken
@@ -135,7 +143,7 @@ def search_command(
         plan = plan_run(results_dir, run, space, profile, {
             "objectives": ["accuracy", "latency_ms"] + (["size_kb"] if objective else []),
             "constraints": Constraints(max_latency_ms=max_latency_ms, max_size_kb=max_size_kb),
-            "sampler": sampler or "predictor", "trials": trials, "time_budget_s": budget_s,
+            "sampler": sampler or DEFAULT_SAMPLER, "trials": trials, "time_budget_s": budget_s,
             "workers": workers or 2, "threads": threads, "gpus_per_worker": gpus_per_worker or 0.0,
             "seed": seed or 0, "finetune_epochs": finetune_epochs, "native_only": native_only,
             "learn_from": [str(path) for path in learn_from or []]})

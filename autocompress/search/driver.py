@@ -39,7 +39,6 @@ from autocompress.search.params import BASELINES, baseline_params, suggest_candi
 from autocompress.search.prior import PriorTrials
 from autocompress.search.record import Outcome, now
 from autocompress.search.samplers import SamplerContext, make_sampler
-from autocompress.search.screening import PredictorGuidedSampler
 from autocompress.search.worker import TrialEvaluator
 
 log = logging.getLogger(__name__)
@@ -108,7 +107,8 @@ class SearchDriver:
         existing = self.study.get_trials(deepcopy=False)
         context = SamplerContext(self.space, profile, run.files, config.seed, config.constraints.max_latency_ms,
                                  prior)
-        self.study.sampler = make_sampler(config.sampler, config.seed + len(existing), config.trials, context)
+        self.sampler = make_sampler(config.sampler, config.seed + len(existing), config.trials, context)
+        self.study.sampler = self.sampler.optuna
         self.rows = {t.number: Trial.from_attrs(t.number, t.user_attrs, t.state == optuna.trial.TrialState.RUNNING)
                      for t in existing if t.state != optuna.trial.TrialState.WAITING}
         self.cache = {t.user_attrs["candidate_hash"]: (t.number, _stored_outcome(t.user_attrs))
@@ -232,8 +232,7 @@ class SearchDriver:
             return
         self.duplicates_in_a_row = 0
         actor = self.idle.pop()
-        gate = (self.study.sampler.finetune_gate(trial.number)
-                if isinstance(self.study.sampler, PredictorGuidedSampler) else None)
+        gate = self.sampler.finetune_gate(trial.number)
         self.in_flight[actor.evaluate.remote(candidate.to_json(), not baseline, gate)] = (trial, actor)
 
     def _finish(self, trial: optuna.Trial, outcome: Outcome, source: int | None = None) -> None:

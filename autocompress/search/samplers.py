@@ -1,20 +1,29 @@
-"""Optuna samplers by name, set up for a parallel, possibly resumed, search."""
+"""The search's samplers, registered by name: what ``--sampler`` accepts.
+
+A sampler is a small class: its ``name``, the Optuna sampler it runs (``make``), and what the
+driver may ask of it beyond Optuna's interface (a fine-tune gate per proposal). A new one is
+a subclass with ``@register_sampler``.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
 
 from autocompress.errors import UserInputError
 from autocompress.hw.profile import HardwareProfile
 from autocompress.run.files import RunFiles
-from autocompress.run.trial import Kind
+from autocompress.search.genetic import SeededNSGAIIISampler, SeededNSGAIISampler, population_size
 from autocompress.search.prior import PriorTrials
-from autocompress.search.screening import PredictorGuidedSampler
-from autocompress.search.settings import SAMPLERS
 from autocompress.space import SearchSpace
+
+if TYPE_CHECKING:
+    from autocompress.search.gate import FinetuneGate
+
+DEFAULT_SAMPLER = "predictor"
 
 
 @dataclass(frozen=True)
@@ -30,57 +39,108 @@ class SamplerContext:
     """Earlier runs' trials for the predictor to learn from (``--learn-from``)."""
 
 
-def population_size(trials: int | None) -> int:
-    """NSGA population: Optuna's 50 gives few generations in a small budget, so scale it."""
-    return 50 if trials is None else max(8, min(50, trials // 5))
+class SearchSampler(ABC):
+    """A sampler as the driver uses it: ``optuna``, the Optuna sampler the study runs, made with
+    ``seed`` (the driver adds the trial count on resume, so a resumed run does not replay the
+    proposals it already made) for a search of ``trials`` trials."""
+
+    name: ClassVar[str]
+    learns_from_earlier_runs: ClassVar[bool] = False
+    """Whether it accepts ``--learn-from``."""
+
+    def __init__(self, seed: int, trials: int | None, context: SamplerContext | None = None) -> None:
+        self.optuna = self.make(seed, trials, context)
+
+    @abstractmethod
+    def make(self, seed: int, trials: int | None, context: SamplerContext | None) -> optuna.samplers.BaseSampler:
+        """The Optuna sampler; ``context`` is the run's space, profile and folder (None outside a run)."""
+
+    def finetune_gate(self, number: int) -> FinetuneGate | None:
+        """The fine-tune gate of trial ``number``'s proposal, handed out once (None: fine-tune it)."""
+        return None
 
 
-class _BaselinesInFirstGeneration:
-    """Makes an Optuna genetic sampler count the uniform baselines in its first generation.
-
-    Optuna gives a generation only to the trials the sampler itself samples, so an enqueued
-    trial is never a parent: the baselines, the best-trained points of the run, were lost
-    on NSGA-II. Counted in generation 0, they compete for parenthood like any trial, and
-    crossing two of them (8-bit with 4-bit, 4-bit with channel-pruned) gives the mixed
-    policies on the base architecture that can beat both.
-    """
-
-    def get_population(self, study: optuna.Study, generation: int) -> list[FrozenTrial]:
-        population = super().get_population(study, generation)  # type: ignore[misc]
-        if generation == 0:
-            key = self._get_generation_key()  # type: ignore[attr-defined]
-            population += [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                           if t.user_attrs.get("kind") == Kind.BASELINE and key not in t.system_attrs]
-        return population
+_SAMPLERS: dict[str, type[SearchSampler]] = {}
 
 
-class SeededNSGAIISampler(_BaselinesInFirstGeneration, optuna.samplers.NSGAIISampler):
-    """NSGA-II whose first generation holds the uniform baselines."""
+def register_sampler(cls: type[SearchSampler]) -> type[SearchSampler]:
+    """Class decorator: make ``cls`` available as ``--sampler <cls.name>``."""
+    _SAMPLERS[cls.name] = cls
+    return cls
 
 
-class SeededNSGAIIISampler(_BaselinesInFirstGeneration, optuna.samplers.NSGAIIISampler):
-    """NSGA-III whose first generation holds the uniform baselines."""
+def sampler_names() -> list[str]:
+    """The registered samplers, the default first."""
+    return list(_SAMPLERS)
 
 
-def make_sampler(name: str, seed: int, trials: int | None,
-                 screening: SamplerContext | None = None) -> optuna.samplers.BaseSampler:
-    """Sampler ``name`` seeded with ``seed`` (the driver adds the trial count on resume,
-    so a resumed run does not replay the proposals it already made). The predictor-guided
-    sampler needs the run's ``screening`` context and derives each proposal from the
-    storage and the trial number, so it takes the run's own seed."""
-    if name == "predictor":
-        if screening is None:
+def sampler_named(name: str, option: str = "--sampler") -> type[SearchSampler]:
+    """The registered sampler called ``name``; anything else is one line naming ``option``."""
+    if name not in _SAMPLERS:
+        raise UserInputError(f"{option}: unknown sampler {name!r} (allowed: {', '.join(sampler_names())})")
+    return _SAMPLERS[name]
+
+
+def make_sampler(name: str, seed: int, trials: int | None, context: SamplerContext | None = None) -> SearchSampler:
+    return sampler_named(name)(seed, trials, context)
+
+
+@register_sampler
+class PredictorGuided(SearchSampler):
+    """Screens thousands of candidates with an accuracy predictor, fine-tunes the most promising
+    (``screening.py``). It derives each proposal from the storage and the trial number, so it
+    takes the run's own seed."""
+
+    name = DEFAULT_SAMPLER
+    learns_from_earlier_runs = True
+
+    def make(self, seed: int, trials: int | None, context: SamplerContext | None) -> optuna.samplers.BaseSampler:
+        from autocompress.search.screening import PredictorGuidedSampler  # scikit-learn: only when used
+
+        if context is None:
             raise ValueError("the predictor-guided sampler needs the run's space, profile and folder")
-        return PredictorGuidedSampler(screening.space, screening.profile, screening.files, screening.seed,
-                                      screening.max_latency_ms, screening.prior)
-    if name == "nsga2":
+        return PredictorGuidedSampler(context.space, context.profile, context.files, context.seed,
+                                      context.max_latency_ms, context.prior)
+
+    def finetune_gate(self, number: int) -> FinetuneGate | None:
+        return self.optuna.finetune_gate(number)
+
+
+@register_sampler
+class NSGAII(SearchSampler):
+    name = "nsga2"
+
+    def make(self, seed: int, trials: int | None, context: SamplerContext | None) -> optuna.samplers.BaseSampler:
         return SeededNSGAIISampler(population_size=population_size(trials), seed=seed)
-    if name == "nsga3":
+
+
+@register_sampler
+class NSGAIII(SearchSampler):
+    name = "nsga3"
+
+    def make(self, seed: int, trials: int | None, context: SamplerContext | None) -> optuna.samplers.BaseSampler:
         return SeededNSGAIIISampler(population_size=population_size(trials), seed=seed)
-    if name == "tpe":
+
+
+@register_sampler
+class TPE(SearchSampler):
+    name = "tpe"
+
+    def make(self, seed: int, trials: int | None, context: SamplerContext | None) -> optuna.samplers.BaseSampler:
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
-    if name == "random":
+
+
+@register_sampler
+class Random(SearchSampler):
+    name = "random"
+
+    def make(self, seed: int, trials: int | None, context: SamplerContext | None) -> optuna.samplers.BaseSampler:
         return optuna.samplers.RandomSampler(seed=seed)
-    if name == "gp":
+
+
+@register_sampler
+class GaussianProcess(SearchSampler):
+    name = "gp"
+
+    def make(self, seed: int, trials: int | None, context: SamplerContext | None) -> optuna.samplers.BaseSampler:
         return optuna.samplers.GPSampler(seed=seed)
-    raise UserInputError(f"--sampler: unknown sampler {name!r} (allowed: {', '.join(SAMPLERS)})")

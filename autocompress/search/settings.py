@@ -1,4 +1,4 @@
-"""What the ``search`` command accepts beyond a run's frozen settings: samplers, run names, durations."""
+"""What the ``search`` command accepts beyond a run's frozen settings: run names, durations."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import re
 
 from autocompress.errors import UserInputError
 
-SAMPLERS = ("predictor", "nsga2", "nsga3", "tpe", "random", "gp")
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 """What ``--run`` accepts: one folder directly under the results folder, so no separator,
 no ``..``, and no leading '_' (``_base`` holds the base networks) or '.'."""
