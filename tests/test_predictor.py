@@ -21,11 +21,13 @@ from autocompress.models.space_file import load_space
 from autocompress.pipeline import evaluate_candidate
 from autocompress.run.config import Constraints
 from autocompress.run.files import RunFiles
+from autocompress.search.acquisition import fastest_keeping, hypervolume_gain
 from autocompress.search.gate import FinetuneGate, required_accuracy
 from autocompress.search.params import search_params, suggest_candidate
+from autocompress.search.pool import Screened
 from autocompress.search.predictor import AccuracyPredictor, CheapFidelityEncoding, FirstEpochEncoding, ParamEncoding
 from autocompress.search.prior import PriorTrials
-from autocompress.search.screening import PredictorGuidedSampler, Screened, _fastest_keeping, hypervolume_gain
+from autocompress.search.screening import PredictorGuidedSampler
 from autocompress.search.worker import TrialEvaluator
 from tests.conftest import REPO
 
@@ -125,11 +127,11 @@ def test_accuracy_keeping_proposal_is_the_fastest_predicted_within_a_point_of_th
     known = np.array([[0.05, 10.0], [0.10, 5.0]])
     pool = Screened([{}] * 4, ["a", "b", "c", "d"], latency_ms=np.array([9.0, 6.0, 4.0, 3.0]),
                     mean=np.array([0.945, 0.942, 0.930, 0.945]), std=np.zeros(4))
-    assert _fastest_keeping(pool, measured_accuracy, known) == 3  # 3 ms at 0.945 beats 6 ms at 0.942
+    assert fastest_keeping(pool, measured_accuracy, known) == 3  # 3 ms at 0.945 beats 6 ms at 0.942
     pool.mean[3] = 0.939  # below 0.95 - 1 point: not keeping
-    assert _fastest_keeping(pool, measured_accuracy, known) == 1
+    assert fastest_keeping(pool, measured_accuracy, known) == 1
     in_flight = np.vstack([known, [[0.055, 5.5]]])  # a trial in flight predicted to keep it at 5.5 ms
-    assert _fastest_keeping(pool, measured_accuracy, in_flight) is None  # nothing predicted faster keeps it
+    assert fastest_keeping(pool, measured_accuracy, in_flight) is None  # nothing predicted faster keeps it
 
 
 def _told(study: optuna.Study, space, profile, params: dict, kind: str, first_epoch: bool = True) -> None:
@@ -137,11 +139,15 @@ def _told(study: optuna.Study, space, profile, params: dict, kind: str, first_ep
     _measured(study, study.ask(), space, profile, first_epoch)
 
 
-def _measured(study: optuna.Study, trial: optuna.Trial, space, profile, first_epoch: bool = True) -> None:
+def _measured(study: optuna.Study, trial: optuna.Trial, space, profile, first_epoch: bool = True,
+              folder=None) -> None:
     """Tells ``trial`` with its synthetic accuracies, as the driver stores a finished trial
     (without an accuracy after the first epoch if not ``first_epoch``: a one-epoch fine-tune,
-    or a run recorded before that was measured)."""
+    or a run recorded before that was measured), keeping the sampler's output in ``folder``
+    after the proposal and after the tell as the driver does."""
     candidate = suggest_candidate(space, trial.suggest_categorical)
+    if folder is not None:
+        _kept(study, trial, folder)
     accuracy = _synthetic_accuracy(trial.params)
     latency = predict(candidate, profile, space)
     for key, value in {"candidate_hash": candidate.hash, "state": "COMPLETE", "accuracy": accuracy,
@@ -149,17 +155,31 @@ def _measured(study: optuna.Study, trial: optuna.Trial, space, profile, first_ep
                        **({"accuracy_first_epoch": accuracy - 0.03} if first_epoch else {})}.items():
         trial.set_user_attr(key, value)
     study.tell(trial, [accuracy, latency])
+    if folder is not None:
+        _kept(study, trial, folder)
 
 
-def test_sampler_proposes_an_unseen_candidate_and_writes_its_screening(space, profile, tmp_path):
+def _kept(study: optuna.Study, trial: optuna.Trial, folder) -> None:
+    """What the driver does after each ask and tell: the sampler's output set on ``trial`` and
+    written to the run ``folder``."""
+    output = study.sampler.take_output()
+    if output is not None:
+        for key, value in output.trial_attrs.items():
+            trial.set_user_attr(key, value)
+        output.write(RunFiles(folder))
+
+
+def test_sampler_proposes_an_unseen_candidate_and_hands_over_its_screening(space, profile, tmp_path):
     study = optuna.create_study(directions=["maximize", "minimize"])
     evaluated = _random_params(space, 12, seed=1)
     for params in evaluated:
         _told(study, space, profile, params, "search")
-    study.sampler = PredictorGuidedSampler(space, profile, RunFiles(tmp_path), seed=0)
+    study.sampler = PredictorGuidedSampler(space, profile, seed=0)
     trial = study.ask()
     trial.set_user_attr("kind", "search")
-    proposed = suggest_candidate(space, trial.suggest_categorical)
+    proposed = suggest_candidate(space, trial.suggest_categorical)  # the sampler proposes at the first suggest
+    assert not list(tmp_path.iterdir())  # and writes nothing itself: the driver keeps its output
+    _kept(study, trial, tmp_path)
     seen = {suggest_candidate(space, lambda n, _c, p=p: p[n]).hash for p in evaluated}
     assert proposed.hash not in seen
     predicted = study.trials[-1].user_attrs
@@ -188,11 +208,11 @@ def test_predictor_quality_at_proposal_counts_trials_finished_after_the_last_pro
     study = optuna.create_study(directions=["maximize", "minimize"])
     for params in _random_params(space, 12, seed=1):
         _told(study, space, profile, params, "search")
-    study.sampler = PredictorGuidedSampler(space, profile, RunFiles(tmp_path), seed=0)
+    study.sampler = PredictorGuidedSampler(space, profile, seed=0)
     for _ in range(2):
         trial = study.ask()
         trial.set_user_attr("kind", "search")
-        _measured(study, trial, space, profile)
+        _measured(study, trial, space, profile, folder=tmp_path)
     summary = json.loads(RunFiles(tmp_path).predictor_summary.read_text())
     assert summary["fitted_on_trials"] == 13  # written at the second proposal, before its trial finished
     assert summary["before_evaluation"]["trials"] == 2
@@ -204,10 +224,10 @@ def test_the_gate_judges_after_the_first_epoch_only_once_enough_trials_measured_
     study = optuna.create_study(directions=["maximize", "minimize"])
     for index, params in enumerate(_random_params(space, 12, seed=4)):
         _told(study, space, profile, params, "search", first_epoch=index >= 10)
-    study.sampler = PredictorGuidedSampler(space, profile, RunFiles(tmp_path), seed=0)
+    study.sampler = PredictorGuidedSampler(space, profile, seed=0)
     trial = study.ask()
     trial.set_user_attr("kind", "search")
-    _measured(study, trial, space, profile)  # proposed (its parameters sampled), then finished
+    _measured(study, trial, space, profile, folder=tmp_path)  # proposed (its parameters sampled), then finished
     assert study.sampler.finetune_gate(trial.number).first_epoch_predictor is None
     assert json.loads(RunFiles(tmp_path).predictor_summary.read_text())["first_epoch"] is None
     trial = study.ask()
@@ -251,11 +271,12 @@ def test_fine_tune_gate_turns_down_what_the_cheap_accuracy_shows_cannot_pay(spac
 
 def test_sampler_leaves_queued_baselines_alone(space, profile, tmp_path):
     study = optuna.create_study(directions=["maximize", "minimize"])
-    study.sampler = PredictorGuidedSampler(space, profile, RunFiles(tmp_path), seed=0)
+    study.sampler = PredictorGuidedSampler(space, profile, seed=0)
     fixed = _random_params(space, 1, seed=2)[0]
     study.enqueue_trial(fixed, user_attrs={"kind": "baseline"})
     trial = study.ask()
     assert suggest_candidate(space, trial.suggest_categorical) == suggest_candidate(space, lambda n, _c: fixed[n])
+    _kept(study, trial, tmp_path)
     assert not RunFiles(tmp_path).screened.exists()
 
 

@@ -33,7 +33,7 @@ from autocompress.models.family import family_of
 from autocompress.models.space_file import load_space
 from autocompress.run.files import RunFiles
 from autocompress.run.run import Run
-from autocompress.search import screening
+from autocompress.search import gate
 from autocompress.search.params import BASELINES as BASELINES_POLICY
 from tests.search_faults import fails
 
@@ -294,7 +294,7 @@ def test_a_duplicate_candidate_does_not_use_up_a_search_trial(tmp_path, profile)
 def test_trials_pruned_by_the_fine_tune_gate_do_not_use_up_the_budget(tmp_path, profile, monkeypatch):
     """With a front no candidate can beat, the gate prunes every gated proposal after its cheap
     fidelity; still 4 search trials are fine-tuned, and never more than 3 are pruned in a row."""
-    monkeypatch.setattr(screening, "required_accuracy", lambda *_: 2.0)
+    monkeypatch.setattr(gate, "required_accuracy", lambda *_: 2.0)
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
     try:

@@ -29,7 +29,7 @@ from autocompress.models.space_file import parse_space
 from autocompress.run.config import SearchConfig
 from autocompress.run.files import RunFiles
 from autocompress.run.front import front
-from autocompress.run.predictor import PredictorSummary
+from autocompress.run.predictor import PredictorSummary, SamplerOutput
 from autocompress.run.table import csv_text, read_trials
 from autocompress.run.trial import Trial
 from autocompress.run.verification import Verification
@@ -181,6 +181,11 @@ class Run:
         write_atomic(self.files.pareto, csv_text(members))
         self.__dict__.pop("trials", None)
         return len(members)
+
+    def keep_sampler_output(self, output: SamplerOutput) -> None:
+        output.write(self.files)
+        if output.summary is not None:
+            self.__dict__["predictor"] = output.summary
 
     def write_test_accuracy(self, measured: dict[int, float]) -> None:
         write_atomic(self.files.test_accuracy,

@@ -105,8 +105,7 @@ class SearchDriver:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 self.study.set_metric_names(list(config.objectives))
         existing = self.study.get_trials(deepcopy=False)
-        context = SamplerContext(self.space, profile, run.files, config.seed, config.constraints.max_latency_ms,
-                                 prior)
+        context = SamplerContext(self.space, profile, config.seed, config.constraints.max_latency_ms, prior)
         self.sampler = make_sampler(config.sampler, config.seed + len(existing), config.trials, context)
         self.study.sampler = self.sampler.optuna
         self.rows = {t.number: Trial.from_attrs(t.number, t.user_attrs, t.state == optuna.trial.TrialState.RUNNING)
@@ -207,8 +206,18 @@ class SearchDriver:
             trial.set_user_attr("label", "")
         return trial
 
+    def _keep_sampler_output(self, trial: optuna.Trial) -> None:
+        """What the sampler wants kept since it last proposed or was told: the predictions it
+        proposed ``trial`` with, and its files in the run folder."""
+        output = self.sampler.take_output()
+        if output is not None:
+            for key, value in output.trial_attrs.items():
+                trial.set_user_attr(key, value)
+            self.run_folder.keep_sampler_output(output)
+
     def _dispatch(self, trial: optuna.Trial) -> None:
-        candidate = suggest_candidate(self.space, trial.suggest_categorical)
+        candidate = suggest_candidate(self.space, trial.suggest_categorical)  # the sampler proposes here
+        self._keep_sampler_output(trial)
         if trial.user_attrs.get("candidate_hash") != candidate.hash:
             trial.set_user_attr("candidate", candidate.to_json())
             trial.set_user_attr("candidate_hash", candidate.hash)
@@ -250,6 +259,7 @@ class SearchDriver:
                 trial.set_user_attr(f"constraint:{key}", value)
         values = outcome.values(self.config.objectives) if outcome.state in (State.COMPLETE, State.REJECTED) else None
         self.study.tell(trial, values, state=OPTUNA_STATE[outcome.state])
+        self._keep_sampler_output(trial)
         finished = self.rows[number] = Trial.from_attrs(number, trial.user_attrs, running=False)
         if outcome.state in (State.COMPLETE, State.REJECTED) and source is None:
             self.cache.setdefault(finished.candidate_hash, (number, replace(outcome, state_dict=None)))

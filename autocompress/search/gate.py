@@ -36,8 +36,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from optuna.trial import FrozenTrial, TrialState
 
-from autocompress.search.predictor import AccuracyPredictor
+from autocompress.run.trial import Kind, State
+from autocompress.search.predictor import AccuracyPredictor, CheapFidelityEncoding, FineTuned, FirstEpochEncoding
+
+UNGATED_AFTER_PRUNED = 3
+"""After this many search trials in a row pruned by the fine-tune gate, the next proposal is
+fine-tuned whatever its cheap accuracy: the front and the predictors then learn from a real
+fine-tune, and the search cannot stall on cheap evaluations."""
+MIN_FIRST_EPOCH_TRIALS = 3
+"""Fine-tuned trials with an accuracy after their first epoch needed before the gate judges
+by it (the five baselines and the startup trials give seven in a fresh run)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,14 @@ class FinetuneGate:
     at this latency or lower: a point adds hypervolume only above it."""
     first_epoch_predictor: AccuracyPredictor | None = None
     """Fitted on ``FirstEpochEncoding`` features; None until enough trials measured them."""
+
+    @classmethod
+    def against(cls, known: np.ndarray, predictors: GatePredictors, params: Mapping[str, Any],
+                latency_ms: float) -> FinetuneGate:
+        """The gate of a candidate at ``latency_ms`` against the ``known`` front (rows of
+        1 - accuracy, latency: measured, and in flight at their predictions)."""
+        return cls(predictors.cheap, params, latency_ms, required_accuracy(1.0 - known[:, 0], known[:, 1], latency_ms),
+                   predictors.first_epoch)
 
     def judge(self, accuracy_before: float) -> Verdict:
         """Whether to fine-tune at all, from the cheap accuracy."""
@@ -86,3 +104,33 @@ def required_accuracy(front_accuracy: np.ndarray, front_latency: np.ndarray, lat
     """Best accuracy among front points no slower than ``latency_ms`` (0 if there is none)."""
     faster = front_latency <= latency_ms
     return float(front_accuracy[faster].max()) if faster.any() else 0.0
+
+
+@dataclass(frozen=True)
+class GatePredictors:
+    """The gate's predictors, fitted on the fine-tuned trials: from the cheap accuracy, and from
+    the accuracy after the first epoch (None until ``MIN_FIRST_EPOCH_TRIALS`` measured it)."""
+
+    cheap: AccuracyPredictor
+    first_epoch: AccuracyPredictor | None
+    fine_tuned: FineTuned
+    first_epoch_trials: FineTuned
+    """The fine-tuned trials with an accuracy after their first epoch."""
+
+    @classmethod
+    def fit(cls, fine_tuned: FineTuned, seed: int) -> GatePredictors:
+        cheap = AccuracyPredictor(CheapFidelityEncoding(), seed).fit(
+            fine_tuned.params, fine_tuned.latency, fine_tuned.accuracy, fine_tuned.accuracy_before)
+        rung = fine_tuned.with_first_epoch()
+        first_epoch = (AccuracyPredictor(FirstEpochEncoding(), seed).fit(
+            rung.params, rung.latency, rung.accuracy, rung.accuracy_first_epoch)
+            if len(rung.accuracy) >= MIN_FIRST_EPOCH_TRIALS else None)
+        return cls(cheap, first_epoch, fine_tuned, rung)
+
+
+def gate_suspended(trials: list[FrozenTrial]) -> bool:
+    """Whether the last ``UNGATED_AFTER_PRUNED`` finished search trials were all pruned."""
+    searched = [t.user_attrs.get("state") for t in trials
+                if t.user_attrs.get("kind") == Kind.SEARCH and t.state != TrialState.RUNNING]
+    recent = searched[-UNGATED_AFTER_PRUNED:]
+    return len(recent) == UNGATED_AFTER_PRUNED and all(state == State.PRUNED for state in recent)

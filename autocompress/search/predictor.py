@@ -37,6 +37,7 @@ import math
 import pickle
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,15 +56,15 @@ from sklearn.preprocessing import StandardScaler
 from autocompress.errors import UserInputError
 
 if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
+
     from autocompress.search.prior import PriorTrials
 
 MIN_CV_TRIALS = 6
 
 
 def encode_value(value: Any, choices: Sequence) -> float:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
+    if isinstance(value, (bool, int, float)):
         return float(value)
     return float(list(choices).index(value))
 
@@ -196,8 +197,7 @@ class AccuracyPredictor:
     """Fine-tuned accuracy from a candidate's features (``encoding``); see the module docstring."""
 
     def __init__(self, encoding: Encoding, seed: int = 0) -> None:
-        self.encoding = encoding
-        self.seed = seed
+        self.encoding, self.seed = encoding, seed
         self.model: Pipeline | BayesianRidge | PriorInformed | None = None
         self.trained_on = 0
 
@@ -205,15 +205,12 @@ class AccuracyPredictor:
     def description(self) -> str:
         return self.encoding.description
 
-    def _new_model(self) -> Pipeline | BayesianRidge | PriorInformed:
-        return self.encoding.new_model(self.seed)
-
     def fit(self, params: Sequence[Mapping[str, Any]], latency_ms: Sequence[float], accuracy: Sequence[float],
             measured_accuracy: Sequence[float] | None = None) -> AccuracyPredictor:
         features = self.encoding.matrix(params, latency_ms, measured_accuracy)
         with warnings.catch_warnings():  # a length scale at its bound is a fit, not an error
             warnings.simplefilter("ignore", ConvergenceWarning)
-            self.model = self._new_model().fit(features, np.asarray(accuracy, dtype=float))
+            self.model = self.encoding.new_model(self.seed).fit(features, np.asarray(accuracy, dtype=float))
         self.trained_on = len(accuracy)
         return self
 
@@ -235,7 +232,8 @@ class AccuracyPredictor:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             features = self.encoding.matrix(params, latency_ms, measured_accuracy)
-            predicted = cross_val_predict(self._new_model(), features, np.asarray(accuracy, dtype=float), cv=folds)
+            predicted = cross_val_predict(self.encoding.new_model(self.seed), features,
+                                          np.asarray(accuracy, dtype=float), cv=folds)
         return quality(predicted, accuracy)
 
     def save(self, path: Path) -> None:
@@ -252,6 +250,46 @@ class AccuracyPredictor:
         if not isinstance(predictor, cls):
             raise UserInputError(f"{path}: holds a {type(predictor).__name__}, not an accuracy predictor")
         return predictor
+
+
+@dataclass(frozen=True)
+class FineTuned:
+    """What the fine-tuned trials teach the predictors: parameters, LUT latency, fine-tuned and
+    cheap-fidelity accuracy, one entry per trial."""
+
+    params: list[dict[str, Any]]
+    latency: list[float]
+    accuracy: list[float]
+    accuracy_before: list[float]
+    accuracy_first_epoch: list[float | None]
+    """None for a trial fine-tuned for one epoch, or recorded before this was measured."""
+
+    @classmethod
+    def of(cls, finished: list[FrozenTrial]) -> FineTuned:
+        attrs = [t.user_attrs for t in finished]
+        return cls([t.params for t in finished], [float(a["latency_ms"]) for a in attrs],
+                   [float(a["accuracy"]) for a in attrs], [float(a["accuracy_before"]) for a in attrs],
+                   [None if a.get("accuracy_first_epoch") is None else float(a["accuracy_first_epoch"]) for a in attrs])
+
+    def with_first_epoch(self) -> FineTuned:
+        """The trials that have an accuracy after their first epoch."""
+        keep = [i for i, value in enumerate(self.accuracy_first_epoch) if value is not None]
+        return FineTuned(*([column[i] for i in keep] for column in (
+            self.params, self.latency, self.accuracy, self.accuracy_before, self.accuracy_first_epoch)))
+
+
+def screening_predictor(encoding: ParamEncoding, seed: int, fine_tuned: FineTuned,
+                        pruned: list[FrozenTrial]) -> AccuracyPredictor:
+    """The predictor a proposal screens with, fitted on the fine-tuned trials and the ``pruned``
+    ones at the accuracy the gate predicted for them last: without those it would keep
+    proposing the region the gate just turned down."""
+    pruned_accuracy = [float(t.user_attrs["predicted_accuracy_cheap"]
+                             if t.user_attrs.get("predicted_accuracy_first_epoch") is None
+                             else t.user_attrs["predicted_accuracy_first_epoch"]) for t in pruned]
+    return AccuracyPredictor(encoding, seed).fit(
+        fine_tuned.params + [t.params for t in pruned],
+        fine_tuned.latency + [float(t.user_attrs["latency_ms"]) for t in pruned],
+        fine_tuned.accuracy + pruned_accuracy)
 
 
 def quality(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:

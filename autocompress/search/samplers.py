@@ -15,7 +15,7 @@ import optuna
 
 from autocompress.errors import UserInputError
 from autocompress.hw.profile import HardwareProfile
-from autocompress.run.files import RunFiles
+from autocompress.run.predictor import SamplerOutput
 from autocompress.search.genetic import SeededNSGAIIISampler, SeededNSGAIISampler, population_size
 from autocompress.search.prior import PriorTrials
 from autocompress.space import SearchSpace
@@ -28,11 +28,10 @@ DEFAULT_SAMPLER = "predictor"
 
 @dataclass(frozen=True)
 class SamplerContext:
-    """What the predictor-guided sampler screens with, and where it writes its files."""
+    """What the predictor-guided sampler screens with."""
 
     space: SearchSpace
     profile: HardwareProfile
-    files: RunFiles | None
     seed: int
     max_latency_ms: float | None = None
     prior: PriorTrials | None = None
@@ -53,10 +52,15 @@ class SearchSampler(ABC):
 
     @abstractmethod
     def make(self, seed: int, trials: int | None, context: SamplerContext | None) -> optuna.samplers.BaseSampler:
-        """The Optuna sampler; ``context`` is the run's space, profile and folder (None outside a run)."""
+        """The Optuna sampler; ``context`` is the run's space and profile (None outside a run)."""
 
     def finetune_gate(self, number: int) -> FinetuneGate | None:
         """The fine-tune gate of trial ``number``'s proposal, handed out once (None: fine-tune it)."""
+        return None
+
+    def take_output(self) -> SamplerOutput | None:
+        """What it wants kept since the last call (the driver asks after each ask and each tell,
+        and is the one to write it)."""
         return None
 
 
@@ -98,12 +102,15 @@ class PredictorGuided(SearchSampler):
         from autocompress.search.screening import PredictorGuidedSampler  # scikit-learn: only when used
 
         if context is None:
-            raise ValueError("the predictor-guided sampler needs the run's space, profile and folder")
-        return PredictorGuidedSampler(context.space, context.profile, context.files, context.seed,
-                                      context.max_latency_ms, context.prior)
+            raise ValueError("the predictor-guided sampler needs the run's space and profile")
+        return PredictorGuidedSampler(context.space, context.profile, context.seed, context.max_latency_ms,
+                                      context.prior)
 
     def finetune_gate(self, number: int) -> FinetuneGate | None:
         return self.optuna.finetune_gate(number)
+
+    def take_output(self) -> SamplerOutput | None:
+        return self.optuna.take_output()
 
 
 @register_sampler
