@@ -26,7 +26,10 @@ INTERRUPTED_EXIT = 130
 FAILED_EXIT = 1
 
 
-def _frozen_on_resume(**given: object) -> None:
+def _check_resume(run: str | None, **given: object) -> None:
+    """A resumed run is named, and none of its frozen settings given."""
+    if run is None:
+        raise UserInputError("--resume needs --run NAME (the folder under results/)")
     named = [name for name, value in given.items() if value is not None]
     if named:
         raise UserInputError(f"--{named[0].replace('_', '-')} is frozen in the run's config; "
@@ -114,50 +117,70 @@ def search_command(
 ) -> None:
     """Search the space for the accuracy/latency Pareto front of compressed networks."""
     from autocompress.devices import check_gpus_per_worker
-    from autocompress.run.files import RunFiles
-    from autocompress.search.setup import create_run, open_run, plan_run
-    from autocompress.verify.measure import measurable_profile
 
     budget_s = parse_duration(time_budget) if time_budget is not None else None
     if gpus_per_worker is not None:
         check_gpus_per_worker(gpus_per_worker, address)
     if resume:
-        if run is None:
-            raise UserInputError("--resume needs --run NAME (the folder under results/)")
-        _frozen_on_resume(space=space, profile=profile, sampler=sampler, max_latency_ms=max_latency_ms,
-                          max_size_kb=max_size_kb, objective=objective, seed=seed, finetune_epochs=finetune_epochs,
-                          native_only=native_only or None, learn_from=learn_from or None)
+        _check_resume(run, space=space, profile=profile, sampler=sampler, max_latency_ms=max_latency_ms,
+                      max_size_kb=max_size_kb, objective=objective, seed=seed, finetune_epochs=finetune_epochs,
+                      native_only=native_only or None, learn_from=learn_from or None)
     else:
         _check_new_run(space, profile, trials, budget_s, sampler, objective, learn_from)
     _check_values(run, results_dir, seed, address, {"max_latency_ms": max_latency_ms, "max_size_kb": max_size_kb})
     if resume:
-        opened, hw_profile, prior = open_run(results_dir / run)  # every file checked before the lock is taken
-        check_gpus_per_worker(opened.config.gpus_per_worker if gpus_per_worker is None else gpus_per_worker, address)
-        if verify:
-            measurable_profile(hw_profile, str(opened.files.profile))
-        with opened.files.lock():
-            opened.change_settings(trials=trials, time_budget_s=budget_s, workers=workers, threads=threads,
-                                   gpus_per_worker=gpus_per_worker)
-            summary = _run_search(opened, hw_profile, prior, address)
+        opened, summary = _resume(results_dir / run, address, verify, gpus_per_worker, trials=trials,
+                                  time_budget_s=budget_s, workers=workers, threads=threads)
     else:
-        plan = plan_run(results_dir, run, space, profile, {
+        opened, summary = _start(results_dir, run, space, profile, address, verify, {
             "objectives": ["accuracy", "latency_ms"] + (["size_kb"] if objective else []),
             "constraints": Constraints(max_latency_ms=max_latency_ms, max_size_kb=max_size_kb),
             "sampler": sampler or DEFAULT_SAMPLER, "trials": trials, "time_budget_s": budget_s,
             "workers": workers or 2, "threads": threads, "gpus_per_worker": gpus_per_worker or 0.0,
             "seed": seed or 0, "finetune_epochs": finetune_epochs, "native_only": native_only,
             "learn_from": [str(path) for path in learn_from or []]})
-        if verify:
-            measurable_profile(plan.profile, str(profile))
-        fresh = not plan.path.exists()
-        with RunFiles(plan.path).lock():
-            opened = create_run(plan, fresh)
-            summary = _run_search(opened, plan.profile, plan.prior, address)
+    _conclude(opened, summary, results_dir, verify)
+
+
+def _resume(path: Path, address: str | None, verify: bool, gpus_per_worker: float | None,
+            **changes: object) -> tuple[Run, Summary]:
+    """The run in ``path`` searched on, with the settings a resume may change."""
+    from autocompress.devices import check_gpus_per_worker
+    from autocompress.search.setup import open_run
+    from autocompress.verify.measure import measurable_profile
+
+    opened, hw_profile, prior = open_run(path)  # every file checked before the lock is taken
+    check_gpus_per_worker(opened.config.gpus_per_worker if gpus_per_worker is None else gpus_per_worker, address)
+    if verify:
+        measurable_profile(hw_profile, str(opened.files.profile))
+    with opened.files.lock():
+        opened.change_settings(gpus_per_worker=gpus_per_worker, **changes)
+        return opened, _run_search(opened, hw_profile, prior, address)
+
+
+def _start(results_dir: Path, run: str | None, space: Path, profile: Path, address: str | None, verify: bool,
+           settings: dict) -> tuple[Run, Summary]:
+    """A new run, checked, created and searched."""
+    from autocompress.run.files import RunFiles
+    from autocompress.search.setup import create_run, plan_run
+    from autocompress.verify.measure import measurable_profile
+
+    plan = plan_run(results_dir, run, space, profile, settings)
+    if verify:
+        measurable_profile(plan.profile, str(profile))
+    fresh = not plan.path.exists()
+    with RunFiles(plan.path).lock():
+        opened = create_run(plan, fresh)
+        return opened, _run_search(opened, plan.profile, plan.prior, address)
+
+
+def _conclude(run: Run, summary: Summary, results_dir: Path, verify: bool) -> None:
+    """After the search: its front verified if asked, the report, and the summary lines."""
     if summary.first_failure is not None:
-        _stop_failed(summary, opened)
+        _stop_failed(summary, run)
     if verify and not summary.interrupted:
-        _verify(opened.path)
-    typer.echo(f"report: {write_report(opened.path)}")
+        _verify(run.path)
+    typer.echo(f"report: {write_report(run.path)}")
     _print_summary(summary, results_dir)
 
 

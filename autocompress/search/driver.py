@@ -11,15 +11,10 @@ twice, and the number of search trials is exactly the number asked.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import signal
-import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -27,27 +22,23 @@ import optuna
 import ray
 from tqdm import tqdm
 
-from autocompress.base import load_base
-from autocompress.devices import worker_device
 from autocompress.hw.describe import deployment_line, prediction_line
 from autocompress.hw.profile import HardwareProfile
 from autocompress.run.front import front
 from autocompress.run.run import Run
 from autocompress.run.trial import Kind, State, Trial
-from autocompress.search import cluster
 from autocompress.search.params import BASELINES, baseline_params, suggest_candidate
 from autocompress.search.prior import PriorTrials
 from autocompress.search.record import Outcome, now
 from autocompress.search.samplers import SamplerContext, make_sampler
-from autocompress.search.worker import TrialEvaluator
+from autocompress.search.stop import StopRequest
+from autocompress.search.workers import Workers
 
 log = logging.getLogger(__name__)
 MAX_DUPLICATES_IN_A_ROW = 200
 """Proposals in a row that were all evaluated before: the sampler has nothing new to offer."""
 TABLE_INTERVAL_S = 2.0
 """At most one rewrite of the trial table and the front per interval (and one at the end)."""
-OPTUNA_STATE = {State.COMPLETE: optuna.trial.TrialState.COMPLETE, State.REJECTED: optuna.trial.TrialState.COMPLETE,
-                State.PRUNED: optuna.trial.TrialState.PRUNED, State.FAIL: optuna.trial.TrialState.FAIL}
 
 
 @dataclass
@@ -67,33 +58,6 @@ class Summary:
     """Set when the search stopped because every trial failed (``SearchDriver.hopeless``)."""
 
 
-class _StopRequest:
-    """Ctrl-C or SIGTERM asks the loop to stop at its next turn (within a second).
-
-    The handler only sets a flag: an exception raised from it would surface inside Ray's
-    C++ ``wait`` as a SystemError. A second Ctrl-C raises KeyboardInterrupt as usual.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def __call__(self, signum, frame) -> None:
-        self.requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[_StopRequest]:
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        previous = {number: signal.signal(number, self) for number in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield self
-        finally:
-            for number, handler in previous.items():
-                signal.signal(number, handler)
-
-
 class SearchDriver:
     def __init__(self, run: Run, profile: HardwareProfile, prior: PriorTrials | None = None) -> None:
         self.run_folder, self.config, self.space, self.profile = run, run.config, run.space, profile
@@ -110,7 +74,7 @@ class SearchDriver:
         self.study.sampler = self.sampler.optuna
         self.rows = {t.number: Trial.from_attrs(t.number, t.user_attrs, t.state == optuna.trial.TrialState.RUNNING)
                      for t in existing if t.state != optuna.trial.TrialState.WAITING}
-        self.cache = {t.user_attrs["candidate_hash"]: (t.number, _stored_outcome(t.user_attrs))
+        self.cache = {t.user_attrs["candidate_hash"]: (t.number, Outcome.stored(t.user_attrs))
                       for t in existing if t.user_attrs.get("state") in (State.COMPLETE, State.REJECTED)
                       and t.state == optuna.trial.TrialState.COMPLETE}
         self.stale = deque(t for t in existing if t.state == optuna.trial.TrialState.RUNNING)
@@ -138,33 +102,6 @@ class SearchDriver:
             self.study.enqueue_trial(params, user_attrs={"kind": Kind.BASELINE, "label": label})
             waiting += 1
         return waiting
-
-    def _start_workers(self, address: str | None) -> bool:
-        threads = self.config.threads or (1 if address else max(1, (os.cpu_count() or 1) // self.config.workers))
-        started = cluster.start(address, self.config.workers * threads, self.run_folder.files.ray_processes)
-        if started and not address:
-            cluster.record_local_processes(self.run_folder.files.ray_processes)
-        cpus = ray.cluster_resources().get("CPU", 0)
-        log.info("%d workers x %d torch threads (Ray CPUs: %d needed, %g in the cluster)",
-                 self.config.workers, threads, self.config.workers * threads, cpus)
-        if cpus < self.config.workers * threads:
-            log.warning("the cluster has fewer CPUs than the workers reserve: some wait until it grows")
-        if ray.cluster_resources().get("GPU", 0) < self.config.workers * self.config.gpus_per_worker:
-            log.warning("the cluster has fewer GPUs than --gpus-per-worker x workers: some wait until it grows")
-        base, _ = load_base(self.space, self.run_folder.files.base)
-        shared = (ray.put(base.state_dict()),)  # each worker opens the data itself
-        gpus = self.config.gpus_per_worker
-        actor = ray.remote(num_cpus=threads, num_gpus=gpus, max_restarts=0)(TrialEvaluator)
-        settings = (self.config.constraints, self.config.seed, self.config.finetune_epochs, threads,
-                    worker_device(gpus))
-        profile_json = self.profile.model_dump_json()
-
-        def spawn():
-            return actor.remote(self.space, profile_json, *shared, *settings)
-
-        self._spawn = spawn
-        self.idle = [spawn() for _ in range(self.config.workers)]
-        return started
 
     # -- bookkeeping --------------------------------------------------------------------------
     def _count(self, state: State) -> int:
@@ -240,7 +177,7 @@ class SearchDriver:
             self._finish(trial, outcome, source=number)
             return
         self.duplicates_in_a_row = 0
-        actor = self.idle.pop()
+        actor = self.workers.idle.pop()
         gate = self.sampler.finetune_gate(trial.number)
         self.in_flight[actor.evaluate.remote(candidate.to_json(), not baseline, gate)] = (trial, actor)
 
@@ -258,7 +195,7 @@ class SearchDriver:
                     trial.set_constraint(key, value)
                 trial.set_user_attr(f"constraint:{key}", value)
         values = outcome.values(self.config.objectives) if outcome.state in (State.COMPLETE, State.REJECTED) else None
-        self.study.tell(trial, values, state=OPTUNA_STATE[outcome.state])
+        self.study.tell(trial, values, state=outcome.optuna_state)
         self._keep_sampler_output(trial)
         finished = self.rows[number] = Trial.from_attrs(number, trial.user_attrs, running=False)
         if outcome.state in (State.COMPLETE, State.REJECTED) and source is None:
@@ -295,11 +232,11 @@ class SearchDriver:
             trial, actor = self.in_flight.pop(ref)
             try:
                 outcome = ray.get(ref)
-                self.idle.append(actor)
+                self.workers.idle.append(actor)
             except ray.exceptions.RayError as error:
                 outcome = Outcome(State.FAIL, error=f"worker died: {type(error).__name__}: {error}".splitlines()[0],
                                   finished_at=now())
-                self.idle.append(self._spawn())
+                self.workers.idle.append(self.workers.spawn())
             self._finish(trial, outcome)
 
     def _named(self, column: str) -> str:
@@ -311,16 +248,16 @@ class SearchDriver:
         start = time.monotonic()
         log.info("%s; %s", prediction_line(self.profile), deployment_line(self.profile))
         deadline = start + config.time_budget_s if config.time_budget_s else None
-        started = self._start_workers(address)
+        self.workers = Workers(self.run_folder, self.profile, address)
         baselines = sum(baseline_params(self.space, label) is not None for label in BASELINES)
         total = baselines + config.trials if config.trials else None
         done = sum(trial.finished and trial.kind is not Kind.DUPLICATE for trial in self.rows.values())
         self.bar = tqdm(total=total, initial=done, unit="trial", desc=config.run, dynamic_ncols=True)
-        stop = _StopRequest()
+        stop = StopRequest()
         try:
             with stop.installed():
                 while not stop.requested:
-                    while self.idle and (self.stale or self.waiting or self._wants_search_trial(deadline)):
+                    while self.workers.idle and (self.stale or self.waiting or self._wants_search_trial(deadline)):
                         self._dispatch(self._next_trial())
                     if not self.in_flight:
                         break
@@ -340,15 +277,8 @@ class SearchDriver:
             self._write_tables(force=True)
             self._show_progress(deadline)
             self.bar.close()
-            cluster.stop(started, self.run_folder.files.ray_processes)
+            self.workers.stop()
         return Summary(config.run, self.run_folder.path, self._count(State.COMPLETE), self._count(State.FAIL),
                        self._count(State.REJECTED), self._count(State.PRUNED), self._front(),
                        self.run_folder.files.pareto,
                        time.monotonic() - start, self.evaluation_s, interrupted, self.hopeless())
-
-
-def _stored_outcome(attrs: dict) -> Outcome:
-    """A finished trial's outcome as its user attributes keep it (without the weights)."""
-    fields = Outcome.__dataclass_fields__
-    kept = {k: v for k, v in attrs.items() if k in fields and k != "state_dict"}
-    return Outcome(**kept | {"state": State(kept["state"])})

@@ -10,12 +10,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
+from optuna.trial import TrialState
+
 from autocompress.run.trial import State
 
 REJECTED_ACCURACY = 0.0
 """Accuracy told to Optuna for a candidate rejected before training: with its constraint
 violation, it lets the samplers learn to avoid the infeasible region. The trial table leaves
 the accuracy of such rows empty."""
+
+_OPTUNA_STATE = {State.COMPLETE: TrialState.COMPLETE, State.REJECTED: TrialState.COMPLETE,
+                 State.PRUNED: TrialState.PRUNED, State.FAIL: TrialState.FAIL}
 
 
 def now() -> str:
@@ -40,6 +45,17 @@ class Outcome:
     duration_s: float = 0.0
     finetune_s: float = 0.0
     state_dict: dict | None = field(default=None, repr=False)
+
+    @classmethod
+    def stored(cls, attrs: dict) -> Outcome:
+        """A finished trial's outcome as its user attributes keep it (without the weights)."""
+        kept = {k: v for k, v in attrs.items() if k in cls.__dataclass_fields__ and k != "state_dict"}
+        return cls(**kept | {"state": State(kept["state"])})
+
+    @property
+    def optuna_state(self) -> TrialState:
+        """The state Optuna gets: a REJECTED trial is COMPLETE there, with its constraint violated."""
+        return _OPTUNA_STATE[self.state]
 
     def attrs(self) -> dict:
         """The user attributes that mirror this outcome (everything but the weights)."""
