@@ -134,7 +134,7 @@ class SearchDriver:
         if self.stale:
             frozen = self.stale.popleft()
             log.info("trial %d was running when the previous driver stopped: running it again", frozen.number)
-            trial = optuna.Trial(self.study, frozen._trial_id)
+            trial = optuna.Trial(self.study, frozen._trial_id)  # no public handle on a RUNNING trial
         else:
             trial = self.study.ask()  # queued baselines come first
             self.waiting -= trial.user_attrs.get("kind") == Kind.BASELINE
