@@ -12,8 +12,11 @@ time limit, so that one failure or hang never stops the rest, through four stage
 (c) pruning: the base network with 50% channel pruning on every prunable layer against the
     unpruned one, timed end to end in interleaved rounds on the profile's runtime, threads
     and batch size (``hw.validate.measure_models``); speed-up = unpruned / pruned median;
-(d) search: ``autocompress search --trials 2 --workers 1`` with 1 base epoch and 1 fine-tune
-    epoch on 200 images; searched = exit status 0 and both trials complete.
+(d) search: ``autocompress search --trials 2 --workers 1`` with 1 base epoch and no fine-tune
+    (each trial built, its weights inherited from the base, compressed, its batch norm
+    recalibrated and evaluated; a fine-tune epoch of every trial at 64x64 would make the
+    benchmark hours on two cores) on 200 images; searched = exit status 0 and both trials
+    complete.
 
 Every model gets a small space (channel sparsity [0, 0.5], bits [8, 32], full rank) so that
 profiling takes minutes: a low-rank factorisation is a truncated SVD of each layer at every
@@ -241,7 +244,7 @@ def prepare(name: str, model_spec: str | None, data: Path, settings: Settings) -
         "network": {"family": "torch-model", "model": model_spec},
         "choices": {"layer": {"weight_bits": [8, 32], "activation_bits": [8, 32], "sparsity_kind": ["channel"],
                               "sparsity": [0.0, 0.5], "rank_ratio": [1.0], "first_last_min_bits": 8}},
-        "training": {"base_epochs": 1, "finetune_epochs": 1, "batch_size": 32},
+        "training": {"base_epochs": 1, "finetune_epochs": 0, "batch_size": 32},
     }
     (folder / "space.yaml").write_text(yaml.safe_dump(space, sort_keys=False))
     (folder / "settings.json").write_text(json.dumps(asdict(settings)))
