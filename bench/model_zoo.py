@@ -251,6 +251,19 @@ def prepare(name: str, model_spec: str | None, data: Path, settings: Settings) -
     return folder
 
 
+def finished(name: str, settings: Settings) -> dict | None:
+    """The row of ``name`` from an earlier run with the same settings that ended every stage
+    (``--reuse``: a benchmark split over processes, or stopped, is assembled without rerunning)."""
+    folder = WORK / name
+    result, saved = folder / "result.json", folder / "settings.json"
+    if not (result.is_file() and saved.is_file()) or json.loads(saved.read_text()) != asdict(settings):
+        return None
+    record = json.loads(result.read_text())
+    if not all(stage in record for stage in STAGES):
+        return None
+    return {"model": name, "seconds": round(sum(record[stage].get("seconds", 0.0) for stage in STAGES), 1), **record}
+
+
 def isolated(folder: Path, settings: Settings) -> dict:
     """The stages of one model in a fresh process (and its own process group, killed whole at
     the time limit); a stage it did not finish says why."""
@@ -348,6 +361,8 @@ def main() -> None:
     parser.add_argument("--validate", type=int, default=30, help="validation candidates of each set")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds each model may take, all stages")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "model_zoo.json")
+    parser.add_argument("--reuse", action="store_true",
+                        help="take a model's figures from an earlier run with the same settings that finished it")
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
@@ -366,7 +381,8 @@ def main() -> None:
     rows = []
     for name, spec in models.items():
         print(f"{name}: ...", end="", flush=True)
-        rows.append(isolated(prepare(name, spec, data, settings), settings))
+        reused = finished(name, settings) if args.reuse else None
+        rows.append(reused or isolated(prepare(name, spec, data, settings), settings))
         print(f"\r{name}: {rows[-1]['seconds']:.0f} s, {first_error(rows[-1]) or 'every stage done'}", flush=True)
     print(table(rows))
     bars = summary(rows)
