@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from autocompress.errors import UserInputError
+from autocompress.progress import lines_on_stderr
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Hardware-aware AutoML search for compressed neural networks.")
@@ -24,6 +25,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 @app.callback()
 def main() -> None:
     """Hardware-aware AutoML search for compressed neural networks."""
+    lines_on_stderr()
 
 
 def user_errors_exit_2(func: Callable) -> Callable:
@@ -91,3 +93,6 @@ register("compare", compare_command)
 from autocompress.verify.command import verify_command  # noqa: E402
 
 register("verify", verify_command)
+from autocompress.run.command import status_command  # noqa: E402
+
+register("status", status_command)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from autocompress.data import Images, Splits, chunks
-from autocompress.progress import progress_bar
+from autocompress.progress import Progress
 from autocompress.space import TrainingSettings
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -88,7 +88,8 @@ def run_epochs(model: nn.Module, splits: Splits, epochs: int, settings: Training
     """SGD with a one-cycle schedule over ``model``'s parameters, minimising ``loss_fn(x, y)``
     on training batches (each batch shifted at random if ``shift``), moved to ``model``'s device.
 
-    ``progress`` names a bar showing epoch, loss, training accuracy and time left.
+    ``progress`` names the ``Progress`` (a bar on a terminal, a log line each epoch) showing
+    the epoch, the epoch's mean loss and training accuracy so far, and the time left.
     ``after_epoch(epoch)`` is called after each epoch (1, 2, ...) with the model in train mode;
     if it returns False, training ends there. Returns whether every epoch ran.
     """
@@ -100,9 +101,10 @@ def run_epochs(model: nn.Module, splits: Splits, epochs: int, settings: Training
     device = model_device(model)
     model.train()
     completed = True
-    with progress_bar(progress is not None, total=epochs * per_epoch, desc=progress, unit="batch") as bar:
+    tracked = progress is not None
+    with Progress(progress or "", epochs * per_epoch, "batches", enabled=tracked) as shown:
         for epoch in range(1, epochs + 1):
-            seen = correct = 0
+            seen, loss_sum, correct = 0, torch.zeros((), device=device), torch.zeros((), device=device)
             for x, y in splits.batches(settings.batch_size, generator):
                 if shift:
                     x = _augment(x, generator)
@@ -114,12 +116,15 @@ def run_epochs(model: nn.Module, splits: Splits, epochs: int, settings: Training
                 loss.backward()
                 optimizer.step()
                 schedule.step()
-                if not bar.disable:
+                if tracked:
                     seen += len(y)
-                    correct += int((logits.argmax(1) == y).sum())
-                    bar.set_postfix(epoch=f"{epoch}/{epochs}", loss=f"{loss.item():.3f}",
-                                    accuracy=f"{correct / seen:.3f}", refresh=False)
-                bar.update()
+                    loss_sum += loss.detach() * len(y)
+                    correct += (logits.argmax(1) == y).sum()
+                    shown.advance()
+                    last = seen >= len(splits.train_y)
+                    if shown.bar_shown or shown.line_due or last:
+                        shown.show(milestone=last, epoch=f"{epoch}/{epochs}",
+                                   loss=f"{float(loss_sum) / seen:.3f}", accuracy=f"{float(correct) / seen:.3f}")
             if after_epoch is not None and not after_epoch(epoch):
                 completed = False
                 break

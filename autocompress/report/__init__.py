@@ -6,10 +6,6 @@ from pathlib import Path
 
 from autocompress.errors import UserInputError
 from autocompress.files import write_atomic
-from autocompress.report import html, summary
-from autocompress.report.analysis import analyse
-from autocompress.report.plots import write_pngs
-from autocompress.run.run import Run
 
 
 def write_report(run_dir: Path) -> Path:
@@ -18,6 +14,13 @@ def write_report(run_dir: Path) -> Path:
     Works on a run still in progress: it reports the trials finished so far. A report already
     there is never replaced by one of no trials (the trial table gone or emptied).
     """
+    # Imported here: torch, pandas and matplotlib take seconds, and every command imports this
+    # package (through its command module) before it can print its first line.
+    from autocompress.report import html, summary
+    from autocompress.report.analysis import analyse
+    from autocompress.report.plots import write_pngs
+    from autocompress.run.run import Run
+
     run = Run.open(run_dir)
     page, markdown = run.files.report, run.files.report_summary
     if not run.trials and page.is_file():

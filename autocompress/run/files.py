@@ -32,6 +32,8 @@ class RunFiles:
         self.pareto = self.path / "pareto.csv"
         self.models = self.path / "models"
         self.log = self.path / "search.log"
+        self.session = self.path / "session.json"
+        self.lock_file = self.path / ".lock"
         self.ray_processes = self.path / "ray_processes.json"
         self.test_accuracy = self.path / "test_accuracy.json"
         self.prior_trials = self.path / "prior_trials.csv"
@@ -108,7 +110,7 @@ class RunFiles:
         running one's pid in it.
         """
         self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.path / ".lock", "a+") as handle:
+        with open(self.lock_file, "a+") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -119,3 +121,22 @@ class RunFiles:
             handle.write(f"{os.getpid()}\n")
             handle.flush()
             yield
+
+    def lock_holder(self) -> int | None:
+        """The pid of the live process that holds the run's lock (a driver), or None.
+
+        Probed with a shared lock taken and dropped at once: the kernel drops a lock with
+        its process, so a pid left in the file by a killed driver does not count.
+        """
+        try:
+            handle = open(self.lock_file)
+        except FileNotFoundError:
+            return None
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = handle.read().strip()
+                return int(holder) if holder.isdigit() else -1
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return None

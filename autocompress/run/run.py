@@ -30,6 +30,7 @@ from autocompress.run.config import SearchConfig
 from autocompress.run.files import RunFiles
 from autocompress.run.front import front
 from autocompress.run.predictor import PredictorSummary, SamplerOutput
+from autocompress.run.status import Session
 from autocompress.run.table import csv_text, read_trials
 from autocompress.run.trial import Trial
 from autocompress.run.verification import Verification
@@ -59,6 +60,21 @@ class Run:
     def exists(path: str | Path) -> bool:
         """Whether ``path`` holds a run (its config is written last, when the run is complete)."""
         return RunFiles(Path(path)).config.is_file()
+
+    @staticmethod
+    def being_set_up(run: str | Path) -> tuple[Path, int] | None:
+        """(folder, driver pid) if ``run`` (a path, or a name under ``results/``) is a run whose
+        driver is still setting it up (its config not written yet), else None."""
+        for candidate in (Path(run), RESULTS_DIR / str(run)):
+            pid = None if Run.exists(candidate) else RunFiles(candidate).lock_holder()
+            if pid is not None:
+                return candidate, pid
+        return None
+
+    @staticmethod
+    def log_of(path: str | Path) -> Path:
+        """The search log of the run at ``path``."""
+        return RunFiles(Path(path)).log
 
     @classmethod
     def open(cls, path: str | Path) -> Run:
@@ -153,6 +169,17 @@ class Run:
         path = self.files.verification
         return validated(Verification, load_json(path, "verify file"), path) if path.is_file() else None
 
+    @property
+    def session(self) -> Session | None:
+        """The search driver's last invocation (None before its search first started)."""
+        path = self.files.session
+        return validated(Session, load_json(path, "driver session file"), path) if path.is_file() else None
+
+    @property
+    def driver_pid(self) -> int | None:
+        """The pid of the driver running on it now (-1 if its pid is unknown), or None."""
+        return self.files.lock_holder()
+
     def test_accuracy(self) -> dict[int, float]:
         """Test-split accuracy by trial number of the front's trials measured so far."""
         path = self.files.test_accuracy
@@ -186,6 +213,9 @@ class Run:
         output.write(self.files)
         if output.summary is not None:
             self.__dict__["predictor"] = output.summary
+
+    def write_session(self, session: Session) -> None:
+        write_json_atomic(self.files.session, session.model_dump(mode="json"))
 
     def write_test_accuracy(self, measured: dict[int, float]) -> None:
         write_atomic(self.files.test_accuracy,

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from autocompress.errors import UserInputError
-from autocompress.report import write_report
+from autocompress.progress import announce
 from autocompress.run.config import MAX_SEED, Constraints
 from autocompress.search.samplers import DEFAULT_SAMPLER, sampler_named, sampler_names
 from autocompress.search.settings import RUN_NAME, parse_duration
@@ -70,7 +72,9 @@ def _check_values(run: str | None, results_dir: Path, seed: int | None, address:
         check_address(address)
 
 
-def _log_to(path: Path) -> logging.Handler:
+@contextlib.contextmanager
+def _logging_to(path: Path) -> Iterator[None]:
+    """The project's and Optuna's log, progress lines included, into the run's ``search.log``."""
     import optuna
 
     handler = logging.FileHandler(path)
@@ -80,7 +84,12 @@ def _log_to(path: Path) -> logging.Handler:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
     optuna.logging.disable_default_handler()
-    return handler
+    try:
+        yield
+    finally:
+        for name in ("autocompress", "optuna"):
+            logging.getLogger(name).removeHandler(handler)
+        handler.close()
 
 
 def search_command(
@@ -153,7 +162,8 @@ def _resume(path: Path, address: str | None, verify: bool, gpus_per_worker: floa
     check_gpus_per_worker(opened.config.gpus_per_worker if gpus_per_worker is None else gpus_per_worker, address)
     if verify:
         measurable_profile(hw_profile, str(opened.files.profile))
-    with opened.files.lock():
+    with opened.files.lock(), _logging_to(opened.files.log):
+        announce(f"{opened.path}: resuming (log: {opened.files.log})")
         opened.change_settings(gpus_per_worker=gpus_per_worker, **changes)
         return opened, _run_search(opened, hw_profile, prior, address)
 
@@ -169,13 +179,18 @@ def _start(results_dir: Path, run: str | None, space: Path, profile: Path, addre
     if verify:
         measurable_profile(plan.profile, str(profile))
     fresh = not plan.path.exists()
-    with RunFiles(plan.path).lock():
+    files = RunFiles(plan.path)
+    with files.lock(), _logging_to(files.log):
+        announce(f"{plan.path}: inputs checked, setting up the run (log: {files.log}); the base network "
+                 "is trained first unless one was trained for this space before")
         opened = create_run(plan, fresh)
         return opened, _run_search(opened, plan.profile, plan.prior, address)
 
 
 def _conclude(run: Run, summary: Summary, results_dir: Path, verify: bool) -> None:
     """After the search: its front verified if asked, the report, and the summary lines."""
+    from autocompress.report import write_report
+
     if summary.first_failure is not None:
         _stop_failed(summary, run)
     if verify and not summary.interrupted:
@@ -206,15 +221,10 @@ def _run_search(run: Run, hw_profile: HardwareProfile, prior: PriorTrials | None
     from autocompress.search.driver import SearchDriver
     from autocompress.search.holdout import measure_front
 
-    handler = _log_to(run.files.log)
-    try:
-        summary = SearchDriver(run, hw_profile, prior).run(address)
-        if not summary.interrupted and summary.first_failure is None:  # else measured on --resume
-            measure_front(run)
-        return summary
-    finally:
-        for name in ("autocompress", "optuna"):
-            logging.getLogger(name).removeHandler(handler)
+    summary = SearchDriver(run, hw_profile, prior).run(address)
+    if not summary.interrupted and summary.first_failure is None:  # else measured on --resume
+        measure_front(run)
+    return summary
 
 
 def _print_summary(summary: Summary, results_dir: Path) -> None:

@@ -12,6 +12,7 @@ twice, and the number of search trials is exactly the number asked.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from collections import deque
@@ -20,12 +21,13 @@ from pathlib import Path
 
 import optuna
 import ray
-from tqdm import tqdm
 
 from autocompress.hw.describe import deployment_line, prediction_line
 from autocompress.hw.profile import HardwareProfile
+from autocompress.progress import Progress
 from autocompress.run.front import front
 from autocompress.run.run import Run
+from autocompress.run.status import Session, Standing
 from autocompress.run.trial import Kind, State, Trial
 from autocompress.search.params import BASELINES, baseline_params, suggest_candidate
 from autocompress.search.prior import PriorTrials
@@ -83,7 +85,8 @@ class SearchDriver:
         self.evaluation_s = 0.0
         self.tables_written = 0.0
         self.front_size = self._front()
-        self.bar = tqdm(disable=True)
+        self.progress = Progress(config.run, config.trials, "search trials", enabled=False)  # run() shows one
+        self.session: Session | None = None
         self.duplicates_in_a_row = 0
         self.exhausted_logged = False
 
@@ -204,8 +207,10 @@ class SearchDriver:
         log.info("trial %d %s: %s", number, outcome.state,
                  outcome.error or {self._named(k): finished.row()[k] for k in self.config.objectives})
         self._write_tables()
-        if finished.kind is Kind.BASELINE or finished.counts_against_trials:
-            self.bar.update()
+        if finished.counts_against_trials:
+            self.progress.advance()
+        if finished.kind is not Kind.DUPLICATE:
+            self._show_progress(milestone=True)
 
     def hopeless(self) -> Trial | None:
         """The first failed trial once every trial finished so far failed and no baseline is left to
@@ -218,12 +223,12 @@ class SearchDriver:
             return None
         return min(finished, key=lambda t: t.number)
 
-    def _show_progress(self, deadline: float | None) -> None:
-        postfix = {"failed": self._count(State.FAIL), "rejected": self._count(State.REJECTED),
-                   "pruned": self._count(State.PRUNED), "front": self.front_size}
-        if deadline is not None:
-            postfix["budget_left_s"] = max(0, int(deadline - time.monotonic()))
-        self.bar.set_postfix(postfix, refresh=False)
+    def _show_progress(self, milestone: bool = False) -> None:
+        """The bar's figures, and a status line for each finished trial and every minute."""
+        if self.session is None or not (milestone or self.progress.bar_shown or self.progress.line_due):
+            return
+        standing = Standing.of(self.rows.values(), self.front_size, self.config.constraints)
+        self.progress.show(milestone, standing.left_s(self.session), **standing.figures())
 
     def _collect(self, timeout: float) -> None:
         """Finish the trials whose results arrived within ``timeout``."""
@@ -248,11 +253,13 @@ class SearchDriver:
         start = time.monotonic()
         log.info("%s; %s", prediction_line(self.profile), deployment_line(self.profile))
         deadline = start + config.time_budget_s if config.time_budget_s else None
+        done = sum(trial.finished and trial.counts_against_trials for trial in self.rows.values())
+        self.session = Session(pid=os.getpid(), started_at=time.time(), trials=config.trials,
+                               time_budget_s=config.time_budget_s, done_at_start=done)
+        self.run_folder.write_session(self.session)
         self.workers = Workers(self.run_folder, self.profile, address)
-        baselines = sum(baseline_params(self.space, label) is not None for label in BASELINES)
-        total = baselines + config.trials if config.trials else None
-        done = sum(trial.finished and trial.kind is not Kind.DUPLICATE for trial in self.rows.values())
-        self.bar = tqdm(total=total, initial=done, unit="trial", desc=config.run, dynamic_ncols=True)
+        self.progress = Progress(config.run, config.trials, "search trials", initial=done)
+        self._show_progress(milestone=True)
         stop = StopRequest()
         try:
             with stop.installed():
@@ -262,7 +269,7 @@ class SearchDriver:
                     if not self.in_flight:
                         break
                     self._collect(timeout=1.0)
-                    self._show_progress(deadline)
+                    self._show_progress()
                     if self.hopeless() is not None:
                         log.error("every trial so far failed, the baselines included: stopping the search")
                         break
@@ -275,8 +282,8 @@ class SearchDriver:
                 for _, actor in self.in_flight.values():
                     ray.kill(actor)
             self._write_tables(force=True)
-            self._show_progress(deadline)
-            self.bar.close()
+            self._show_progress()
+            self.progress.close()
             self.workers.stop()
         return Summary(config.run, self.run_folder.path, self._count(State.COMPLETE), self._count(State.FAIL),
                        self._count(State.REJECTED), self._count(State.PRUNED), self._front(),
