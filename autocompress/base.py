@@ -15,6 +15,7 @@ from torch.func import functional_call
 
 from autocompress.data import Splits
 from autocompress.models.family import family_of
+from autocompress.models.slicing import load_state
 from autocompress.space import SearchSpace
 from autocompress.train import accuracy, distillation_loss, run_epochs, seed_everything
 
@@ -93,7 +94,7 @@ def train_base(space: SearchSpace, splits: Splits, path: Path, seed: int = 0,
     if given is None:
         train_supernet(model, space, splits, seed, progress=f"base network ({device})")
     else:
-        model.load_state_dict(given)
+        load_state(model, given)
     info = {"accuracy": accuracy(model, splits.val_x, splits.val_y),
             "train_seconds": time.perf_counter() - start, "seed": seed, "device": device,
             "fingerprint": space_fingerprint(space)}
@@ -108,7 +109,7 @@ def train_base(space: SearchSpace, splits: Splits, path: Path, seed: int = 0,
 def load_base(space: SearchSpace, path: Path) -> tuple[nn.Module, dict]:
     saved = torch.load(path, map_location="cpu", weights_only=True)
     model = build_base(space)
-    model.load_state_dict(saved["state_dict"])
+    load_state(model, saved["state_dict"])
     return model.eval(), saved["info"]
 
 

@@ -16,6 +16,7 @@ from autocompress.compress.quantize import calibrate_activations
 from autocompress.compress.size import model_size_bytes
 from autocompress.data import Splits
 from autocompress.models.family import family_of
+from autocompress.models.slicing import load_state
 from autocompress.space import SearchSpace
 from autocompress.train import accuracy, finetune, model_device, recalibrate_batchnorm
 
@@ -83,5 +84,5 @@ def load_trial_model(space: SearchSpace, path: Path) -> tuple[Candidate, nn.Modu
     family = family_of(space)
     candidate = family.parse_candidate(saved["candidate"])  # its stages as the family's stage type
     model = family.build_compressed(candidate)
-    model.load_state_dict(saved["state_dict"])
+    load_state(model, saved["state_dict"])
     return candidate, model.eval()

@@ -89,3 +89,22 @@ def test_a_torchvision_network_is_profiled_searched_and_reported(tmp_path, monke
     assert run.files.report.is_file()
     assert sum(trial.state is State.COMPLETE for trial in run.trials) >= 2, run.trials
     assert run.front
+
+
+def test_a_module_that_reads_its_state_dict_version_inherits_and_reloads(tmp_path):
+    """MNASNet's ``_load_from_state_dict`` refuses a state without its module version: weight
+    inheritance and a trial's saved weights (a plain dict) load with the network's own."""
+    import torch
+
+    from autocompress.models.slicing import load_state
+    from tests.zoo_models import mnasnet0_5
+
+    family = family_of(load_space(_space(tmp_path, "mnasnet0_5")))
+    base, subnet = family.build([]), family.build([])
+    family.inherit_weights(subnet, base)
+    torch.save({"state_dict": dict(base.state_dict())}, tmp_path / "trial.pt")
+    reloaded = mnasnet0_5()
+    load_state(reloaded, torch.load(tmp_path / "trial.pt", weights_only=True)["state_dict"])
+    for model in (subnet, reloaded):
+        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), base.state_dict().values(),
+                                                     strict=True))

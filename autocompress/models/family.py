@@ -18,7 +18,6 @@ from __future__ import annotations
 import importlib
 import random
 from abc import ABC, abstractmethod
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -29,6 +28,7 @@ from torch import nn
 from autocompress.candidate import Candidate, LayerPolicy
 from autocompress.compress.policy import apply_policy
 from autocompress.errors import UserInputError
+from autocompress.models.slicing import load_state
 from autocompress.space import SearchSpace, per_space
 
 if TYPE_CHECKING:
@@ -158,9 +158,7 @@ class ModelFamily(ABC):
         may read), and buffers that state dicts leave out (non-persistent) are copied too."""
         inherited = self.inherited_state(subnet, base)
         own = subnet.state_dict()
-        loadable = OrderedDict((name, tensor) for name, tensor in inherited.items() if name in own)
-        loadable._metadata = own._metadata  # type: ignore[attr-defined]
-        subnet.load_state_dict(loadable)
+        load_state(subnet, {name: tensor for name, tensor in inherited.items() if name in own})
         buffers = dict(subnet.named_buffers())
         for name, tensor in inherited.items():
             if name not in own and name in buffers:

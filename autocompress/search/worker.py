@@ -20,6 +20,7 @@ from autocompress.data import Splits, load_splits
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import HardwareProfile
 from autocompress.models.family import family_of
+from autocompress.models.slicing import load_state
 from autocompress.run.config import Constraints
 from autocompress.run.trial import State
 from autocompress.search.gate import FinetuneGate, Verdict
@@ -39,7 +40,7 @@ class TrialEvaluator:
         self.space, self.splits = space, load_splits(space.data)
         self.constraints, self.seed, self.epochs = constraints, seed, finetune_epochs
         self.base = build_base(space)
-        self.base.load_state_dict(base_state)
+        load_state(self.base, base_state)
         self.base.to(device).eval()
 
     def evaluate(self, candidate_json: str, enforce_constraints: bool = True,
