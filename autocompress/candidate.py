@@ -1,7 +1,9 @@
 """Candidate: one architecture plus a per-layer compression policy, as plain JSON.
 
-Layer names are the model's module paths (``stages.1.0.expand.conv``). A candidate
-round-trips through JSON and has a stable hash of its canonical JSON form.
+The architecture is one frozen dataclass per stage, of the model family's ``stage_type``
+(a family without architecture choices has none). Layer names are the model's module paths
+(``stages.1.0.expand.conv``). A candidate round-trips through JSON and has a stable hash of
+its canonical JSON form.
 """
 
 from __future__ import annotations
@@ -10,22 +12,18 @@ import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from autocompress.errors import UserInputError
 
 FLOAT_BITS = 32
 
 
-@dataclass(frozen=True)
-class StageArch:
-    depth: int
-    kernel_size: int
-    expand_ratio: int
-    squeeze_excite: bool
+class Stage(Protocol):
+    """One stage's architecture choices: a frozen dataclass of a family (``ModelFamily.stage_type``)."""
 
     def label(self) -> str:
-        return f"d{self.depth} k{self.kernel_size} e{self.expand_ratio}{' se' if self.squeeze_excite else ''}"
+        """The choices in a few characters, for tables (``d2 k5 e6``)."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,7 @@ class LayerPolicy:
 
 @dataclass(frozen=True)
 class Candidate:
-    stages: tuple[StageArch, ...]
+    stages: tuple[Stage, ...]
     policy: dict[str, LayerPolicy] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,7 +54,7 @@ class Candidate:
         return json.dumps(self.to_dict(), sort_keys=True, indent=indent)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], stage_type: type = StageArch) -> Candidate:
+    def from_dict(cls, data: dict[str, Any], stage_type: type[Stage]) -> Candidate:
         """``stage_type``: the model family's stage dataclass (``ModelFamily.parse_candidate``)."""
         try:
             stages = tuple(stage_type(**s) for s in data["stages"])
@@ -66,7 +64,7 @@ class Candidate:
         return cls(stages, policy)
 
     @classmethod
-    def from_json(cls, text: str, stage_type: type = StageArch) -> Candidate:
+    def from_json(cls, text: str, stage_type: type[Stage]) -> Candidate:
         return cls.from_dict(json.loads(text), stage_type)
 
     @functools.cached_property

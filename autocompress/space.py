@@ -18,11 +18,13 @@ ActivationBits = Literal[4, 8, 32]
 SparsityKind = Literal["channel", "unstructured"]
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """Settings that refuse unknown keys, infinities and NaN, and never change once read."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-class DataSettings(_Strict):
+class DataSettings(StrictModel):
     source: str = Field("digits", description="digits | npz:PATH | folder:PATH")
     image_size: int = Field(16, ge=8, le=224)
     channels: int = Field(1, ge=1, le=4, description="image channels: 1 for digits")
@@ -49,45 +51,21 @@ class DataSettings(_Strict):
         return self
 
 
-class StageSettings(_Strict):
-    channels: int = Field(ge=4, le=1024)
-    stride: Literal[1, 2]
-    max_depth: int = Field(ge=1, le=6)
+class NetworkSettings(StrictModel):
+    """What every family's ``network`` says: the family, registered by name; each family's
+    settings class adds the rest (``ModelFamily.space_type``)."""
+
+    family: str = Field(description="model family, registered by name (autocompress/models/family.py)")
 
 
-class NetworkSettings(_Strict):
-    """The MobileNet family's network (other families bring their own, see ``space_class``)."""
-
-    family: Literal["mobilenet"] = Field("mobilenet", description=(
-        "model family, registered by name (autocompress/models/family.py)"))
-    stem_channels: int = Field(16, ge=4, le=256)
-    head_channels: int = Field(128, ge=8, le=4096)
-    stages: list[StageSettings] = Field(min_length=1, max_length=8)
-
-
-def _distinct_within(values: list, low: float, high: float, what: str, descending: bool = False) -> list:
+def distinct_within(values: list, low: float, high: float, what: str, descending: bool = False) -> list:
     """``values`` sorted without repeats, if all lie in ``low..high``."""
     if any(v < low or v > high for v in values):
         raise ValueError(f"{what} must lie in {low}..{high}")
     return sorted(set(values), reverse=descending)
 
 
-class DepthChoices(_Strict):
-    depth: list[int] = Field(min_length=1)
-
-    @field_validator("depth")
-    @classmethod
-    def _positive_depths(cls, value: list[int]) -> list[int]:
-        return _distinct_within(value, 1, 6, "depths")
-
-
-class BlockChoices(DepthChoices):
-    kernel_size: list[Literal[3, 5, 7]] = Field(min_length=1)
-    expand_ratio: list[Literal[3, 4, 6]] = Field(min_length=1)
-    squeeze_excite: list[bool] = Field(min_length=1)
-
-
-class LayerChoices(_Strict):
+class LayerChoices(StrictModel):
     weight_bits: list[WeightBits] = Field(min_length=1)
     activation_bits: list[ActivationBits] = Field(min_length=1)
     sparsity_kind: list[SparsityKind] = Field(min_length=1)
@@ -100,20 +78,22 @@ class LayerChoices(_Strict):
     @field_validator("sparsity")
     @classmethod
     def _sparsity_range(cls, value: list[float]) -> list[float]:
-        return _distinct_within(value, 0.0, 0.75, "sparsity values")
+        return distinct_within(value, 0.0, 0.75, "sparsity values")
 
     @field_validator("rank_ratio")
     @classmethod
     def _rank_range(cls, value: list[float]) -> list[float]:
-        return _distinct_within(value, 0.25, 1.0, "rank_ratio values", descending=True)
+        return distinct_within(value, 0.25, 1.0, "rank_ratio values", descending=True)
 
 
-class Choices(_Strict):
-    block: BlockChoices
+class Choices(StrictModel):
+    """What every family's ``choices`` hold: the per-layer compression knobs; a family with
+    architecture choices adds its ``block``."""
+
     layer: LayerChoices
 
 
-class TrainingSettings(_Strict):
+class TrainingSettings(StrictModel):
     base_epochs: int = Field(30, ge=1, le=1000)
     finetune_epochs: int = Field(2, ge=0, le=100)
     batch_size: int = Field(64, ge=1, le=4096)
@@ -126,20 +106,15 @@ class TrainingSettings(_Strict):
         "(sandwich rule: the smallest, then random ones); 0 trains the largest alone"))
 
 
-class SearchSpace(_Strict):
-    """A search space; this class holds the MobileNet family's ``network`` and ``choices``,
-    another family's space is a subclass with its own (``ModelFamily.space_type``)."""
+class SearchSpace(StrictModel):
+    """What every search space holds; a family's space is a subclass narrowing ``network`` and
+    ``choices`` to its own settings (``ModelFamily.space_type``, chosen by ``space_class``)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     data: DataSettings = DataSettings()
     network: NetworkSettings
     choices: Choices
     training: TrainingSettings = TrainingSettings()
-
-    def stage_depths(self, stage_index: int) -> list[int]:
-        """Depth choices of one stage: the block depths that fit its ``max_depth``."""
-        cap = self.network.stages[stage_index].max_depth
-        return [d for d in self.choices.block.depth if d <= cap] or [cap]
 
     def input_shape(self, batch_size: int = 1) -> tuple[int, int, int, int]:
         """Shape of a batch of the space's images (N, C, H, W)."""

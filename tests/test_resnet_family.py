@@ -18,6 +18,7 @@ from autocompress.errors import UserInputError
 from autocompress.hw.ops import BitsRule
 from autocompress.models.family import family_of
 from autocompress.models.graph_ops import graph_ops
+from autocompress.models.mobilenet_space import StageArch
 from autocompress.models.resnet import ResNetStage
 from autocompress.models.space_file import load_space, parse_space
 from autocompress.run.run import Run
@@ -106,7 +107,7 @@ def test_candidates_are_parsed_by_their_family(space):
     candidate = family.random_candidate(random.Random(0))
     assert family.parse_candidate(candidate.to_json()) == candidate
     with pytest.raises(UserInputError, match="candidate JSON is malformed"):
-        Candidate.from_json(candidate.to_json())  # as MobileNet stages
+        Candidate.from_json(candidate.to_json(), StageArch)
 
 
 def test_resnet_settings_are_its_own(tmp_path):

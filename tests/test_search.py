@@ -30,6 +30,7 @@ from autocompress.data import load_splits
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import load_profile
 from autocompress.models.family import family_of
+from autocompress.models.mobilenet_space import StageArch
 from autocompress.models.space_file import load_space
 from autocompress.run.files import RunFiles
 from autocompress.run.run import Run
@@ -110,7 +111,7 @@ def test_a_trial_that_raises_is_recorded_and_the_search_goes_on(faulty_run):
     assert failed, "the seed should sample at least one failing candidate"
     for row in failed:
         assert "FloatingPointError: training loss is nan" in row["error"]
-        assert fails(Candidate.from_json(row["candidate"]))
+        assert fails(Candidate.from_json(row["candidate"], StageArch))
     assert any(r["state"] == "COMPLETE" and r["kind"] == "search" for r in rows)
 
 
@@ -162,7 +163,7 @@ def test_run_folder_holds_config_inputs_and_loadable_models(faulty_run, max_late
     for row in (rows[0], search):
         saved = torch.load(run.model_path(int(row["number"])), weights_only=True)
         assert saved["candidate"] == row["candidate"]
-        family_of(run.space).build_compressed(Candidate.from_json(saved["candidate"])).load_state_dict(saved["state_dict"])
+        family_of(run.space).build_compressed(family_of(run.space).parse_candidate(saved["candidate"])).load_state_dict(saved["state_dict"])
 
 
 def _running_trials(database: Path) -> int:

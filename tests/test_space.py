@@ -10,11 +10,11 @@ import pytest
 import torch
 import yaml
 
-from autocompress.candidate import Candidate
+from autocompress.base import space_fingerprint
 from autocompress.errors import UserInputError
 from autocompress.models.family import family_of
 from autocompress.models.space_file import load_space
-from tests.conftest import DEFAULT_SPACE
+from tests.conftest import DEFAULT_SPACE, REPO
 
 
 def _write_mutated(tmp_path, path_keys, value):
@@ -63,7 +63,7 @@ def test_bad_space_exits_2_with_one_line(tmp_path):
 
 def test_candidate_json_round_trip_and_stable_hash(default_space):
     candidate = family_of(default_space).random_candidate(random.Random(3))
-    again = Candidate.from_json(candidate.to_json(indent=2))
+    again = family_of(default_space).parse_candidate(candidate.to_json(indent=2))
     assert again == candidate
     assert again.hash == candidate.hash
     other = family_of(default_space).random_candidate(random.Random(4))
@@ -78,3 +78,11 @@ def test_random_candidates_build_and_run(default_space, seed):
     model = family.build_compressed(family.random_candidate(random.Random(seed))).eval()
     size = default_space.data.image_size
     assert model(torch.randn(2, 1, size, size)).shape == (2, 10)
+
+
+@pytest.mark.parametrize(("space", "fingerprint"), [("mobilenet_digits", "5f12ba18096e"),
+                                                    ("resnet_digits", "2df859a175de")])
+def test_the_shipped_spaces_keep_their_base_file_names(space, fingerprint):
+    """``results/_base`` files are named by this digest: were it to change, every trained base
+    would be trained again."""
+    assert space_fingerprint(load_space(REPO / "search_spaces" / f"{space}.yaml")) == fingerprint

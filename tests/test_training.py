@@ -7,10 +7,10 @@ import copy
 import torch
 
 from autocompress.base import subnet_logits
-from autocompress.candidate import StageArch
 from autocompress.compress.quantize import calibrate_activations
 from autocompress.models.family import family_of
 from autocompress.models.mobilenet import MobileNet
+from autocompress.models.mobilenet_space import StageArch
 from autocompress.pipeline import evaluate_candidate
 from autocompress.train import accuracy, finetune, recalibrate_batchnorm
 

@@ -8,8 +8,8 @@ never needs to know the network. Families are registered by name and chosen by
 ``network.family`` in the search space.
 
 Adding a family: one module with a ``ModelFamily`` subclass decorated with
-``@register_family`` (with its settings as a ``SearchSpace`` subclass if its ``network`` or
-``choices`` differ from MobileNet's), and its module path in ``BUILTIN_MODULES``. Its ops
+``@register_family``, its settings as a ``SearchSpace`` subclass (its ``network`` and
+``choices``) and its stage dataclass, and its module path in ``BUILTIN_MODULES``. Its ops
 come from its traced graph (``graph_ops``) unless it enumerates them itself.
 """
 
@@ -85,8 +85,9 @@ class ModelFamily(ABC):
     name: ClassVar[str]
     stage_type: ClassVar[type]
     """The frozen dataclass of one stage's architecture choices (``Candidate.stages``)."""
-    space_type: ClassVar[type[SearchSpace]] = SearchSpace
-    """The settings class of the family's spaces (``network`` and ``choices`` differ)."""
+    space_type: ClassVar[type[SearchSpace]]
+    """The settings class of the family's spaces: ``SearchSpace`` with the family's own
+    ``network`` and ``choices`` (``space_file.space_class`` validates a file with it)."""
 
     def __init__(self, space: SearchSpace) -> None:
         self.space = space
@@ -120,10 +121,10 @@ class ModelFamily(ABC):
         """A candidate from its JSON, its stages as this family's ``stage_type``."""
         return Candidate.from_json(text, self.stage_type)
 
+    @abstractmethod
     def fingerprint(self) -> object:
-        """What, beside the space's network, data and training settings, determines the
-        trained base (its largest architecture's choices)."""
-        return self.space.choices.block.model_dump()
+        """What of the family's settings, beside the space's ``network``, data and training,
+        determines the trained base (JSON data: it is part of the base file's name hash)."""
 
     def base_weights(self) -> dict[str, torch.Tensor] | None:
         """Trained weights of the base network given by the user (then it is not trained)."""
@@ -240,13 +241,6 @@ class ModelFamily(ABC):
                 rank_ratio=rng.choice(layer.rank_ratio) if spec.factorisable else 1.0,
             )
         return Candidate(stages, policy)
-
-
-def stage_group(layer_name: str) -> str:
-    """The search group of a layer of a staged network: ``stages.2.1.expand.conv`` ->
-    ``stages.2``; ``stem.conv`` -> ``stem``."""
-    parts = layer_name.split(".")
-    return ".".join(parts[:2]) if parts[0] == "stages" else parts[0]
 
 
 FAMILIES: dict[str, type[ModelFamily]] = {}

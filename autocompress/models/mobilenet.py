@@ -7,18 +7,19 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from autocompress.candidate import Candidate, StageArch
+from autocompress.candidate import Candidate
 from autocompress.hw.ops import BitsRule, OpSignature
 from autocompress.models import inherit, mobilenet_ops
 from autocompress.models.blocks import ConvBNAct, InvertedResidual
-from autocompress.models.family import ArchKnob, LayerSpec, ModelFamily, register_family, stage_group
-from autocompress.space import SearchSpace
+from autocompress.models.family import ArchKnob, LayerSpec, register_family
+from autocompress.models.mobilenet_space import MobileNetSpace, StageArch
+from autocompress.models.staged import StagedFamily
 
 
 class MobileNet(nn.Module):
     """stem -> stages of inverted residual blocks -> 1x1 head -> pool -> classifier."""
 
-    def __init__(self, space: SearchSpace, arch: Sequence[StageArch]) -> None:
+    def __init__(self, space: MobileNetSpace, arch: Sequence[StageArch]) -> None:
         super().__init__()
         net = space.network
         if len(arch) != len(net.stages):
@@ -52,7 +53,7 @@ class MobileNet(nn.Module):
 
 
 @register_family
-class MobileNetFamily(ModelFamily):
+class MobileNetFamily(StagedFamily):
     """MobileNetV2/V3-style blocks; per stage: depth, kernel size, expand ratio, squeeze-excite.
 
     Channel pruning applies only where a layer's outputs feed nothing but channel-wise ops
@@ -61,14 +62,16 @@ class MobileNetFamily(ModelFamily):
 
     name = "mobilenet"
     stage_type = StageArch
+    space_type = MobileNetSpace
+    space: MobileNetSpace
 
     def arch_knobs(self) -> list[list[ArchKnob]]:
         block = self.space.choices.block
-        return [[ArchKnob("depth", "depth", self.space.stage_depths(i)),
+        return [[ArchKnob("depth", "depth", block.depths_for(stage)),
                  ArchKnob("kernel", "kernel_size", list(block.kernel_size)),
                  ArchKnob("expand", "expand_ratio", list(block.expand_ratio)),
                  ArchKnob("se", "squeeze_excite", list(block.squeeze_excite))]
-                for i in range(len(self.space.network.stages))]
+                for stage in self.space.network.stages]
 
     def build(self, arch: Sequence[StageArch]) -> MobileNet:
         return MobileNet(self.space, arch)
@@ -93,9 +96,6 @@ class MobileNetFamily(ModelFamily):
             LayerSpec("classifier", "classifier", False, True),
         ]
         return layers
-
-    def layer_group(self, layer_name: str) -> str:
-        return stage_group(layer_name)
 
     def inherited_state(self, subnet: nn.Module, base: nn.Module) -> dict[str, torch.Tensor]:
         return inherit.inherited_state(subnet, base)

@@ -13,7 +13,7 @@ import itertools
 import torch
 from torch import nn
 
-from autocompress.candidate import Candidate, LayerPolicy, StageArch
+from autocompress.candidate import Candidate, LayerPolicy
 from autocompress.compress.prune import keep_count
 from autocompress.compress.quantize import activation_bits_of, weight_bits_of
 from autocompress.hw.ops import (
@@ -29,7 +29,7 @@ from autocompress.hw.ops import (
     rank_of,
 )
 from autocompress.models.blocks import ConvBNAct, InvertedResidual, SqueezeExcite, squeeze_channels
-from autocompress.space import SearchSpace
+from autocompress.models.mobilenet_space import MobileNetSpace, StageArch
 
 
 @torch.no_grad()
@@ -67,7 +67,7 @@ def model_signatures(model: nn.Module, image_shape: tuple[int, ...],
 class _Enumerator:
     """All signatures of a space: each layer's own choices crossed with what shapes it."""
 
-    def __init__(self, space: SearchSpace, rule: BitsRule) -> None:
+    def __init__(self, space: MobileNetSpace, rule: BitsRule) -> None:
         layer = space.choices.layer
         self.bits = rule.classes(space)
         self.gate_bits = self.bits if rule.quantized_se else [None]
@@ -91,7 +91,7 @@ class _Enumerator:
                 self.found.add(OpSignature("conv", shape, width, kernel, stride, 1, epilogue, bits))
         return kept
 
-    def block(self, space: SearchSpace, in_ch: int, out_ch: int, stride: int, size: int) -> None:
+    def block(self, space: MobileNetSpace, in_ch: int, out_ch: int, stride: int, size: int) -> None:
         block = space.choices.block
         out_size = -(-size // stride)
         for ratio, kernel, se in itertools.product(block.expand_ratio, block.kernel_size,
@@ -117,7 +117,7 @@ class _Enumerator:
         if stride == 1 and in_ch == out_ch:
             self.found.add(OpSignature("add", (out_ch, out_size, out_size)))
 
-    def head(self, space: SearchSpace, in_ch: int, size: int) -> None:
+    def head(self, space: MobileNetSpace, in_ch: int, size: int) -> None:
         net, classes = space.network, space.data.num_classes
         widths = self.dense((in_ch, size, size), net.head_channels, 1, 1, BN_RELU, True, True)
         for width, bits, ratio in itertools.product(widths, self.bits, self.rank_ratios):
@@ -130,15 +130,15 @@ class _Enumerator:
                 self.found.add(OpSignature("linear", (width,), classes, epilogue=BIAS, bits=bits))
 
 
-def space_signatures(space: SearchSpace, rule: BitsRule) -> list[OpSignature]:
+def space_signatures(space: MobileNetSpace, rule: BitsRule) -> list[OpSignature]:
     """Every distinct signature any candidate of ``space`` can contain, sorted."""
     enumerator = _Enumerator(space, rule)
     net, size = space.network, space.data.image_size
     enumerator.dense((space.data.channels, size, size), net.stem_channels, 3, 1, BN_RELU,
                      False, False)
     in_ch = net.stem_channels
-    for index, stage in enumerate(net.stages):
-        for position in range(max(space.stage_depths(index))):
+    for stage in net.stages:
+        for position in range(max(space.choices.block.depths_for(stage))):
             stride = stage.stride if position == 0 else 1
             enumerator.block(space, in_ch, stage.channels, stride, size)
             size, in_ch = -(-size // stride), stage.channels
@@ -194,7 +194,7 @@ def _linear_ops(features: int, full_in: int, out: int, policy: LayerPolicy, rule
     return [OpSignature("linear", (features,), out, epilogue=BIAS, bits=bits)]
 
 
-def candidate_signatures(space: SearchSpace, candidate: Candidate, rule: BitsRule) -> list[OpSignature]:
+def candidate_signatures(space: MobileNetSpace, candidate: Candidate, rule: BitsRule) -> list[OpSignature]:
     """The ops ``model_signatures`` finds in the built candidate, computed from its choices.
 
     Only for policies the family's layers allow (channel pruning where ``channel_prunable``,

@@ -21,19 +21,13 @@ from torch import nn
 
 from autocompress.compress.prune import filter_importance
 from autocompress.models.blocks import ConvBNAct
-from autocompress.models.family import ArchKnob, LayerSpec, ModelFamily, register_family, stage_group
+from autocompress.models.family import ArchKnob, LayerSpec, register_family
 from autocompress.models.slicing import bn_state, top_indices, whole_state
-from autocompress.space import (
-    DepthChoices,
-    LayerChoices,
-    SearchSpace,
-    StageSettings,
-    _distinct_within,
-    _Strict,
-)
+from autocompress.models.staged import DepthChoices, StagedFamily, StageSettings
+from autocompress.space import Choices, NetworkSettings, SearchSpace, distinct_within
 
 
-class ResNetNetwork(_Strict):
+class ResNetNetwork(NetworkSettings):
     family: Literal["resnet"]
     stem_channels: int = Field(16, ge=4, le=256)
     stages: list[StageSettings] = Field(min_length=1, max_length=8)
@@ -45,12 +39,11 @@ class ResNetBlockChoices(DepthChoices):
     @field_validator("width")
     @classmethod
     def _width_range(cls, value: list[float]) -> list[float]:
-        return _distinct_within(value, 0.25, 1.0, "width values")
+        return distinct_within(value, 0.25, 1.0, "width values")
 
 
-class ResNetChoices(_Strict):
+class ResNetChoices(Choices):
     block: ResNetBlockChoices
-    layer: LayerChoices
 
 
 class ResNetSpace(SearchSpace):
@@ -123,18 +116,19 @@ def _block_state(prefix: str, target: BasicBlock, source: BasicBlock, inputs: to
 
 
 @register_family
-class ResNetFamily(ModelFamily):
+class ResNetFamily(StagedFamily):
     """Basic blocks; per stage: depth and width. Every conv can be pruned (a stage's channels
     as one coupled group) and factorised; the classifier's outputs are the logits."""
 
     name = "resnet"
     stage_type = ResNetStage
     space_type = ResNetSpace
+    space: ResNetSpace
 
     def arch_knobs(self) -> list[list[ArchKnob]]:
-        widths = list(self.space.choices.block.width)
-        return [[ArchKnob("depth", "depth", self.space.stage_depths(i)), ArchKnob("width", "width", widths)]
-                for i in range(len(self.space.network.stages))]
+        block = self.space.choices.block
+        return [[ArchKnob("depth", "depth", block.depths_for(stage)), ArchKnob("width", "width", list(block.width))]
+                for stage in self.space.network.stages]
 
     def build(self, arch: Sequence[ResNetStage]) -> ResNet:
         return ResNet(self.space, arch)
@@ -149,9 +143,6 @@ class ResNetFamily(ModelFamily):
                 if b == 0:
                     layers.append(LayerSpec(f"{prefix}.shortcut.conv", "shortcut", True, True))
         return [*layers, LayerSpec("classifier", "classifier", False, True)]
-
-    def layer_group(self, layer_name: str) -> str:
-        return stage_group(layer_name)
 
     def inherited_state(self, subnet: nn.Module, base: nn.Module) -> dict[str, torch.Tensor]:
         """The stem whole; each stage's first k blocks, its channels the most important of
@@ -172,7 +163,8 @@ class ResNetFamily(ModelFamily):
     def op_archs(self) -> list[list[ResNetStage]]:
         """Every combination of stage widths at full depth: a shallower stage runs a prefix of
         the same blocks, but a width changes the shapes of the next stage too."""
-        depths = [max(self.space.stage_depths(i)) for i in range(len(self.space.network.stages))]
-        widths = self.space.choices.block.width
+        block = self.space.choices.block
+        depths = [max(block.depths_for(stage)) for stage in self.space.network.stages]
+        widths = block.width
         return [[ResNetStage(d, w) for d, w in zip(depths, combo, strict=True)]
                 for combo in itertools.product(widths, repeat=len(depths))]

@@ -30,23 +30,18 @@ from autocompress.errors import UserInputError
 from autocompress.models.family import LayerSpec, ModelFamily, register_family
 from autocompress.models.graph_ops import model_sites
 from autocompress.models.slicing import whole_state
-from autocompress.space import LayerChoices, SearchSpace, _Strict
+from autocompress.space import NetworkSettings, SearchSpace
 
 
-class TorchModelNetwork(_Strict):
+class TorchModelNetwork(NetworkSettings):
     family: Literal["torch-model"]
     model: str = Field(pattern=r"^.+\.py:[A-Za-z_][A-Za-z0-9_]*$",
                        description="FILE.py:FUNCTION returning the nn.Module (path relative to the working directory)")
     weights: str | None = Field(None, description="a torch state dict of the model; trained as the base if absent")
 
 
-class TorchModelChoices(_Strict):
-    layer: LayerChoices
-
-
 class TorchModelSpace(SearchSpace):
     network: TorchModelNetwork
-    choices: TorchModelChoices
 
 
 @dataclass(frozen=True)
@@ -80,6 +75,7 @@ class TorchModelFamily(ModelFamily):
     name = "torch-model"
     stage_type = NoStage
     space_type = TorchModelSpace
+    space: TorchModelSpace
 
     @property
     def label(self) -> str:
