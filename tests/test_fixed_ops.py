@@ -10,8 +10,8 @@ from torch import fx, nn
 
 from autocompress.hw.accelerator import modelled_ms
 from autocompress.hw.fixed_ops import stored_shape
+from autocompress.hw.kernels import op_module
 from autocompress.hw.ops import FIXED, BitsRule, OpSignature
-from autocompress.hw.profiler import op_module
 from autocompress.models.graph_ops import UnsupportedOpError, graph_ops, model_sites
 
 

@@ -18,10 +18,11 @@ from torch import nn
 
 from autocompress.candidate import LayerPolicy
 from autocompress.hw.bundle_runner import open_session
+from autocompress.hw.kernels import op_int8, op_module, op_shapes
 from autocompress.hw.ops import BN_RELU, OpSignature
 from autocompress.hw.predict import elided_reorders
 from autocompress.hw.profile import Entry
-from autocompress.hw.profiler import op_int8, op_module, op_shapes, prepare_op
+from autocompress.hw.profiler import prepare_op
 from autocompress.hw.runtimes import runtime_named
 from autocompress.hw.runtimes.onnx import REORDER_INPUT, REORDER_OUTPUT, int8_layers, module_path
 from autocompress.hw.signatures import candidate_signatures, space_signatures

@@ -82,3 +82,10 @@ def test_report_verify_and_search_read_the_run_and_not_each_other():
     assert not crossing, f"layers importing each other: {crossing}"
     assert all(packages.has_edge(layer, "autocompress.run") for layer in layers)
     assert not [edge for edge in packages.out_edges("autocompress.run") if edge[1] in layers]
+
+
+def test_the_modules_that_time_ops_need_no_model_family():
+    """The profiler builds each op's module by its op type (``hw.kernels``): a family's own
+    classes are never needed to time its ops."""
+    reached = nx.descendants(import_graph(), "autocompress.hw.kernels")
+    assert not [module for module in reached if module.startswith("autocompress.models")]

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from autocompress.errors import UserInputError
 from autocompress.hw import bundle_runner
+from autocompress.hw.kernels import op_int8, op_module, op_shapes
 from autocompress.hw.ops import BitsRule
 from autocompress.hw.profile import (
     DISTRIBUTIONS,
@@ -30,7 +31,7 @@ from autocompress.hw.profile import (
     utc_now,
     write_json_atomic,
 )
-from autocompress.hw.profiler import CALLS_PER_ROUND, CHUNK, ROUNDS, WARMUP, op_int8, op_module, op_shapes
+from autocompress.hw.profiler import CALLS_PER_ROUND, CHUNK, ROUNDS, WARMUP
 from autocompress.hw.runtimes import runtime_named, runtime_names
 from autocompress.hw.runtimes.onnx import OnnxRuntime, int8_layers
 from autocompress.hw.signatures import space_signatures

@@ -1,8 +1,8 @@
 """Measure a LUT: every op signature of a space, timed on a runtime, resumable.
 
-Each signature becomes a small torch module with exactly that kernel (a conv with its batch
-norm and ReLU, a squeeze-excite gate, a conv with the residual add fused into it, ...),
-prepared on the runtime like a whole network would be, warmed up and timed. Signatures
+Each signature becomes a small torch module with exactly that kernel (``kernels.op_module``:
+a conv with its batch norm and ReLU, a squeeze-excite gate, a conv with the residual add
+fused into it, ...), prepared on the runtime like a whole network would be, warmed up and timed. Signatures
 are prepared a chunk at a time and timed in interleaved rounds over the chunk
 (``time_interleaved`` says why). Finished chunks go to a
 side file next to the output, written atomically, so an interrupted run resumes there.
@@ -16,14 +16,13 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import torch
-from torch import nn
 from tqdm import tqdm
 
 from autocompress.errors import UserInputError
 from autocompress.hw.bundle_runner import summarise, time_interleaved
-from autocompress.hw.fixed_ops import FixedOpModule, UntimeableOpError, stored_shape
-from autocompress.hw.ops import BIAS, BN_RELU, FIXED, NONE, OpSignature
+from autocompress.hw.fixed_ops import UntimeableOpError
+from autocompress.hw.kernels import op_int8, op_module, op_shapes
+from autocompress.hw.ops import FIXED, OpSignature
 from autocompress.hw.profile import (
     SCHEMA_VERSION,
     Device,
@@ -37,7 +36,6 @@ from autocompress.hw.profile import (
 from autocompress.hw.runtimes import MeasuredRuntime, measured_runtime
 from autocompress.hw.signatures import space_signatures
 from autocompress.hw.validate import validate
-from autocompress.models.blocks import ConvBNAct, SqueezeExcite
 from autocompress.space import SearchSpace
 
 WARMUP = 5
@@ -48,100 +46,6 @@ CHUNK = 1024
 file is rewritten after each chunk."""
 TIMING = (f"{WARMUP} warm-up calls, then {ROUNDS} interleaved rounds of {CALLS_PER_ROUND} calls "
           f"over chunks of up to {CHUNK} ops")
-
-
-class _Add(nn.Module):
-    """A residual add of two same-shaped tensors (here the input with itself)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + x
-
-
-class _Pool(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
-
-
-class _Fused(nn.Module):
-    """A fused kernel: the head op, then each fused op on its output (an add adds the next
-    extra input, a ReLU rectifies), so the exported graph is the pattern the runtime fuses.
-
-    An added tensor first passes a 1x1 depthwise conv (one pass over it): ONNX Runtime
-    folds an add into its blocked-layout (NCHWc) conv only when both operands are in that
-    layout, as a residual produced by the previous block is; a graph input is plain NCHW,
-    and the conv puts it in the layout, as the reorder of the head's input does for that.
-    """
-
-    def __init__(self, head: nn.Module, fused: tuple[str, ...], added: list[int]) -> None:
-        super().__init__()
-        self.head, self.fused = head, fused
-        self.layout = nn.ModuleList(nn.Conv2d(c, c, 1, groups=c, bias=False) for c in added)
-
-    def forward(self, x: torch.Tensor, *added: torch.Tensor) -> torch.Tensor:
-        out, pending = self.head(x), iter(zip(self.layout, added, strict=True))
-        for op in self.fused:
-            if op == "add":
-                layout, tensor = next(pending)
-                out = out + layout(tensor)
-            else:
-                out = torch.relu(out)
-        return out
-
-
-def op_module(signature: OpSignature) -> nn.Module:
-    """A module that runs exactly the kernel of ``signature`` (random weights); its inputs
-    have the signature's ``input_shapes``."""
-    if signature.fused:
-        return _Fused(_single_op_module(signature), tuple(op.op for op in signature.fused),
-                      [shape[0] for shape in signature.input_shapes[1:]])
-    return _single_op_module(signature)
-
-
-def _conv_module(s: OpSignature) -> nn.Module:
-    """The conv of ``s`` with what its epilogue fuses: a batch norm and ReLU, or a bias."""
-    padding = s.kernel // 2 if s.padding == -1 else s.padding
-    conv = nn.Conv2d(s.shape[0], s.out, s.kernel, s.stride, padding, s.dilation, groups=s.groups,
-                     bias=s.epilogue == BIAS)
-    if s.epilogue in (NONE, BIAS):
-        return conv
-    unit = ConvBNAct(s.shape[0], s.out, s.kernel, s.stride, s.groups, act=s.epilogue == BN_RELU)
-    unit.conv = conv
-    return unit
-
-
-def _single_op_module(s: OpSignature) -> nn.Module:
-    if s.op == "conv":
-        return _conv_module(s)
-    if s.op == "linear":
-        return nn.Linear(s.shape[-1], s.out, bias=s.epilogue == BIAS)
-    if s.op == FIXED:
-        return FixedOpModule(s.call, 1 + len(s.inputs), s.out if s.call.concat else 0)
-    if s.op == "se":
-        return SqueezeExcite(s.shape[0], s.out)
-    if s.op == "add":
-        return _Add()
-    if s.op == "pool":
-        return _Pool()
-    if s.op == "relu":
-        return nn.ReLU()
-    raise ValueError(f"unknown op type in signature {s.key}")
-
-
-def op_shapes(signature: OpSignature, batch_size: int) -> list[tuple[int, ...]]:
-    """Input shapes of a batch through the kernel of ``signature`` (a fixed op's input stored
-    transposed is fed as the contiguous tensor its module permutes: ``stored_shape``)."""
-    shapes = [(batch_size, *shape) for shape in signature.input_shapes]
-    if signature.op != FIXED:
-        return shapes
-    return [stored_shape(shape, order) for shape, order in zip(
-        shapes, signature.call.input_orders(len(shapes)), strict=True)]
-
-
-def op_int8(signature: OpSignature) -> set[str] | None:
-    """The layers of ``op_module(signature)`` a runtime runs as int8 (``prepare``'s ``int8``):
-    all of a quantized op's, none of a float one's. A float op is timed as the float kernel
-    alone, with no quantize/dequantize nodes around it (``runtimes.onnx`` says why)."""
-    return None if signature.quantized else set()
 
 
 def prepare_op(runtime: MeasuredRuntime, signature: OpSignature, batch_size: int,

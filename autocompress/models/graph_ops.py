@@ -8,8 +8,8 @@ comparison) or only a view of its input (flatten, view, reshape of a contiguous 
 transpose, chunk, identity, dropout at inference) is free. Every other node becomes a
 *site*: a conv with the batch norm and ReLU that directly follow it (one fused kernel, as
 ``ConvBNAct``), a linear layer (on any number of dims), an element-wise add of two
-same-shaped tensors, a ReLU, a global average pool, a squeeze-excite gate of the
-MobileNet family, and everything else a *fixed op* (``hw.fixed_ops``): pooling,
+same-shaped tensors, a ReLU, a global average pool, a squeeze-excite gate
+(``hw.kernels.SqueezeExcite``), and everything else a *fixed op* (``hw.fixed_ops``): pooling,
 activations, norms, concat, multiplies, copies of transposed tensors, ... keyed by its
 callee, arguments and input shapes. Nothing traceable is refused for lack of an op type;
 an op that cannot be described so as to be timed alone is one line naming it.
@@ -38,8 +38,8 @@ from autocompress.compress.coupling import ChannelGroup, Layout, is_depthwise, n
 from autocompress.compress.quantize import activation_bits_of, weight_bits_of
 from autocompress.errors import UserInputError
 from autocompress.hw.fixed_ops import FixedCall, concat_inputs
+from autocompress.hw.kernels import SqueezeExcite
 from autocompress.hw.ops import BIAS, BN, BN_RELU, FIXED, NONE, BitsRule, OpSignature, rank_of
-from autocompress.models.blocks import SqueezeExcite
 
 if TYPE_CHECKING:
     from autocompress.candidate import Candidate

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from autocompress.compress.prune import filter_importance
-from autocompress.models.blocks import InvertedResidual, SqueezeExcite
+from autocompress.hw.kernels import SqueezeExcite
+from autocompress.models.blocks import InvertedResidual
 from autocompress.models.slicing import bn_state, top_indices, whole_state
 
 if TYPE_CHECKING:

@@ -8,9 +8,10 @@ import torch
 from torch import nn
 
 from autocompress.candidate import Candidate
+from autocompress.hw.kernels import ConvBNAct
 from autocompress.hw.ops import BitsRule, OpSignature
 from autocompress.models import inherit, mobilenet_ops
-from autocompress.models.blocks import ConvBNAct, InvertedResidual
+from autocompress.models.blocks import InvertedResidual
 from autocompress.models.family import ArchKnob, LayerSpec, register_family
 from autocompress.models.mobilenet_space import MobileNetSpace, StageArch
 from autocompress.models.staged import StagedFamily

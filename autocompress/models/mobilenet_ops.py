@@ -16,6 +16,7 @@ from torch import nn
 from autocompress.candidate import Candidate, LayerPolicy
 from autocompress.compress.prune import keep_count
 from autocompress.compress.quantize import activation_bits_of, weight_bits_of
+from autocompress.hw.kernels import ConvBNAct, SqueezeExcite
 from autocompress.hw.ops import (
     BIAS,
     BN,
@@ -28,7 +29,7 @@ from autocompress.hw.ops import (
     linear_signatures,
     rank_of,
 )
-from autocompress.models.blocks import ConvBNAct, InvertedResidual, SqueezeExcite, squeeze_channels
+from autocompress.models.blocks import InvertedResidual, squeeze_channels
 from autocompress.models.mobilenet_space import MobileNetSpace, StageArch
 
 

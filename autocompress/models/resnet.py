@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 from torch import nn
 
 from autocompress.compress.prune import filter_importance
-from autocompress.models.blocks import ConvBNAct
+from autocompress.hw.kernels import ConvBNAct
 from autocompress.models.family import ArchKnob, LayerSpec, register_family
 from autocompress.models.slicing import bn_state, top_indices, whole_state
 from autocompress.models.staged import DepthChoices, StagedFamily, StageSettings
