@@ -70,9 +70,8 @@ def int8_weights_need_reduce_range() -> bool:
     """Whether int8 weights must keep to 7 bits on this CPU (ONNX Runtime's ``reduce_range``).
 
     On x86 CPUs without VNNI, ONNX Runtime's int8 kernels multiply u8 x s8 pairs into
-    saturating 16-bit sums (VPMADDUBSW) that full-range 8-bit weights can overflow.
-    Measured on an earlier host of this project, without VNNI: a uniform-8-bit digits network scored
-    0.98 as float, 0.864 as int8 with 8-bit weights and 0.984 with 7-bit ones.
+    saturating 16-bit sums (VPMADDUBSW) that full-range 8-bit weights can overflow, which
+    costs a network much of its accuracy (``docs/decisions.md``).
     """
     if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
         return False

@@ -19,14 +19,9 @@ A trial stopped there is PRUNED too, with both measurements and both predictions
 
 The gate asks the *expected* fine-tuned accuracy to beat the front, not an optimistic one:
 the proposal was already chosen optimistically (the screening predictor's mean +
-``screening.EXPLORATION`` x spread), and the gate judges a measurement. Chosen by a
-walk-forward replay of the 10 predictor-guided benchmark runs of 2026-11-30 06:23 (each
-fine-tuned search trial judged by a cheap predictor fitted on the trials finished before it
-started, against the measured front then): judging the mean instead of mean + 1 spread
-would have skipped 32% / 27% of the fine-tune seconds (BitFusion / cpu-torch-fp32) and lost
-1.8% / 3.9% of the hypervolume those trials added to the front when they finished. Live
-(``bench/search_quality.py``, the same day) the front did not differ beyond the seeds'
-spread; see the README.
+``screening.EXPLORATION`` x spread), and the gate judges a measurement: judging the mean
+skips about 30% of the fine-tune seconds for 2-4% of the hypervolume those trials add
+(``docs/decisions.md``).
 """
 
 from __future__ import annotations

@@ -8,9 +8,8 @@ rather than per-layer, because a few hundred trials cannot fit ~200 per-layer kn
 The decoded ``Candidate`` is still per-layer, so the rest of the system is unaffected.
 
 The first and the last layer (the stem conv, the classifier) are held to the space's
-``first_last_min_bits`` unless it is null: measured over 360 trials of the search-quality
-benchmark, a rank-0.25 classifier (rank 2 for 10 classes) left trials at a mean accuracy
-of 0.41 and 4-bit stem activations at 0.68, against 0.77 over all trials.
+``first_last_min_bits`` unless it is null, as HAQ and APQ do: compressed freely, a factorised classifier or
+4-bit stem activations cost a trial much of its accuracy (``docs/decisions.md``).
 """
 
 from __future__ import annotations

@@ -15,16 +15,12 @@ Three feature sets (``encoding``), one per moment of the search:
 
 Each encoding names its model. For the search parameters a Gaussian process (scikit-learn;
 Matern 5/2 kernel plus noise on standardised features), whose predictive standard deviation
-is the uncertainty the search explores with; given earlier runs' trials on the same base
-(``--learn-from``, ``prior.py``), gradient boosting on those and this run's trials gives the
-mean (``PriorInformed``). Chosen by measurement: on 160 held-out
-candidates of the tiny test space with an accuracy that falls smoothly with bits and
-pruning, fitted on 20 / 40 candidates, Kendall tau was 0.80 / 0.99 for the GP against
-0.39 / 0.49 for extra-trees, 0.37 / 0.53 for a random forest and 0.33 / 0.51 for gradient
-boosting (5 repetitions; a linear Bayesian ridge matched the GP there but cannot bend where
-accuracy collapses at 2 bits). For the cheap accuracy a Bayesian linear regression (its
-predictive standard deviation the uncertainty), see ``CheapFidelityEncoding``; the same for
-the accuracy after the first epoch. A
+is the uncertainty the search explores with: from a few dozen trials it ranks better than
+tree ensembles, and it bends where accuracy collapses at 2 bits, which a line cannot
+(``docs/decisions.md``); given earlier runs' trials on the same base (``--learn-from``,
+``prior.py``), gradient boosting on those and this run's trials gives the mean
+(``PriorInformed``). For the cheap accuracy and the accuracy after the first epoch a
+Bayesian linear regression (its predictive standard deviation the uncertainty). A
 predictor's quality on trials it has not seen is measured two ways: k-fold
 cross-validation on the trials it is fitted on, and, more honestly, its prediction for each
 trial made *before* that trial's fine-tune (recorded with the trial) against what the trial
@@ -82,18 +78,8 @@ def gaussian_process(seed: int) -> Pipeline:
 class PriorInformed(RegressorMixin, BaseEstimator):
     """Mean from gradient boosting on earlier runs' trials and this run's together; spread from
     the Gaussian process on this run's trials alone (how far a candidate lies from what this
-    run measured: what the search explores by).
-
-    Chosen by leave-one-seed-out replays of the stored benchmark runs (2026-11-30, scripts not
-    shipped), each predictor-guided run's predictor given the random-search and NSGA-II runs of
-    the other seeds (same base; cpu-torch-fp32 seeds 0-4, 911-932 trials; BitFusion seeds
-    10-14, 692-705): on the held-out random run of the same seed (a sample of the space)
-    median Kendall tau 0.74 and 0.66, against 0.24 and 0.19 for the process on the run's own
-    trials; on the trials the predictor-guided runs fine-tuned, each predicted from the
-    trials finished before it, 0.63 and 0.58 against 0.37 and 0.46. The process fitted on
-    the boosting's residuals ranked worse than the boosting alone on both; the boosting on
-    the earlier runs alone ranked the sample alike (0.73 / 0.67) and the proposals worse on
-    cpu-torch-fp32 (0.57), better on BitFusion (0.61).
+    run measured: what the search explores by). The earlier runs' many trials rank the
+    space far better than this run's few do (``docs/decisions.md``).
     """
 
     def __init__(self, prior_features: np.ndarray | None = None, prior_accuracy: np.ndarray | None = None,
@@ -148,17 +134,9 @@ class ParamEncoding:
 
 class CheapFidelityEncoding:
     """The one feature known once the cheap fidelity is measured: the accuracy before
-    fine-tuning, in a Bayesian linear regression.
-
-    Chosen by a walk-forward replay of the 10 predictor-guided benchmark runs of 2026-11-29
-    (each fine-tuned search trial predicted by a model fitted on the trials finished before
-    it started): median Kendall tau 0.69 (BitFusion) and 0.64 (cpu-torch-fp32) against 0.55
-    and 0.49 for the Gaussian process on a compression summary (bits, sparsity, rank, layer
-    count), log latency and this accuracy, which it replaced, and 0.66 / 0.57 for that
-    process fitted on what a line in the cheap accuracy leaves; MAE 0.014-0.025 against
-    0.015-0.042. With 10-40 trials, an isotropic kernel gave the one feature that carries
-    the signal a twelfth of its say; the accuracy before fine-tuning alone ranks the
-    fine-tuned accuracy with tau 0.60-0.84 per run.
+    fine-tuning, in a Bayesian linear regression: that accuracy carries the signal, and a
+    line in it ranks the fine-tuned accuracy better than a Gaussian process on it and a
+    compression summary (``docs/decisions.md``).
     """
 
     measured = "before fine-tuning"
@@ -177,13 +155,8 @@ class CheapFidelityEncoding:
 
 class FirstEpochEncoding(CheapFidelityEncoding):
     """The accuracy after the first epoch of the candidate's own fine-tune (batch norm
-    recalibrated on a copy), in the same Bayesian line.
-
-    Chosen by ``bench/rung_fidelity.py`` (2026-11-30): each finished trial of 10
-    predictor-guided runs fine-tuned again exactly as the run did, on the trials the gate
-    judged, walk-forward Kendall tau with the fine-tuned accuracy 0.79 median (0.76-0.84 per
-    run) on cpu-torch-fp32 against 0.58 for the accuracy before fine-tuning; on BitFusion
-    0.70 against 0.69 (no difference beyond the runs' spread).
+    recalibrated on a copy), in the same Bayesian line: it ranks the fine-tuned accuracy
+    better than the accuracy before fine-tuning does, or as well (``docs/decisions.md``).
     """
 
     measured = "after the first fine-tune epoch"
