@@ -26,9 +26,8 @@ from autocompress.models.family import family_of
 from autocompress.models.mobilenet import MobileNet
 from autocompress.models.space_file import load_space
 from autocompress.pipeline import evaluate_candidate
-from autocompress.run.config import Constraints, SearchConfig
+from autocompress.run.config import SearchConfig
 from autocompress.run.files import RunFiles
-from autocompress.run.front import front
 from autocompress.run.run import Run
 from autocompress.run.trial import Kind, State, Trial
 from autocompress.train import accuracy, train
@@ -100,8 +99,9 @@ def build_run(run_dir: Path) -> Path:
                  base_path="results/_base/report_tiny.pt", created=trials[0].started_at,
                  split_images=splits.image_counts()).write(files.config)
     run = Run.open(run_dir)
-    run.write_test_accuracy({t.number: test_accuracy[t.number]  # measured on the front only
-                             for t in front(trials, objectives, Constraints())})
+    run.write_tables(trials)
+    run.write_test_accuracy({t.number: test_accuracy[t.number]  # as the search measures: front and baselines
+                             for t in run.test_split_trials()})
     run.write_tables(trials)
     files.log.write_text("built by tests/report_run.py\n")
     return run_dir

@@ -5,19 +5,25 @@ from __future__ import annotations
 import math
 import re
 import shutil
+from dataclasses import replace
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from matplotlib.text import Text
 from typer.testing import CliRunner
 
 from autocompress.cli import app
 from autocompress.report import write_report
 from autocompress.report.analysis import analyse
+from autocompress.report.claims import Split, claims
 from autocompress.report.compare import compare_runs, latency_axis_label, plot, write_html
+from autocompress.report.plots import front_figure
 from autocompress.run.config import SearchConfig
 from autocompress.run.files import RunFiles
 from autocompress.run.front import hypervolume, hypervolume_history, pareto_mask
 from autocompress.run.run import Run
+from autocompress.run.trial import Kind
 from tests.report_run import finished_run, in_progress_copy  # noqa: F401
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -54,7 +60,7 @@ def test_pareto_mask_keeps_equal_points():
 def test_report_of_a_finished_run(finished_run):  # noqa: F811
     page = write_report(finished_run)
     text = page.read_text()
-    assert "Pareto front" in text and "uniform baselines" in text
+    assert "Pareto front" in text and "baseline uniform-8bit" in text and "Against the baselines" in text
     # Self-contained: no external script or stylesheet (plotly.js's own source mentions URLs
     # of map tiles, which plots of this kind never load).
     assert not re.search(r"<script[^>]*\ssrc=", text) and not re.search(r"<link[^>]*\shref=", text)
@@ -87,6 +93,67 @@ def test_report_says_how_far_validation_tells_front_models_apart(finished_run, t
     summary = RunFiles(older).report_summary.read_text()
     assert "Selected by validation accuracy; test accuracy measured once" in summary
     assert "standard error" not in summary
+
+
+def _expected_rival(baseline, front, column):
+    """The fastest other front trial at least as accurate as ``baseline`` on ``column``."""
+    faster = [t for t in front if t.number != baseline.number and getattr(t, column) >= getattr(baseline, column)]
+    return min(faster, key=lambda t: (t.latency_ms, t.number), default=None)
+
+
+def test_claims_against_the_baselines_are_made_on_the_test_split(finished_run, tmp_path):  # noqa: F811
+    run = Run.open(finished_run)
+    made = claims(analyse(run))
+    baselines = [t for t in run.trials if t.kind is Kind.BASELINE]
+    assert [c.baseline for c in made] == [t.label for t in baselines]
+    assert all(c.split is Split.TEST for c in made)
+    for claim, baseline in zip(made, baselines, strict=True):
+        rival = _expected_rival(baseline, run.front(), "test_accuracy")
+        assert claim.baseline_accuracy == baseline.test_accuracy
+        assert claim.rival == (rival.number if rival else None)
+        if rival is not None and rival.latency_ms < baseline.latency_ms:
+            assert claim.speedup == pytest.approx(baseline.latency_ms / rival.latency_ms)
+            assert f"trial {rival.number} is as accurate on the test split" in claim.sentence()
+        else:
+            assert "no faster front model is as accurate on the test split" in claim.sentence()
+    write_report(finished_run)
+    summary = RunFiles(finished_run).report_summary.read_text()
+    assert "## Against the baselines" in summary and all(f"- {c.sentence()}" in summary for c in made)
+    # a run stopped before its test measurement: the claims say they are made on validation
+    stopped = shutil.copytree(finished_run, tmp_path / "stopped")
+    RunFiles(stopped).test_accuracy.unlink()
+    Run.open(stopped).write_tables(Run.open(stopped).trials)
+    on_validation = claims(analyse(Run.open(stopped)))
+    assert all(c.split is Split.VALIDATION and "on the validation split" in c.sentence() for c in on_validation)
+    assert [c.baseline_accuracy for c in on_validation] == [t.accuracy for t in baselines]
+
+
+def test_front_plot_has_log_axes_test_points_and_baseline_labels_apart(finished_run, tmp_path):  # noqa: F811
+    crowded = shutil.copytree(finished_run, tmp_path / "crowded")
+    run = Run.open(crowded)
+    trials = run.trials
+    first = trials[0]
+    # every baseline, and one more labelled as a budgeted baseline is, at almost one point
+    piled = [replace(t, latency_ms=first.latency_ms * (1 + 0.001 * t.number),
+                     accuracy=first.accuracy - 0.001 * t.number) for t in trials[:5]]
+    extra = replace(trials[5], kind=Kind.BASELINE, label="sensitivity-ilp@0.6", latency_ms=first.latency_ms,
+                    accuracy=first.accuracy)
+    run.write_tables([*piled, extra, *trials[6:]])
+    analysis = analyse(Run.open(crowded))
+    figure = front_figure(analysis, "latency_ms")
+    overview, close_up = figure.axes
+    assert overview.get_xscale() == close_up.get_xscale() == "log"
+    legend = {text.get_text() for text in figure.legends[0].get_texts()}
+    assert {"Pareto front (test)", "baselines (test)"} <= legend
+    labels = close_up.texts
+    assert sorted(t.get_text() for t in labels) == sorted([*(t.label for t in piled), extra.label])
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    boxes = [Text.get_window_extent(t, renderer) for t in labels]  # the name alone, not its line to the marker
+    overlapping = [(a.get_text(), b.get_text()) for i, (a, box) in enumerate(zip(labels, boxes, strict=True))
+                   for b, other in zip(labels[:i], boxes[:i], strict=True) if box.overlaps(other)]
+    assert overlapping == []
+    plt.close(figure)
 
 
 def test_report_of_a_run_in_progress(finished_run, tmp_path):  # noqa: F811

@@ -42,7 +42,7 @@ def test_report_renders_the_front_without_console_errors(finished_run, tmp_path)
     scatter = dom[dom.index('id="scatter"'):dom.index('id="hypervolume"')]
     assert 'class="main-svg"' in scatter
     legend = re.findall(r'class="legendtext"[^>]*>([^<]+)<', scatter)
-    assert {"trials (darker: later)", "Pareto front", "uniform baselines"} <= set(legend)
+    assert {"trials (darker: later)", "Pareto front", "baseline float", "baseline rank-0.5"} <= set(legend)
     assert dom.count('class="main-svg"') >= 3 * 2  # scatter, hypervolume, heat maps all drawn
 
 

@@ -115,9 +115,10 @@ def test_a_trial_that_raises_is_recorded_and_the_search_goes_on(faulty_run):
     assert any(r["state"] == "COMPLETE" and r["kind"] == "search" for r in rows)
 
 
-def test_the_front_alone_is_measured_on_the_test_split_which_the_sampler_never_sees(faulty_run):
+def test_the_front_and_baselines_alone_are_measured_on_the_test_split_which_the_sampler_never_sees(faulty_run):
     rows, front = _rows(faulty_run), _rows(faulty_run, "pareto")
-    assert {r["number"] for r in rows if r["test_accuracy"]} == {r["number"] for r in front}
+    baselines = {r["number"] for r in rows if r["kind"] == "baseline" and r["state"] == "COMPLETE"}
+    assert {r["number"] for r in rows if r["test_accuracy"]} == {r["number"] for r in front} | baselines
     assert all(0 <= float(r["test_accuracy"]) <= 1 for r in front)
     assert any(r["test_accuracy"] != r["accuracy"] for r in front)
     study = optuna.load_study(study_name="faulty", storage=RunFiles(faulty_run).storage_url)
@@ -229,6 +230,8 @@ def test_driver_killed_mid_run_resumes_without_losing_or_repeating_a_trial(tmp_p
     assert sum(r["kind"] == "baseline" for r in rows) == BASELINES
     assert all(RunFiles(folder).model_path(int(r["number"])).is_file() for r in rows if r["state"] == "COMPLETE")
     assert all(r["test_accuracy"] for r in _rows(folder, "pareto"))  # the resumed run's front, measured on test
+    baselines = [r for r in rows if r["kind"] == "baseline" and r["state"] == "COMPLETE"]
+    assert baselines and all(r["test_accuracy"] for r in baselines)  # and its baselines
     if sampler == "predictor":  # its proposals were screened, and never repeat an evaluated candidate
         assert RunFiles(folder).predictor_model("predictor").is_file() and RunFiles(folder).screened.is_file()
         assert "<h2>Accuracy predictor</h2>" in RunFiles(folder).report.read_text()

@@ -22,6 +22,7 @@ from autocompress.report import write_report
 from autocompress.run.config import Constraints
 from autocompress.run.run import Run
 from autocompress.run.table import read_trials
+from autocompress.run.trial import Kind
 from autocompress.search import holdout
 from autocompress.search.worker import TrialEvaluator
 from tests.conftest import REPO
@@ -63,19 +64,29 @@ def _copied_run(source: Path, target: Path) -> Run:
     return Run.open(target)
 
 
-def test_the_front_alone_is_measured_once_on_the_test_split(finished_run, tmp_path, monkeypatch):  # noqa: F811
+def test_the_front_and_the_baselines_alone_are_measured_once_on_the_test_split(finished_run, tmp_path,  # noqa: F811
+                                                                              monkeypatch):
     run = _copied_run(finished_run, tmp_path / "run")
     assert all(t.test_accuracy is None for t in run.trials)
-    measured = holdout.measure_front(run)
+    measured = holdout.measure_test_split(run)
     run = Run.open(run.path)
     front = run.front()
-    assert set(measured) == {t.number for t in front} == {t.number for t in run.trials if t.test_accuracy is not None}
+    baselines = {t.number for t in run.trials if t.kind is Kind.BASELINE}
+    assert len(baselines) == 5 and {t.number for t in run.test_split_trials()} == {t.number for t in front} | baselines
+    assert set(measured) == {t.number for t in front} | baselines == {t.number for t in run.trials
+                                                                      if t.test_accuracy is not None}
+    assert len(measured) < len(run.trials)  # the other searched trials are not measured on test
     assert all(t.test_accuracy is not None for t in read_trials(run.files.pareto, run.objectives))
     assert any(t.test_accuracy != t.accuracy for t in front)  # test and validation are different images
     assert run.test_accuracy() == measured
     calls = []
     monkeypatch.setattr(holdout, "accuracy", lambda *args: calls.append(args))
-    assert holdout.measure_front(run) == measured and not calls  # measured once
+    assert holdout.measure_test_split(run) == measured and not calls  # measured once
+    missing = {max(baselines), front[0].number}  # as a search stopped while measuring leaves it
+    run.write_test_accuracy({n: v for n, v in measured.items() if n not in missing})
+    monkeypatch.setattr(holdout, "accuracy", lambda *args: calls.append(args) or 0.5)
+    resumed = holdout.measure_test_split(run)
+    assert len(calls) == len(missing) and resumed == measured | dict.fromkeys(missing, 0.5)  # the missing ones only
     write_report(run.path)
     assert "| validation accuracy | test accuracy |" in run.files.report_summary.read_text()
     assert "test accuracy" in run.files.report.read_text()

@@ -30,9 +30,9 @@ def export_command(
                "describe the structure, the ONNX files are runtime formats")
     typer.echo(f"validation accuracy: search {result.search_accuracy:.4f}; "
                + ", ".join(f"{name} {value:.4f}" for name, value in result.accuracy.items()))
-    searched = ("not measured (not on the front)" if result.search_test_accuracy is None
+    searched = ("not measured (neither on the front nor a baseline)" if result.search_test_accuracy is None
                 else f"{result.search_test_accuracy:.4f}")
-    typer.echo(f"test accuracy: search's front measurement {searched}; "
+    typer.echo(f"test accuracy: the search's measurement {searched}; "
                + ", ".join(f"{name} {value:.4f}" for name, value in result.test_accuracy.items()))
     typer.echo(f"predictions: exported vs search-time model agree on {result.agreement_with_search:.2%}; "
                f"model.onnx vs torch on {result.onnx_agreement_with_torch:.2%}")

@@ -9,13 +9,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from autocompress.models.family import ModelFamily, family_of
 from autocompress.report import tables
 from autocompress.report.analysis import Analysis
-from autocompress.report.plots import AXIS_LABELS, FRONT_COLOUR
+from autocompress.report.claims import CLAIMS_NOTE, claims
+from autocompress.report.plots import FRONT_COLOUR
 from autocompress.report.policy import KNOBS, knob_matrix, policy_text, short_layer
 
 _HOVER = ("trial %{customdata[0]}<br>accuracy %{y:.4f}<br>latency %{x:.3f} ms<br>size %{customdata[1]:.1f} KB"
@@ -58,6 +60,24 @@ def _customdata(table: pd.DataFrame, family: ModelFamily) -> list[list[Any]]:
             for row in table.itertuples()]
 
 
+def _add_baselines(figure: go.Figure, baselines: pd.DataFrame, family: ModelFamily) -> None:
+    """One legend entry per baseline, named (names beside the markers would overlap where
+    baselines lie close), its test accuracy an open diamond of its colour."""
+    colours = qualitative.Dark24
+    for index, row in enumerate(baselines.sort_values("number").itertuples()):
+        one = baselines[baselines["number"] == row.number]
+        colour = colours[index % len(colours)]
+        figure.add_scatter(x=one["latency_ms"], y=one["accuracy"], mode="markers", name=f"baseline {row.label}",
+                           legendgroup=row.label, marker={"symbol": "diamond", "size": 11, "color": colour},
+                           customdata=_customdata(one, family), hovertemplate=f"{row.label}<br>{_HOVER}")
+        if pd.notna(row.test_accuracy):
+            figure.add_scatter(x=one["latency_ms"], y=one["test_accuracy"], mode="markers",
+                               name=f"baseline {row.label} (test)", legendgroup=row.label, showlegend=False,
+                               marker={"symbol": "diamond-open", "size": 11, "color": colour},
+                               customdata=_customdata(one, family),
+                               hovertemplate=f"{row.label}<br>{_HOVER.replace('accuracy', 'test accuracy')}")
+
+
 def _scatter(analysis: Analysis) -> go.Figure:
     family = family_of(analysis.run.space)
     done = analysis.complete
@@ -82,13 +102,11 @@ def _scatter(analysis: Analysis) -> go.Figure:
                            marker={"symbol": "x", "size": 9, "color": FRONT_COLOUR},
                            customdata=_customdata(tested, family),
                            hovertemplate=_HOVER.replace("accuracy", "test accuracy"))
-    baselines = analysis.baselines
-    figure.add_scatter(x=baselines["latency_ms"], y=baselines["accuracy"], mode="markers+text",
-                       name="uniform baselines", text=baselines["label"], textposition="top right",
-                       marker={"symbol": "diamond", "size": 11, "color": "black"},
-                       customdata=_customdata(baselines, family), hovertemplate=_HOVER)
-    figure.update_layout(title="accuracy against latency: every finished trial", height=520,
-                         xaxis_title=f"predicted {analysis.run.latency_label}", yaxis_title=AXIS_LABELS["accuracy"],
+    _add_baselines(figure, analysis.baselines, family)
+    figure.update_layout(title="accuracy against latency: every finished trial (drag to zoom, double-click to "
+                         "see all again)", height=520, xaxis_type="log",
+                         xaxis_title=f"predicted {analysis.run.latency_label}, log scale",
+                         yaxis_title="accuracy (validation; test where marked)",
                          hoverlabel={"font": {"family": "monospace", "size": 11}}, template="plotly_white")
     return figure
 
@@ -161,6 +179,14 @@ def _table(table: pd.DataFrame, sortable: bool = False, policy_column: str | Non
     return f"<table{kind}><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def _claims(analysis: Analysis) -> str:
+    sentences = [claim.sentence() for claim in claims(analysis)]
+    if not sentences:
+        return '<p class="note">no baseline finished yet</p>'
+    return f'<p class="note">{html.escape(CLAIMS_NOTE)}</p><ul>' + "".join(
+        f"<li>{html.escape(sentence)}</li>" for sentence in sentences) + "</ul>"
+
+
 def _pairs(data: dict[str, Any]) -> str:
     if not data:
         return '<p class="note">not available</p>'
@@ -178,6 +204,7 @@ def render(analysis: Analysis) -> str:
         f"<h1>autocompress run <code>{html.escape(run.name)}</code></h1>",
         f'<p class="note">{timings["trials"]} trials, {len(analysis.complete)} finished, '
         f"front of {len(analysis.front)}, objectives {html.escape(', '.join(run.objectives))}{status}</p>",
+        "<h2>Against the baselines</h2>", _claims(analysis),
         "<h2>Accuracy and latency</h2>", _figure_div(_scatter(analysis), "scatter"),
         f"<h2>Pareto front</h2><p class=note>{html.escape(tables.selection_note(analysis))} "
         "Click a column header to sort.</p>",

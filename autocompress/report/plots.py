@@ -9,7 +9,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.transforms import Bbox  # noqa: E402
 
 from autocompress.report.analysis import Analysis  # noqa: E402
 from autocompress.report.policy import KNOBS, knob_matrix, short_layer  # noqa: E402
@@ -17,6 +22,10 @@ from autocompress.report.policy import KNOBS, knob_matrix, short_layer  # noqa: 
 AXIS_LABELS = {"accuracy": "validation accuracy", "latency_ms": "latency (ms)", "size_kb": "size (KB)"}
 FRONT_COLOUR = "#d62728"
 BIT_TICKS = [2, 4, 8, 32]
+LABEL_GAP = 5
+"""Points between a baseline's marker and its name, and half of that between two names."""
+PLAIN_NUMBER = FuncFormatter(lambda value, _: f"{value:g}")
+"""Log-axis tick labels as plain numbers (0.02, not 2 x 10^-2)."""
 
 
 def save_figure(fig, path: Path) -> Path:
@@ -27,28 +36,123 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
-def _scatter(analysis: Analysis, column: str, path: Path) -> Path:
-    run = analysis.run
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+def _ranges(values: pd.Series, log: bool) -> tuple[float, float]:
+    """Axis limits around ``values`` with a margin (a share of the range, or of the value when all equal)."""
+    low, high = float(values.min()), float(values.max())
+    if log:
+        margin = max(high / low, 1.05) ** 0.12
+        return low / margin, high * margin
+    margin = 0.12 * (high - low) or 0.01 * max(abs(high), 1e-3)
+    return low - margin, high + margin
+
+
+def _draw_front(ax: Axes, analysis: Analysis, column: str) -> None:
+    """The front on validation (a step line where it is the 2-objective front on ``column``)."""
+    run, members = analysis.run, analysis.front.sort_values(column)
+    if column in run.objectives and len(run.objectives) == 2:
+        ax.step(members[column], members["accuracy"], where="post", color=FRONT_COLOUR, lw=1.2)
+    ax.scatter(members[column], members["accuracy"], s=40, facecolors="none", edgecolors=FRONT_COLOUR,
+               label="Pareto front (validation)", zorder=3)
+
+
+def _draw_test(ax: Axes, table: pd.DataFrame, column: str, colour: str, marker: str, label: str) -> None:
+    """``table``'s test accuracies, each joined to its validation point by a thin line."""
+    tested = table.dropna(subset=["test_accuracy"])
+    if tested.empty:
+        return
+    ax.vlines(tested[column], tested["accuracy"], tested["test_accuracy"], colors=colour, lw=0.6, alpha=0.5)
+    ax.scatter(tested[column], tested["test_accuracy"], marker=marker, s=36, c=colour, label=label, zorder=3)
+
+
+def _label_baselines(ax: Axes, baselines: pd.DataFrame, column: str) -> None:
+    """Each baseline's name beside its marker (left of it near the right edge). Placed from the
+    most accurate down, a name that would overlap one placed before goes below that one, joined
+    to its marker by a line: baselines often lie almost on one point (float and 8-bit on a float
+    runtime), and their names must stay apart."""
+    renderer = ax.figure.canvas.get_renderer()
+    pixels_per_point = ax.figure.dpi / 72
+    right_edge = ax.get_window_extent(renderer).x1
+    placed: list[Bbox] = []
+    for row in baselines.sort_values(["accuracy", "number"], ascending=[False, True]).itertuples():
+        point = (getattr(row, column), row.accuracy)
+        probe = ax.annotate(row.label, point, xytext=(LABEL_GAP, 0), textcoords="offset points", fontsize=7,
+                            va="center")
+        box = probe.get_window_extent(renderer)
+        left = box.x1 > right_edge
+        if left:
+            box = box.translated(-box.width - 2 * LABEL_GAP * pixels_per_point, 0)
+        drop = 0.0
+        while (hit := next((b for b in placed if b.overlaps(box.translated(0, -drop))), None)) is not None:
+            drop = box.y1 - hit.y0 + LABEL_GAP * pixels_per_point / 2
+        probe.remove()
+        ax.annotate(row.label, point, xytext=(-LABEL_GAP if left else LABEL_GAP, -drop / pixels_per_point),
+                    textcoords="offset points", fontsize=7, va="center", ha="right" if left else "left",
+                    annotation_clip=False, arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5} if drop else None)
+        placed.append(box.translated(0, -drop))
+
+
+def _overview(ax: Axes, analysis: Analysis, column: str) -> None:
+    """Every finished trial."""
     done = analysis.complete
     search = done[done["kind"] != "baseline"]
     ax.scatter(search[column], search["accuracy"], s=18, c="#1f77b4", alpha=0.6, label="trials")
-    if column in run.objectives and len(analysis.front):
-        members = analysis.front.sort_values(column)
-        if len(run.objectives) == 2:
-            ax.step(members[column], members["accuracy"], where="post", color=FRONT_COLOUR, lw=1.2)
-        ax.scatter(members[column], members["accuracy"], s=40, facecolors="none", edgecolors=FRONT_COLOUR,
-                   label="Pareto front")
-    for row in analysis.baselines.itertuples():
-        ax.scatter(getattr(row, column), row.accuracy, marker="D", s=40, c="black")
-        ax.annotate(row.label, (getattr(row, column), row.accuracy), fontsize=7, xytext=(4, 4),
-                    textcoords="offset points")
-    ax.set_xlabel(f"predicted {run.latency_label}" if column == "latency_ms" else AXIS_LABELS[column])
-    ax.set_ylabel(AXIS_LABELS["accuracy"])
-    ax.set_title(f"{run.name}: {len(done)} finished trials (diamonds: uniform baselines)", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    return save_figure(fig, path)
+    _draw_front(ax, analysis, column)
+    ax.scatter(analysis.baselines[column], analysis.baselines["accuracy"], marker="D", s=30, c="black",
+               label="baselines (validation)", zorder=3)
+    ax.set_title(f"{analysis.run.name}: {len(done)} finished trials", fontsize=9)
+
+
+def _close_up(ax: Axes, analysis: Analysis, column: str) -> None:
+    """The front and the baselines alone, on validation and test, the axes fitted to them."""
+    shown = pd.concat([analysis.front, analysis.baselines])
+    done = analysis.complete
+    search = done[done["kind"] != "baseline"]
+    ax.scatter(search[column], search["accuracy"], s=12, c="#1f77b4", alpha=0.25, label="trials")
+    _draw_front(ax, analysis, column)
+    _draw_test(ax, analysis.front, column, FRONT_COLOUR, "x", "Pareto front (test)")
+    ax.scatter(analysis.baselines[column], analysis.baselines["accuracy"], marker="D", s=30, c="black",
+               label="baselines (validation)", zorder=3)
+    _draw_test(ax, analysis.baselines, column, "black", "d", "baselines (test)")
+    ax.set_xlim(*_ranges(shown[column], log=True))
+    ax.set_ylim(*_ranges(pd.concat([shown["accuracy"], shown["test_accuracy"]]).dropna(), log=False))
+    ax.set_title("the front and the baselines: validation (o, D) and test (x, d)", fontsize=9)
+
+
+def front_figure(analysis: Analysis, column: str) -> Figure:
+    """Accuracy against ``column`` (latency or size, log scale): every finished trial on the left,
+    and on the right the front and the baselines close up, each with its test accuracy (joined to
+    its validation one) and the baselines named. Laid out, ready to save."""
+    fig, (overview, close_up) = plt.subplots(1, 2, figsize=(12, 4.8), dpi=120)
+    _overview(overview, analysis, column)
+    overview.set_ylabel(AXIS_LABELS["accuracy"])
+    shown = len(analysis.front) + len(analysis.baselines) > 0
+    if shown:
+        _close_up(close_up, analysis, column)
+    close_up.set_ylabel("validation and test accuracy")
+    name = f"predicted {analysis.run.latency_label}" if column == "latency_ms" else AXIS_LABELS[column]
+    for ax, has_points in ((overview, len(analysis.complete) > 0), (close_up, shown)):
+        ax.grid(alpha=0.3, which="both")
+        if not has_points:  # no trial finished yet: a log scale would have nothing to scale
+            continue
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(PLAIN_NUMBER)
+        ax.xaxis.set_minor_formatter(PLAIN_NUMBER)
+        ax.tick_params(axis="x", which="both", labelsize=7)
+        ax.set_xlabel(f"{name}, log scale", fontsize=8)
+    # one legend below both panels, where it hides no point and no name
+    fig.legend(*(close_up if shown else overview).get_legend_handles_labels(), loc="lower center", ncol=5,
+               fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    if shown:
+        _label_baselines(close_up, analysis.baselines, column)
+    return fig
+
+
+def _scatter(analysis: Analysis, column: str, path: Path) -> Path:
+    fig = front_figure(analysis, column)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 def _hypervolume(analysis: Analysis, path: Path) -> Path:

@@ -8,6 +8,7 @@ import pandas as pd
 
 from autocompress.report import tables
 from autocompress.report.analysis import Analysis
+from autocompress.report.claims import CLAIMS_NOTE, claims
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -35,6 +36,8 @@ def render(analysis: Analysis, files: list[str]) -> str:
     return "\n\n".join([
         f"# autocompress run `{run.name}`",
         f"Objectives: {', '.join(run.objectives)}; constraints: {constraints}.",
+        "## Against the baselines\n\n" + CLAIMS_NOTE + "\n\n"
+        + ("\n".join(f"- {claim.sentence()}" for claim in claims(analysis)) or "- no baseline finished yet"),
         "## Timings\n\n" + _pairs(tables.timings(analysis)),
         "## Pareto front\n\n" + tables.selection_note(analysis) + "\n\n"
         + (markdown_table(front) if len(front) else "No finished trial yet."),

@@ -45,7 +45,7 @@ def front_table(analysis: Analysis, separator: str = "; ") -> pd.DataFrame:
 def baseline_table(analysis: Analysis) -> pd.DataFrame:
     columns = {"label": "baseline", "number": "trial", "accuracy": "validation accuracy",
                "test_accuracy": "test accuracy", "latency_ms": "latency (ms)",
-               "size_kb": "size (KB)", "dominated_by": "dominated by front trials"}
+               "size_kb": "size (KB)", "dominated_by": "dominated by front trials (validation)"}
     return analysis.baselines[list(columns)].rename(columns=_named(columns, analysis)).reset_index(drop=True)
 
 

@@ -32,7 +32,7 @@ from autocompress.run.front import front
 from autocompress.run.predictor import PredictorSummary, SamplerOutput
 from autocompress.run.status import Session
 from autocompress.run.table import csv_text, read_trials
-from autocompress.run.trial import Trial
+from autocompress.run.trial import Kind, Trial
 from autocompress.run.verification import Verification
 from autocompress.space import SearchSpace
 
@@ -144,6 +144,13 @@ class Run:
         """Its Pareto front (``run.front.front``): what the front table, the report and verify list."""
         return front(self.trials, self.objectives, self.config.constraints)
 
+    def test_split_trials(self) -> list[Trial]:
+        """The trials measured once on the test split after the search, by number: the front's and
+        every completed baseline (what the report's claims against the baselines compare)."""
+        baselines = [trial for trial in self.complete if trial.kind is Kind.BASELINE]
+        chosen = {trial.number: trial for trial in [*self.front(), *baselines]}
+        return [chosen[number] for number in sorted(chosen)]
+
     def stored_trials(self) -> list[FrozenTrial]:
         """Every trial as the run's Optuna storage keeps it (with the parameters its sampler chose)."""
         self.files.check_storage()
@@ -181,7 +188,7 @@ class Run:
         return self.files.lock_holder()
 
     def test_accuracy(self) -> dict[int, float]:
-        """Test-split accuracy by trial number of the front's trials measured so far."""
+        """Test-split accuracy by trial number of the trials measured so far (``test_split_trials``)."""
         path = self.files.test_accuracy
         if not path.is_file():
             return {}

@@ -34,7 +34,7 @@ class Trial:
     """A row of the trial table.
 
     ``accuracy`` is measured on the validation split (what the search selects by);
-    ``test_accuracy`` on the test split, once, for the trials on the final front only;
+    ``test_accuracy`` on the test split, once, for the trials on the final front and the baselines only;
     ``predicted_accuracy`` is the predictor's estimate when the predictor sampler proposed the trial;
     ``predicted_accuracy_cheap`` the fine-tune gate's, from the trial's ``accuracy_before``;
     ``accuracy_first_epoch`` is measured after the first epoch of a fine-tune of two or more, and

@@ -217,13 +217,13 @@ def _verify(run_dir: Path) -> None:
 
 
 def _run_search(run: Run, hw_profile: HardwareProfile, prior: PriorTrials | None, address: str | None) -> Summary:
-    """The search, then (unless it was interrupted) its front measured once on the test split."""
+    """The search, then (unless it was interrupted) its front and baselines measured once on the test split."""
     from autocompress.search.driver import SearchDriver
-    from autocompress.search.holdout import measure_front
+    from autocompress.search.holdout import measure_test_split
 
     summary = SearchDriver(run, hw_profile, prior).run(address)
     if not summary.interrupted and summary.first_failure is None:  # else measured on --resume
-        measure_front(run)
+        measure_test_split(run)
     return summary
 
 

@@ -128,5 +128,5 @@ def open_run(path: Path) -> tuple[Run, HardwareProfile, PriorTrials | None]:
     check_base(run.space, run.files.base)
     prior = read_prior(run)
     run.files.check_storage()
-    run.test_accuracy()  # the front's test figures so far, if any
+    run.test_accuracy()  # the test figures so far, if any
     return run, profile, prior
