@@ -63,7 +63,7 @@ def _customdata(table: pd.DataFrame, family: ModelFamily) -> list[list[Any]]:
 def _add_baselines(figure: go.Figure, baselines: pd.DataFrame, family: ModelFamily) -> None:
     """One legend entry per baseline, named (names beside the markers would overlap where
     baselines lie close), its test accuracy an open diamond of its colour."""
-    colours = qualitative.Dark24
+    colours = qualitative.Dark2  # no red: red is the front
     for index, row in enumerate(baselines.sort_values("number").itertuples()):
         one = baselines[baselines["number"] == row.number]
         colour = colours[index % len(colours)]
