@@ -77,10 +77,9 @@ def train_supernet(model: nn.Module, space: SearchSpace, splits: Splits, seed: i
     trial's inheritance will. Without it, a search trial's small architecture starts near
     chance and a short fine-tune cannot make up for it.
 
-    It runs in channels-last memory format (the weights are back in the default format
-    after): the same computation but for float rounding (the first step's loss within 6e-7),
-    and on the demo space, one thread of a loaded 2-core VM, 1.5-2.2x faster a step
-    (oneDNN's depthwise and 1x1 convolutions of small images).
+    It runs in channels-last memory format, where oneDNN's depthwise and 1x1 convolutions of
+    small images are faster on a CPU: the same computation but for float rounding (the
+    weights are back in the default format after; docs/decisions.md).
     """
     settings = space.training
     generator = seed_everything(seed)

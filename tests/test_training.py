@@ -22,12 +22,13 @@ def _accuracy_without_finetune(space, splits, base, **policy):
     return accuracy(model, splits.val_x, splits.val_y)
 
 
-def test_base_reaches_94_percent(trained_base):
-    """20 epochs on 988 training images (0.953 measured, its initial weights too drawn from
-    seed 0 whatever ran before; 0.971 on the 1347 images it had before the test split was held out).
+def test_base_reaches_90_percent(trained_base):
+    """20 epochs on 988 training images, its initial weights drawn from seed 0 whatever ran
+    before. Float rounding alone moves where 20 epochs end by several points (docs/decisions.md,
+    "The demo space's base is shipped"), so the bar is below the lowest such variant measured.
     Its training time is a benchmark figure (bench/knobs_accuracy.py), not a timed test."""
     _, info = trained_base
-    assert info["accuracy"] >= 0.94
+    assert info["accuracy"] >= 0.90
 
 
 def test_uniform_8bit_loses_at_most_one_point_without_finetune(default_space, digits_splits, trained_base):
