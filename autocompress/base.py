@@ -21,7 +21,8 @@ from autocompress.models.family import ModelFamily, family_of
 from autocompress.models.slicing import load_state
 from autocompress.progress import announce
 from autocompress.space import SearchSpace
-from autocompress.train import accuracy, distillation_loss, run_epochs, seed_everything
+from autocompress.tasks import Split, Task
+from autocompress.train import distillation_loss, run_epochs, seed_everything
 
 DEFAULT_BASE_DIR = Path("results") / "_base"
 SHIPPED_BASE_DIR = Path(__file__).parent / "weights"
@@ -123,20 +124,20 @@ def initial_base(space: SearchSpace, seed: int, device: str = "cpu") -> nn.Modul
     return build_base(space).to(device)
 
 
-def train_base(space: SearchSpace, splits: Splits, path: Path, seed: int = 0,
+def train_base(space: SearchSpace, task: Task, path: Path, seed: int = 0,
                device: str = "cpu") -> tuple[nn.Module, dict]:
-    """Train the largest network of ``space`` as a supernet on ``device`` (or take the weights
-    its family is given) and save it (on the CPU) with its validation accuracy, training
-    time and each step's loss; a progress bar shows where the training is."""
+    """Train the largest network of ``space`` for ``task`` on ``device`` (or take the weights its
+    family is given) and save it (on the CPU) with its validation score, training time and each
+    step's loss (where the task's training records them); progress is shown while it trains."""
     model = initial_base(space, seed, device)
     start = time.perf_counter()
     given = family_of(space).base_weights()
-    step_losses = []
+    step_losses: list[float] = []
     if given is None:
-        step_losses = train_supernet(model, space, splits, seed, progress=f"base network ({device})")
+        step_losses = task.train_base(model, space, seed, progress="base network")
     else:
         load_state(model, given)
-    info = {"accuracy": accuracy(model, splits.val_x, splits.val_y),
+    info = {"accuracy": task.score(model, Split.VAL),
             "train_seconds": time.perf_counter() - start, "seed": seed, "device": device,
             "fingerprint": space_fingerprint(space), "step_losses": step_losses}
     model.cpu()
@@ -154,7 +155,7 @@ def load_base(space: SearchSpace, path: Path) -> tuple[nn.Module, dict]:
     return model.eval(), saved["info"]
 
 
-def ensure_base(space: SearchSpace, splits: Splits, directory: Path = DEFAULT_BASE_DIR,
+def ensure_base(space: SearchSpace, task: Task, directory: Path = DEFAULT_BASE_DIR,
                 device: str = "cpu") -> tuple[nn.Module, dict]:
     """The saved base network of ``space``: the one in ``directory``, else a copy of the one
     shipped for it (``SHIPPED_BASE_DIR``), else trained first (on ``device``)."""
@@ -168,4 +169,4 @@ def ensure_base(space: SearchSpace, splits: Splits, directory: Path = DEFAULT_BA
         announce(f"base network: the one shipped for {space.name} ({shipped.name}), not trained again")
     if path.is_file():
         return load_base(space, path)
-    return train_base(space, splits, path, device=device)
+    return train_base(space, task, path, device=device)

@@ -1,4 +1,4 @@
-"""One candidate from choice to measured accuracy: build, inherit, compress, fine-tune."""
+"""One candidate from choice to measured score: build, inherit, compress, fine-tune (as its task does)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from torch import nn
 from autocompress.candidate import Candidate
 from autocompress.compress.quantize import calibrate_activations
 from autocompress.compress.size import model_size_bytes
-from autocompress.data import Splits
 from autocompress.models.family import family_of
 from autocompress.models.slicing import load_state
 from autocompress.space import SearchSpace
-from autocompress.train import accuracy, finetune, model_device, recalibrate_batchnorm
+from autocompress.tasks import Split, Task
+from autocompress.train import model_device, recalibrate_batchnorm
 
 
 @dataclass(frozen=True)
@@ -30,50 +30,52 @@ class Evaluation:
 
 
 def compress_and_calibrate(space: SearchSpace, candidate: Candidate, base: nn.Module,
-                           splits: Splits) -> tuple[nn.Module, float]:
+                           task: Task) -> tuple[nn.Module, float]:
     """The candidate built from ``base`` (on its device), batch norm recalibrated and activations
-    calibrated, and its validation accuracy so, before any fine-tune: the cheap fidelity."""
+    calibrated, and its validation score so, before any fine-tune: the cheap fidelity."""
     device = model_device(base)
     model = family_of(space).build_compressed(candidate, base).to(device)
-    recalibrate_batchnorm(model, splits.train_x)
-    calibrate_activations(model, [splits.train_x[:256].to(device)])
-    return model, accuracy(model, splits.val_x, splits.val_y)
+    recalibrate_batchnorm(model, task.training_inputs())
+    calibrate_activations(model, [batch.to(device) for batch in task.calibration_batches()])
+    return model, task.score(model, Split.VAL)
 
 
-def finetune_and_measure(space: SearchSpace, model: nn.Module, base: nn.Module, splits: Splits,
+def finetune_and_measure(space: SearchSpace, model: nn.Module, base: nn.Module, task: Task,
                          accuracy_before: float, seed: int = 0, epochs: int | None = None,
                          after_epoch: Callable[[int], bool] | None = None) -> Evaluation | None:
-    """Fine-tune ``model`` with distillation from ``base``, then measure it on validation
-    (None if ``after_epoch``, see ``train.run_epochs``, ended the fine-tune)."""
+    """Fine-tune ``model`` from ``base`` as the task does, then score it on validation (None
+    if ``after_epoch``, see ``train.run_epochs``, ended the fine-tune)."""
     start = time.perf_counter()
-    if not finetune(model, base, splits, space.training, epochs=epochs, seed=seed, after_epoch=after_epoch):
+    settings = space.training
+    if not task.finetune(model, base, settings, settings.finetune_epochs if epochs is None else epochs, seed,
+                         after_epoch):
         return None
     seconds = time.perf_counter() - start
-    after = accuracy(model, splits.val_x, splits.val_y)
+    model.eval()
+    after = task.score(model, Split.VAL)
     return Evaluation(accuracy_before, after, model_size_bytes(model), seconds)
 
 
-def accuracy_mid_finetune(model: nn.Module, splits: Splits) -> float:
-    """Validation accuracy of ``model`` between fine-tune epochs, measured on a copy with
+def accuracy_mid_finetune(model: nn.Module, task: Task) -> float:
+    """Validation score of ``model`` between fine-tune epochs, measured on a copy with
     recalibrated batch norm (as the finished fine-tune's is), so the fine-tune goes on from
     ``model`` untouched."""
     snapshot = copy.deepcopy(model)
-    recalibrate_batchnorm(snapshot, splits.train_x)
-    return accuracy(snapshot, splits.val_x, splits.val_y)
+    recalibrate_batchnorm(snapshot, task.training_inputs())
+    return task.score(snapshot, Split.VAL)
 
 
 def evaluate_candidate(
     space: SearchSpace,
     candidate: Candidate,
     base: nn.Module,
-    splits: Splits,
+    task: Task,
     seed: int = 0,
     epochs: int | None = None,
 ) -> tuple[nn.Module, Evaluation]:
-    """Build, recalibrate, measure, fine-tune with distillation from ``base``, measure again
-    (on ``base``'s device)."""
-    model, before = compress_and_calibrate(space, candidate, base, splits)
-    evaluation = finetune_and_measure(space, model, base, splits, before, seed, epochs)
+    """Build, recalibrate, score, fine-tune from ``base``, score again (on ``base``'s device)."""
+    model, before = compress_and_calibrate(space, candidate, base, task)
+    evaluation = finetune_and_measure(space, model, base, task, before, seed, epochs)
     assert evaluation is not None  # nothing can end this fine-tune early
     return model, evaluation
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -37,8 +37,10 @@ def _eval_batch(x: Images, largest: int) -> int:
 
 
 def model_device(model: nn.Module) -> torch.device:
-    """Where ``model``'s weights are (and so where its input batches must go)."""
-    return next(model.parameters()).device
+    """Where ``model``'s weights are (and so where its input batches must go); the CPU for a
+    module without weights (an ONNX Runtime session wrapped as a module)."""
+    weight = next(model.parameters(), None)
+    return torch.device("cpu") if weight is None else weight.device
 
 
 @torch.no_grad()
@@ -53,9 +55,14 @@ def accuracy(model: nn.Module, x: Images, y: torch.Tensor) -> float:
     return float((predict(model, x) == y).float().mean())
 
 
+def eval_batches(x: Images, largest: int = 256) -> Iterator[torch.Tensor]:
+    """``x`` in consecutive batches of at most ``largest`` images (fewer where images are large)."""
+    return chunks(x, _eval_batch(x, largest))
+
+
 @torch.no_grad()
-def recalibrate_batchnorm(model: nn.Module, x: Images, batch_size: int = 256) -> None:
-    """Re-estimate batch-norm statistics on ``x`` (once-for-all's BN recalibration).
+def recalibrate_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> None:
+    """Re-estimate batch-norm statistics on the input ``batches`` (once-for-all's BN recalibration).
 
     Inherited, pruned or factorised layers shift the activations a batch norm sees; its
     stored statistics then no longer fit, and fresh ones recover much of the accuracy
@@ -68,7 +75,7 @@ def recalibrate_batchnorm(model: nn.Module, x: Images, batch_size: int = 256) ->
         norm.momentum = None
     model.train()
     device = model_device(model)
-    for batch in chunks(x, _eval_batch(x, batch_size)):
+    for batch in batches:
         model(batch.to(device))
     for norm, momentum in zip(norms, momenta, strict=True):
         norm.momentum = momentum
@@ -190,5 +197,5 @@ def finetune(
                       loss_fn, settings.finetune_lr, shift=False, after_epoch=after_epoch):
         return False
     # A short fine-tune is too few steps for the running statistics to catch up.
-    recalibrate_batchnorm(student, splits.train_x)
+    recalibrate_batchnorm(student, eval_batches(splits.train_x))
     return True

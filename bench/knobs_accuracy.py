@@ -21,6 +21,7 @@ from autocompress.data import load_splits
 from autocompress.models.family import family_of
 from autocompress.models.space_file import load_space
 from autocompress.pipeline import evaluate_candidate
+from autocompress.tasks.classification import ClassificationTask
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = {
@@ -36,12 +37,12 @@ def main() -> None:
     torch.set_num_threads(1)
     space = load_space(ROOT / "search_spaces" / "mobilenet_digits.yaml")
     splits = load_splits(space.data)
-    base, info = ensure_base(space, splits, ROOT / "results" / "_base")
+    base, info = ensure_base(space, ClassificationTask(space, splits), ROOT / "results" / "_base")
     print(f"base: accuracy {info['accuracy']:.4f}, trained in {info['train_seconds']:.1f} s")
     rows = []
     for name, policy in POLICIES.items():
         candidate = family_of(space).uniform_candidate(family_of(space).largest_arch(), **policy)
-        _, result = evaluate_candidate(space, candidate, base, splits, seed=0)
+        _, result = evaluate_candidate(space, candidate, base, ClassificationTask(space, splits), seed=0)
         rows.append({"policy": name, "accuracy_before": result.accuracy_before, "accuracy_after": result.accuracy,
                      "size_kb": result.size_bytes / 1024, "finetune_seconds": result.finetune_seconds})
         print(f"{name:14s} before {result.accuracy_before:.4f}  after {result.accuracy:.4f}  "

@@ -14,6 +14,7 @@ import torch
 from autocompress.base import train_base
 from autocompress.data import load_splits
 from autocompress.models.space_file import load_space
+from autocompress.tasks.classification import ClassificationTask
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SPACE = REPO / "search_spaces" / "mobilenet_digits.yaml"
@@ -46,6 +47,12 @@ def digits_splits(default_space):
     return load_splits(default_space.data)
 
 
+@pytest.fixture(scope="session")
+def digits_task(default_space, digits_splits):
+    """Classification of the default space's digits (the splits loaded once per session)."""
+    return ClassificationTask(default_space, digits_splits)
+
+
 TEST_BASE_EPOCHS = 20
 """The default space trains its base 100 epochs (several minutes on one core); the tests
 check what training, inheritance and distillation do, which 20 epochs already show."""
@@ -56,4 +63,5 @@ def trained_base(default_space, digits_splits, tmp_path_factory):
     """(model, info) of the default space's base network trained ``TEST_BASE_EPOCHS`` epochs, in this session."""
     path = tmp_path_factory.mktemp("base") / "base.pt"
     training = default_space.training.model_copy(update={"base_epochs": TEST_BASE_EPOCHS})
-    return train_base(default_space.model_copy(update={"training": training}), digits_splits, path)
+    space = default_space.model_copy(update={"training": training})
+    return train_base(space, ClassificationTask(space, digits_splits), path)

@@ -30,6 +30,7 @@ from autocompress.run.config import SearchConfig
 from autocompress.run.files import RunFiles
 from autocompress.run.run import Run
 from autocompress.run.trial import Kind, State, Trial
+from autocompress.tasks.classification import ClassificationTask
 from autocompress.train import accuracy, train
 
 SPACE = Path(__file__).parent / "spaces" / "report_tiny.yaml"
@@ -81,7 +82,8 @@ def build_run(run_dir: Path) -> Path:
     trials, test_accuracy = [], {}
     for number, (label, candidate) in enumerate(_candidates(space)):
         started = datetime.now(timezone.utc)
-        model, result = evaluate_candidate(space, candidate, base, splits, seed=number, epochs=number % 2)
+        model, result = evaluate_candidate(space, candidate, base, ClassificationTask(space, splits), seed=number,
+                                           epochs=number % 2)
         torch.save({"state_dict": model.state_dict(), "candidate": candidate.to_json()}, files.model_path(number))
         finished = datetime.now(timezone.utc)
         trials.append(Trial(

@@ -14,13 +14,13 @@ from typer.testing import CliRunner
 
 from autocompress.base import space_fingerprint, train_base
 from autocompress.cli import app
-from autocompress.data import load_splits
 from autocompress.errors import UserInputError
 from autocompress.models.family import family_of
 from autocompress.models.space_file import load_space
 from autocompress.run.files import RunFiles
 from autocompress.run.run import Run
 from autocompress.run.trial import State
+from autocompress.tasks.classification import ClassificationTask
 from tests.user_models import tiny_residual
 
 MODELS = Path(__file__).with_name("user_models.py")
@@ -110,7 +110,7 @@ def test_given_weights_are_the_base_untrained_and_part_of_its_fingerprint(tmp_pa
     weights = tmp_path / "weights.pt"
     torch.save(tiny_residual().state_dict(), weights)
     space = load_space(_space(tmp_path, "tiny_residual", weights=str(weights)))
-    base, _ = train_base(space, load_splits(space.data), tmp_path / "base.pt")
+    base, _ = train_base(space, ClassificationTask(space), tmp_path / "base.pt")
     assert all(torch.equal(base.state_dict()[k], v) for k, v in torch.load(weights).items())
     before = space_fingerprint(space)
     torch.save(tiny_residual().state_dict(), weights)

@@ -29,6 +29,7 @@ from autocompress.search.predictor import AccuracyPredictor, CheapFidelityEncodi
 from autocompress.search.prior import PriorTrials
 from autocompress.search.screening import PredictorGuidedSampler
 from autocompress.search.worker import TrialEvaluator
+from autocompress.tasks.classification import ClassificationTask
 from tests.conftest import REPO
 
 SPACE = REPO / "tests" / "spaces" / "search_tiny.yaml"
@@ -293,7 +294,8 @@ def test_a_worker_stops_a_fine_tune_after_its_first_epoch_when_the_gate_says_it_
     family = family_of(space)
     candidate = family.uniform_candidate(family.largest_arch(), weight_bits=8, activation_bits=8)
     base = build_base(space)
-    evaluator = TrialEvaluator(space, profile.model_dump_json(), base.state_dict(), Constraints(), seed=3,
+    task = ClassificationTask(space)
+    evaluator = TrialEvaluator(space, profile.model_dump_json(), task, base.state_dict(), Constraints(), seed=3,
                                finetune_epochs=2, threads=1)
     latency = predict(candidate, profile, space)
     params = {}  # the gate's lines do not read the candidate's parameters
@@ -305,7 +307,7 @@ def test_a_worker_stops_a_fine_tune_after_its_first_epoch_when_the_gate_says_it_
     ungated = evaluator.evaluate(candidate.to_json())
     kept = evaluator.evaluate(candidate.to_json(), gate=gate(2.0))
     stopped = evaluator.evaluate(candidate.to_json(), gate=gate(-1.0))
-    _, unmeasured = evaluate_candidate(space, candidate, base, evaluator.splits, seed=3, epochs=2)
+    _, unmeasured = evaluate_candidate(space, candidate, base, task, seed=3, epochs=2)
     assert ungated.state == kept.state == "COMPLETE" and ungated.accuracy == kept.accuracy == unmeasured.accuracy
     assert 0 <= ungated.accuracy_first_epoch == kept.accuracy_first_epoch == stopped.accuracy_first_epoch <= 1
     assert ungated.predicted_accuracy_first_epoch is None and kept.predicted_accuracy_first_epoch == pytest.approx(2.0)
@@ -313,7 +315,7 @@ def test_a_worker_stops_a_fine_tune_after_its_first_epoch_when_the_gate_says_it_
     assert stopped.predicted_accuracy_first_epoch == pytest.approx(-1.0)
     assert stopped.error.startswith("fine-tune stopped after epoch 1: accuracy after epoch 1")
     assert 0 < stopped.finetune_s < kept.finetune_s
-    one_epoch = TrialEvaluator(space, profile.model_dump_json(), base.state_dict(), Constraints(), seed=3,
+    one_epoch = TrialEvaluator(space, profile.model_dump_json(), task, base.state_dict(), Constraints(), seed=3,
                                finetune_epochs=1, threads=1)
     alone = one_epoch.evaluate(candidate.to_json(), gate=gate(-1.0))  # no first epoch to judge before the last
     assert alone.state == "COMPLETE" and alone.accuracy_first_epoch is None

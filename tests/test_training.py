@@ -12,7 +12,7 @@ from autocompress.models.family import family_of
 from autocompress.models.mobilenet import MobileNet
 from autocompress.models.mobilenet_space import StageArch
 from autocompress.pipeline import evaluate_candidate
-from autocompress.train import accuracy, finetune, recalibrate_batchnorm
+from autocompress.train import accuracy, eval_batches, finetune, recalibrate_batchnorm
 
 
 def _accuracy_without_finetune(space, splits, base, **policy):
@@ -37,11 +37,11 @@ def test_uniform_8bit_loses_at_most_one_point_without_finetune(default_space, di
     assert acc8 >= info["accuracy"] - 0.01
 
 
-def test_2bit_loses_clearly_more_and_distillation_recovers(default_space, digits_splits, trained_base):
+def test_2bit_loses_clearly_more_and_distillation_recovers(default_space, digits_task, trained_base):
     base, info = trained_base
     family = family_of(default_space)
     candidate = family.uniform_candidate(family.largest_arch(), weight_bits=2, activation_bits=8)
-    _, result = evaluate_candidate(default_space, candidate, base, digits_splits, seed=0, epochs=1)
+    _, result = evaluate_candidate(default_space, candidate, base, digits_task, seed=0, epochs=1)
     assert result.accuracy_before < info["accuracy"] - 0.10
     assert result.accuracy > result.accuracy_before + 0.10
 
@@ -58,11 +58,11 @@ def test_inherited_subnet_beats_random_weights_after_same_finetune(default_space
     assert results["inherited"] > results["random"] + 0.05, results
 
 
-def test_a_trial_is_reproducible_from_its_seed(default_space, digits_splits, trained_base):
+def test_a_trial_is_reproducible_from_its_seed(default_space, digits_task, trained_base):
     base, _ = trained_base
     arch = [StageArch(1, 3, 4, True) for _ in default_space.network.stages]
     candidate = family_of(default_space).uniform_candidate(arch, weight_bits=4, activation_bits=8, sparsity=0.25)
-    runs = [evaluate_candidate(default_space, candidate, copy.deepcopy(base), digits_splits, seed=7, epochs=1)
+    runs = [evaluate_candidate(default_space, candidate, copy.deepcopy(base), digits_task, seed=7, epochs=1)
             for _ in range(2)]
     assert runs[0][1].accuracy == runs[1][1].accuracy
     assert runs[0][1].size_bytes == runs[1][1].size_bytes
@@ -113,5 +113,5 @@ def test_supernet_training_makes_the_smallest_subnet_work_before_any_finetune(de
     base, _ = trained_base
     family = family_of(default_space)
     smallest = family.inherit_weights(MobileNet(default_space, family.smallest_arch()), base)
-    recalibrate_batchnorm(smallest, digits_splits.train_x)
+    recalibrate_batchnorm(smallest, eval_batches(digits_splits.train_x))
     assert accuracy(smallest, digits_splits.val_x, digits_splits.val_y) >= 0.85

@@ -3,6 +3,7 @@ GPUs are asked for plainly, and base training shows its progress."""
 
 from __future__ import annotations
 
+import pickle
 import shutil
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from autocompress.run.table import read_trials
 from autocompress.run.trial import Kind
 from autocompress.search import holdout
 from autocompress.search.worker import TrialEvaluator
+from autocompress.tasks.classification import ClassificationTask
 from tests.conftest import REPO
 from tests.report_run import finished_run  # noqa: F401
 
@@ -47,9 +49,10 @@ def test_a_worker_opens_its_data_itself_from_the_space(tmp_path):
                                     str(tmp_path / "bitfusion.json")])
     assert made.exit_code == 0, made.output
     profile = load_profile(tmp_path / "bitfusion.json").model_dump_json()
-    evaluator = TrialEvaluator(space, profile, base, Constraints(), seed=0, finetune_epochs=1, threads=1)
-    assert isinstance(evaluator.splits.train_x, LazyImages)
-    assert isinstance(evaluator.splits.train_x.source.array, np.memmap)  # mapped from the file, not shipped
+    shipped = pickle.loads(pickle.dumps(ClassificationTask(space, load_splits(space.data))))  # as Ray ships it
+    evaluator = TrialEvaluator(space, profile, shipped, base, Constraints(), seed=0, finetune_epochs=1, threads=1)
+    assert isinstance(evaluator.task.splits.train_x, LazyImages)
+    assert isinstance(evaluator.task.splits.train_x.source.array, np.memmap)  # mapped from the file, not shipped
     family = family_of(space)
     outcome = evaluator.evaluate(family.uniform_candidate(family.largest_arch(), weight_bits=8).to_json())
     assert outcome.state == "COMPLETE", outcome.error
@@ -68,7 +71,8 @@ def test_the_front_and_the_baselines_alone_are_measured_once_on_the_test_split(f
                                                                               monkeypatch):
     run = _copied_run(finished_run, tmp_path / "run")
     assert all(t.test_accuracy is None for t in run.trials)
-    measured = holdout.measure_test_split(run)
+    task = ClassificationTask(run.space)
+    measured = holdout.measure_test_split(run, task)
     run = Run.open(run.path)
     front = run.front()
     baselines = {t.number for t in run.trials if t.kind is Kind.BASELINE}
@@ -80,12 +84,12 @@ def test_the_front_and_the_baselines_alone_are_measured_once_on_the_test_split(f
     assert any(t.test_accuracy != t.accuracy for t in front)  # test and validation are different images
     assert run.test_accuracy() == measured
     calls = []
-    monkeypatch.setattr(holdout, "accuracy", lambda *args: calls.append(args))
-    assert holdout.measure_test_split(run) == measured and not calls  # measured once
+    monkeypatch.setattr(task, "score", lambda *args: calls.append(args))
+    assert holdout.measure_test_split(run, task) == measured and not calls  # measured once
     missing = {max(baselines), front[0].number}  # as a search stopped while measuring leaves it
     run.write_test_accuracy({n: v for n, v in measured.items() if n not in missing})
-    monkeypatch.setattr(holdout, "accuracy", lambda *args: calls.append(args) or 0.5)
-    resumed = holdout.measure_test_split(run)
+    monkeypatch.setattr(task, "score", lambda *args: calls.append(args) or 0.5)
+    resumed = holdout.measure_test_split(run, task)
     assert len(calls) == len(missing) and resumed == measured | dict.fromkeys(missing, 0.5)  # the missing ones only
     write_report(run.path)
     assert "| validation accuracy | test accuracy |" in run.files.report_summary.read_text()
@@ -125,7 +129,7 @@ def test_base_training_on_a_missing_device_is_one_line(tmp_path, device):
 def test_base_training_shows_epoch_loss_accuracy_and_time_left(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("AUTOCOMPRESS_PROGRESS", "1")  # a terminal would show it; pytest's pipes do not
     space = load_space(TINY)
-    train_base(space, load_splits(space.data), tmp_path / "base.pt")
+    train_base(space, ClassificationTask(space), tmp_path / "base.pt")
     bar = capsys.readouterr().err
     assert "base network (cpu)" in bar and "epoch=1/1" in bar and "loss=" in bar and "accuracy=" in bar
     assert "<" in bar  # tqdm's elapsed<remaining

@@ -28,14 +28,15 @@ def export_command(
     typer.echo(f"weights at their bit-widths: weights.bin {result.weights_bytes:,} bytes; the search reported "
                f"{result.reported_bytes:,.0f} ({result.size_ratio:.4f}x); candidate.json and space.yaml "
                "describe the structure, the ONNX files are runtime formats")
-    typer.echo(f"validation accuracy: search {result.search_accuracy:.4f}; "
+    typer.echo(f"validation {result.metric}: search {result.search_accuracy:.4f}; "
                + ", ".join(f"{name} {value:.4f}" for name, value in result.accuracy.items()))
     searched = ("not measured (neither on the front nor a baseline)" if result.search_test_accuracy is None
                 else f"{result.search_test_accuracy:.4f}")
-    typer.echo(f"test accuracy: the search's measurement {searched}; "
+    typer.echo(f"test {result.metric}: the search's measurement {searched}; "
                + ", ".join(f"{name} {value:.4f}" for name, value in result.test_accuracy.items()))
-    typer.echo(f"predictions: exported vs search-time model agree on {result.agreement_with_search:.2%}; "
-               f"model.onnx vs torch on {result.onnx_agreement_with_torch:.2%}")
+    if result.agreement_with_search is not None:
+        typer.echo(f"predictions: exported vs search-time model agree on {result.agreement_with_search:.2%}; "
+                   f"model.onnx vs torch on {result.onnx_agreement_with_torch:.2%}")
     typer.echo(f"latency: measured {result.measured_ms:.3f} ms ({result.statistic} of the calls, IQR "
                f"{result.measured_spread_ms:.3f}) on {result.runtime} here ({result.clock} clock); "
                f"the search predicted {result.predicted_ms:.3f} ms as {result.predicted_label} "

@@ -19,9 +19,8 @@ from torch import nn
 
 from autocompress.candidate import Candidate
 from autocompress.compress.freeze import freeze
-from autocompress.data import Images, load_splits
 from autocompress.errors import UserInputError
-from autocompress.export.onnx_files import onnx_predict, write_int8
+from autocompress.export.onnx_files import OnnxModule, onnx_predict, write_int8
 from autocompress.export.weights import read_weights, write_weights
 from autocompress.hw.bundle_runner import clock_name, open_session, session_runner, summarise, time_calls
 from autocompress.hw.onnx_export import export_onnx
@@ -32,6 +31,8 @@ from autocompress.pipeline import load_trial_model
 from autocompress.progress import progress_bar
 from autocompress.run.run import Run
 from autocompress.run.trial import State, Trial
+from autocompress.tasks import Split, Task
+from autocompress.tasks.classification import ClassificationTask
 from autocompress.train import predict
 
 TIMED_CALLS = 200
@@ -44,12 +45,15 @@ class Export:
     files: dict[str, int]
     weights_bytes: int
     reported_bytes: float
+    metric: str
+    """The run's score (accuracy for classification), which the next four fields hold."""
     search_accuracy: float
     accuracy: dict[str, float]
     search_test_accuracy: float | None
     test_accuracy: dict[str, float]
-    agreement_with_search: float
-    onnx_agreement_with_torch: float
+    agreement_with_search: float | None
+    """Classification: share of validation images whose class the exported and the search-time model agree on."""
+    onnx_agreement_with_torch: float | None
     runtime: str
     clock: str
     statistic: str
@@ -103,13 +107,18 @@ def _latency(runtime: str, statistic: str, model: nn.Module, files: dict[str, Pa
     return timed_on.name, stats[f"{statistic}_ms"], stats["spread_ms"]
 
 
-def _accuracies(model: nn.Module, sessions: dict[str, ort.InferenceSession], x: Images,
-                labels: torch.Tensor) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
-    """Accuracy on (x, labels) of the torch model read back from weights.bin and of each ONNX file,
-    and their predictions."""
-    predictions = {"weights.bin (torch)": predict(model, x)}
-    predictions |= {name: onnx_predict(session, x) for name, session in sessions.items()}
-    return {name: float((p == labels).float().mean()) for name, p in predictions.items()}, predictions
+def _agreements(task: Task, model: nn.Module, searched: nn.Module,
+                sessions: dict[str, ort.InferenceSession]) -> tuple[float | None, float | None]:
+    """Share of validation images on which the exported torch model predicts the class the
+    search-time model predicts, and model.onnx the class the frozen torch model predicts
+    (None, None: the task is not classification, and its metric alone is compared)."""
+    if not isinstance(task, ClassificationTask):
+        return None, None
+    x = task.splits.val_x
+    exported = predict(model, x)
+    with_search = float((exported == predict(searched, x)).float().mean())
+    onnx_with_torch = float((onnx_predict(sessions["model.onnx"], x) == predict(freeze(model), x)).float().mean())
+    return with_search, onnx_with_torch
 
 
 def export_trial(run: Run, number: int, directory: Path | None = None) -> Export:
@@ -119,7 +128,8 @@ def export_trial(run: Run, number: int, directory: Path | None = None) -> Export
     profile = run.profile
     device = profile.device if profile is not None else None
     shape = space.input_shape(device.batch_size if device else 1)
-    splits = load_splits(space.data, progress=True)  # before the folder is made: a missing data set leaves nothing
+    task = run.task()
+    calibration = torch.cat(task.calibration_batches())  # before the folder is made: missing data leave nothing
     directory = Path(directory or run.files.export_folder(number))
     directory.mkdir(parents=True, exist_ok=True)
     threads = device.threads if device else 1
@@ -132,15 +142,15 @@ def export_trial(run: Run, number: int, directory: Path | None = None) -> Export
         bar.update()
         paths = {"model.onnx": export_onnx(model, shape, directory / "model.onnx")}
         bar.update()
-        int8 = write_int8(model, paths["model.onnx"], directory / "model.int8.onnx", splits.train_x)
+        int8 = write_int8(model, paths["model.onnx"], directory / "model.int8.onnx", calibration)
         if int8 is not None:
             paths["model.int8.onnx"] = int8
         bar.update()
         sessions = {name: open_session(path, threads) for name, path in paths.items()}
-        accuracy, predicted = _accuracies(model, sessions, splits.val_x, splits.val_y)
-        test_accuracy, _ = _accuracies(model, sessions, splits.test_x, splits.test_y)
-        frozen = predict(freeze(model), splits.val_x)
-        as_searched = predict(searched, splits.val_x)
+        modules = {"weights.bin (torch)": model} | {name: OnnxModule(session) for name, session in sessions.items()}
+        accuracy = {name: task.score(module, Split.VAL) for name, module in modules.items()}
+        test_accuracy = {name: task.score(module, Split.TEST) for name, module in modules.items()}
+        with_search, onnx_with_torch = _agreements(task, model, searched, sessions)
         bar.update()
         runtime, measured, spread = _latency(device.runtime if device else "torch-fp32", statistic, model, paths,
                                              shape, threads)
@@ -152,8 +162,7 @@ def export_trial(run: Run, number: int, directory: Path | None = None) -> Export
         reported_bytes=float(trial.size_kb) * 1024, search_accuracy=float(trial.accuracy), accuracy=accuracy,
         search_test_accuracy=None if trial.test_accuracy is None else float(trial.test_accuracy),
         test_accuracy=test_accuracy,
-        agreement_with_search=float((predicted["weights.bin (torch)"] == as_searched).float().mean()),
-        onnx_agreement_with_torch=float((predicted["model.onnx"] == frozen).float().mean()),
+        metric=task.metric, agreement_with_search=with_search, onnx_agreement_with_torch=onnx_with_torch,
         runtime=runtime, clock=clock_name(threads), statistic=statistic,
         device=f"{device.name} ({device.kind}, {device.runtime})" if device else "? (no profile in the run)",
         predicted_ms=float(trial.latency_ms), predicted_label=run.latency_label,

@@ -31,13 +31,26 @@ def write_int8(model: nn.Module, float_path: Path, path: Path, calibration: torc
                               nodes_to_exclude=float_nodes(float_path, quantized))
 
 
+class OnnxModule(nn.Module):
+    """An ONNX Runtime session of a fixed batch size as a torch module (on the CPU), so that a
+    task's ``score`` measures an exported file as it measures the torch model."""
+
+    def __init__(self, session: ort.InferenceSession) -> None:
+        super().__init__()
+        self.session = session
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feed = self.session.get_inputs()[0]
+        batch = feed.shape[0]
+        outputs = []
+        for images in x.split(batch):
+            array = images.detach().cpu().numpy().astype(np.float32)
+            padded = np.concatenate([array, np.zeros((batch - len(array), *array.shape[1:]), np.float32)])
+            outputs.append(torch.from_numpy(self.session.run(None, {feed.name: padded})[0][: len(array)]))
+        return torch.cat(outputs)
+
+
 def onnx_predict(session: ort.InferenceSession, x: Images) -> torch.Tensor:
     """Class predictions of an ONNX model with a fixed batch size (the last batch padded)."""
-    feed = session.get_inputs()[0]
-    batch = feed.shape[0]
-    predictions = []
-    for images in chunks(x, batch):
-        array = images.numpy().astype(np.float32)
-        padded = np.concatenate([array, np.zeros((batch - len(array), *array.shape[1:]), np.float32)])
-        predictions.append(session.run(None, {feed.name: padded})[0][: len(array)].argmax(1))
-    return torch.from_numpy(np.concatenate(predictions))
+    module = OnnxModule(session)
+    return torch.cat([module(images).argmax(1) for images in chunks(x, session.get_inputs()[0].shape[0])])

@@ -13,6 +13,7 @@ naming it.
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import importlib.util
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 from torch import nn
 
 from autocompress.compress.coupling import channel_groups, is_dense, is_depthwise, trace
@@ -35,13 +36,25 @@ from autocompress.space import NetworkSettings, SearchSpace
 
 class TorchModelNetwork(NetworkSettings):
     family: Literal["torch-model"]
-    model: str = Field(pattern=r"^.+\.py:[A-Za-z_][A-Za-z0-9_]*$",
-                       description="FILE.py:FUNCTION returning the nn.Module (path relative to the working directory)")
+    model: str | None = Field(None, pattern=r"^.+\.py:[A-Za-z_][A-Za-z0-9_]*$", description=(
+        "FILE.py:FUNCTION returning the nn.Module (path relative to the working directory); "
+        "absent where the Python API is given the model"))
     weights: str | None = Field(None, description="a torch state dict of the model; trained as the base if absent")
 
 
 class TorchModelSpace(SearchSpace):
     network: TorchModelNetwork
+    _model: nn.Module | Callable[[], nn.Module] | None = PrivateAttr(None)
+    """The model the Python API was given (a module, or a zero-argument builder), where
+    ``network.model`` is absent; pickled with the space, so Ray workers receive it."""
+
+    def with_model(self, model: nn.Module | Callable[[], nn.Module]) -> TorchModelSpace:
+        """This space with the user's ``model`` object in place of ``network.model``."""
+        if self.network.model is not None:
+            raise UserInputError(f"model: given, but the space names one too (network.model: {self.network.model})")
+        space = self.model_copy()
+        space._model = model
+        return space
 
 
 @dataclass(frozen=True)
@@ -79,7 +92,10 @@ class TorchModelFamily(ModelFamily):
 
     @property
     def label(self) -> str:
-        return self.space.network.model
+        given = self.space._model
+        if given is None:
+            return self.space.network.model
+        return type(given).__name__ if isinstance(given, nn.Module) else getattr(given, "__qualname__", "model")
 
     def arch_knobs(self) -> list:
         return []
@@ -87,11 +103,22 @@ class TorchModelFamily(ModelFamily):
     def build(self, arch: Sequence) -> nn.Module:
         if arch:
             raise ValueError(f"{self.label}: a torch-model candidate has no stages, got {len(arch)}")
+        given = self.space._model
+        if isinstance(given, nn.Module):
+            return copy.deepcopy(given)
         spec = self.space.network.model
-        model = _model_function(spec, _file(spec.rsplit(":", 1)[0], "model").stat().st_mtime)()
+        if given is None and spec is None:
+            raise UserInputError("network.model: missing (FILE.py:FUNCTION), and no model was given to the Python API")
+        if given is None:
+            given = _model_function(spec, _file(spec.rsplit(":", 1)[0], "model").stat().st_mtime)
+        model = given()
         if not isinstance(model, nn.Module):
-            raise UserInputError(f"network.model: {spec} returned {type(model).__name__}, not a torch nn.Module")
+            raise UserInputError(f"{self._origin}: returned {type(model).__name__}, not a torch nn.Module")
         return model
+
+    @property
+    def _origin(self) -> str:
+        return f"network.model: {self.space.network.model}" if self.space._model is None else "model"
 
     @functools.cached_property
     def _layers(self) -> tuple[list[LayerSpec], dict[str, str]]:
@@ -123,14 +150,24 @@ class TorchModelFamily(ModelFamily):
         return whole_state("", base)
 
     def fingerprint(self) -> object:
-        """The model's file and weights, so that editing either trains a new base."""
+        """The model's file and weights (a given model: its structure and weights), so that
+        editing either trains a new base."""
         net = self.space.network
+        if self.space._model is not None:
+            model = self.build([])
+            digest = hashlib.sha256(str(model).encode())
+            if isinstance(self.space._model, nn.Module):
+                for tensor in model.state_dict().values():
+                    digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            return digest.hexdigest()
         digest = hashlib.sha256(_file(net.model.rsplit(":", 1)[0], "model").read_bytes())
         if net.weights is not None:
             digest.update(_file(net.weights, "weights").read_bytes())
         return digest.hexdigest()
 
     def base_weights(self) -> dict[str, torch.Tensor] | None:
+        if isinstance(self.space._model, nn.Module):  # a module given is taken as trained
+            return self.space._model.state_dict()
         path = self.space.network.weights
         if path is None:
             return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,6 +42,14 @@ class Constraints(BaseModel):
                 if getattr(self, key) is not None}
 
 
+class TaskKind(str, enum.Enum):
+    """What a run's trials are scored by: the space's data classified, or the user's own task
+    (given through the Python API, frozen in the run folder)."""
+
+    CLASSIFICATION = "classification"
+    CUSTOM = "custom"
+
+
 class SearchConfig(BaseModel):
     """Everything that defines a run; written once, read back on ``--resume``."""
 
@@ -67,6 +76,9 @@ class SearchConfig(BaseModel):
     base_path: str
     split_images: dict[str, int] | None = Field(None, description=(
         "images in the train, val and test splits (absent in runs made before 2026-11-30)"))
+    task: TaskKind = TaskKind.CLASSIFICATION
+    metric: str = Field("accuracy", pattern=r"^[A-Za-z][A-Za-z0-9_@.%-]*$", description=(
+        "the name of the task's score (higher is better), stored in the trial table's accuracy column"))
     created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     def directions(self) -> list[str]:

@@ -37,6 +37,8 @@ class RunFiles:
         self.ray_processes = self.path / "ray_processes.json"
         self.test_accuracy = self.path / "test_accuracy.json"
         self.prior_trials = self.path / "prior_trials.csv"
+        self.task = self.path / "task.pkl"
+        self.user_model = self.path / "model.pkl"
         self.predictor_summary = self.path / "predictor.json"
         self.screened = self.path / "screened.csv"
         self.verification = self.path / "verify.json"

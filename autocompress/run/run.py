@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 from collections.abc import Callable
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 
+import cloudpickle
 import optuna
 import torch
 from optuna.trial import FrozenTrial
@@ -26,7 +28,8 @@ from autocompress.hw.profile import HardwareProfile, load_profile, write_json_at
 from autocompress.inputs import load_json, validated
 from autocompress.models.family import family_of
 from autocompress.models.space_file import parse_space
-from autocompress.run.config import SearchConfig
+from autocompress.models.torch_model import TorchModelSpace
+from autocompress.run.config import SearchConfig, TaskKind
 from autocompress.run.files import RunFiles
 from autocompress.run.front import front
 from autocompress.run.predictor import PredictorSummary, SamplerOutput
@@ -35,8 +38,14 @@ from autocompress.run.table import csv_text, read_trials
 from autocompress.run.trial import Kind, Trial
 from autocompress.run.verification import Verification
 from autocompress.space import SearchSpace
+from autocompress.tasks import Task
+from autocompress.tasks.classification import ClassificationTask
 
 RESULTS_DIR = Path("results")
+
+
+def task_kind(task: Task) -> TaskKind:
+    return TaskKind.CLASSIFICATION if isinstance(task, ClassificationTask) else TaskKind.CUSTOM
 
 
 def resolve(run: str | Path) -> Path:
@@ -82,13 +91,19 @@ class Run:
 
     @classmethod
     def create(cls, path: Path, config: SearchConfig, profile: Path, write_base: Callable[[Path], None],
-               write_prior: Callable[[Path], None] | None, fresh: bool) -> Run:
-        """Copy the profile, write the base network and the earlier runs' trials, then freeze the
-        config. On any failure, Ctrl-C included, what was written is removed again: the whole
-        folder if it is ``fresh`` (made for this run), else those files."""
+               write_prior: Callable[[Path], None] | None, fresh: bool, task: object | None = None,
+               model: object | None = None) -> Run:
+        """Copy the profile, freeze a custom ``task`` and the ``model`` given to the Python API
+        (cloudpickle: by reference where importable, else by value), write the base network and
+        the earlier runs' trials, then freeze the config. On any failure, Ctrl-C included, what
+        was written is removed again: the whole folder if it is ``fresh`` (made for this run),
+        else those files."""
         files = RunFiles(path)
         try:
             shutil.copyfile(profile, files.profile)
+            for frozen, target in ((task, files.task), (model, files.user_model)):
+                if frozen is not None:
+                    target.write_bytes(cloudpickle.dumps(frozen))
             write_base(files.base)
             if write_prior is not None:
                 write_prior(files.prior_trials)
@@ -97,7 +112,8 @@ class Run:
             if fresh:
                 shutil.rmtree(files.path, ignore_errors=True)
             else:
-                for written in (files.config, files.profile, files.base, files.prior_trials):
+                for written in (files.config, files.profile, files.task, files.user_model, files.base,
+                                files.prior_trials):
                     written.unlink(missing_ok=True)
             raise
         return cls(path)
@@ -113,12 +129,36 @@ class Run:
 
     @cached_property
     def space(self) -> SearchSpace:
-        return parse_space(self.config.space, self.files.config)
+        """Its frozen space, with the model the Python API was given, if it was."""
+        space = parse_space(self.config.space, self.files.config)
+        if isinstance(space, TorchModelSpace) and self.files.user_model.is_file():
+            space = space.with_model(self._unpickled(self.files.user_model, "model"))
+        return space
 
     @cached_property
     def profile(self) -> HardwareProfile | None:
         """The device profile its latencies were predicted with (None if the file is absent)."""
         return load_profile(self.files.profile) if self.files.profile.is_file() else None
+
+    def task(self, given: Task | None = None) -> Task:
+        """The run's task: ``given`` (of the run's kind: the Python API passing it again), else
+        the one the run froze (a custom task's pickle, or classification of its space's data)."""
+        kind = self.config.task
+        if given is not None:
+            if task_kind(given) is not kind:
+                raise UserInputError(f"{self.path}: the run's task is {kind.value}, not {task_kind(given).value}")
+            return given
+        if kind is TaskKind.CUSTOM:
+            return self._unpickled(self.files.task, "task")
+        return ClassificationTask(self.space, progress=True)
+
+    @staticmethod
+    def _unpickled(path: Path, what: str) -> object:
+        try:
+            return pickle.loads(path.read_bytes())
+        except (OSError, pickle.UnpicklingError, AttributeError, ImportError, EOFError) as error:
+            raise UserInputError(f"{path}: the run's {what} cannot be loaded ({type(error).__name__}: {error}); "
+                                 "is the module that defines it importable here?") from None
 
     @property
     def latency_label(self) -> str:

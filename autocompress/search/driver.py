@@ -35,6 +35,7 @@ from autocompress.search.record import Outcome, now
 from autocompress.search.samplers import SamplerContext, make_sampler
 from autocompress.search.stop import StopRequest
 from autocompress.search.workers import Workers
+from autocompress.tasks import Task
 
 log = logging.getLogger(__name__)
 MAX_DUPLICATES_IN_A_ROW = 200
@@ -61,8 +62,9 @@ class Summary:
 
 
 class SearchDriver:
-    def __init__(self, run: Run, profile: HardwareProfile, prior: PriorTrials | None = None) -> None:
+    def __init__(self, run: Run, profile: HardwareProfile, task: Task, prior: PriorTrials | None = None) -> None:
         self.run_folder, self.config, self.space, self.profile = run, run.config, run.space, profile
+        self.task = task
         config = self.config
         self.study = optuna.create_study(study_name=config.run, storage=run.files.open_storage(),
                                          directions=config.directions(), load_if_exists=True)
@@ -257,7 +259,7 @@ class SearchDriver:
         self.session = Session(pid=os.getpid(), started_at=time.time(), trials=config.trials,
                                time_budget_s=config.time_budget_s, done_at_start=done)
         self.run_folder.write_session(self.session)
-        self.workers = Workers(self.run_folder, self.profile, address)
+        self.workers = Workers(self.run_folder, self.profile, self.task, address)
         self.progress = Progress(config.run, config.trials, "search trials", initial=done)
         self._show_progress(milestone=True)
         stop = StopRequest()

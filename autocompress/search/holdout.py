@@ -13,27 +13,25 @@ from __future__ import annotations
 
 import logging
 
-from autocompress.data import load_splits
 from autocompress.devices import worker_device
 from autocompress.pipeline import load_trial_model
 from autocompress.progress import progress_bar
 from autocompress.run.run import Run
-from autocompress.train import accuracy
+from autocompress.tasks import Split, Task
 
 log = logging.getLogger(__name__)
 
 
-def measure_test_split(run: Run) -> dict[int, float]:
-    """Test accuracy of the run's front trials and baselines, measuring those not measured yet."""
+def measure_test_split(run: Run, task: Task) -> dict[int, float]:
+    """Test score of the run's front trials and baselines, measuring those not measured yet."""
     measured = run.test_accuracy()
     todo = [trial.number for trial in run.test_split_trials() if trial.number not in measured]
     if todo:
-        splits = load_splits(run.space.data, progress=True)
         device = worker_device(run.config.gpus_per_worker)
         for number in progress_bar(iterable=todo, desc="front and baselines on the test split", unit="model"):
             _, model = load_trial_model(run.space, run.model_path(number))
-            measured[number] = accuracy(model.to(device), splits.test_x, splits.test_y)
+            measured[number] = task.score(model.to(device), Split.TEST)
             run.write_test_accuracy(measured)
-            log.info("trial %d: test accuracy %.4f (%d test images)", number, measured[number], len(splits.test_y))
+            log.info("trial %d: test %s %.4f", number, task.metric, measured[number])
     run.write_tables(run.trials)
     return measured

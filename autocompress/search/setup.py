@@ -13,18 +13,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from autocompress.base import base_path, ensure_base, load_base
-from autocompress.data import Splits, load_splits
 from autocompress.devices import worker_device
 from autocompress.errors import UserInputError
 from autocompress.hw.predict import check_covers
 from autocompress.hw.profile import HardwareProfile, load_profile
 from autocompress.inputs import loading
 from autocompress.models.space_file import load_space
+from autocompress.models.torch_model import TorchModelSpace
 from autocompress.run.config import SearchConfig
 from autocompress.run.files import RunFiles
-from autocompress.run.run import Run
+from autocompress.run.run import Run, task_kind
 from autocompress.search.prior import PriorTrials, collect, read_prior
 from autocompress.space import SearchSpace
+from autocompress.tasks import Task
+from autocompress.tasks.classification import ClassificationTask
 
 
 def default_run_name(space: SearchSpace) -> str:
@@ -65,34 +67,48 @@ class NewRun:
     space: SearchSpace
     profile: HardwareProfile
     profile_path: Path
-    splits: Splits
+    task: Task
     prior: PriorTrials | None
     """Earlier runs' trials to learn from (``--learn-from``), or None."""
 
 
 def plan_run(results_dir: Path, run: str | None, space_path: Path, profile_path: Path,
-             settings: dict) -> NewRun:
+             settings: dict, task: Task | None = None, model: object | None = None) -> NewRun:
     """Check a new run's space, profile (every op the space can contain) and data.
 
     ``settings`` holds the remaining ``SearchConfig`` fields (objectives, sampler, ...);
-    ``learn_from``, the earlier runs to learn from, are read here too.
+    ``learn_from``, the earlier runs to learn from, are read here too. ``task`` is the user's
+    own (the Python API); by default, classification of the space's data. ``model``: the
+    network the Python API was given, for a ``torch-model`` space that names none.
     """
     space = load_space(space_path)
+    if model is not None:
+        if not isinstance(space, TorchModelSpace):
+            raise UserInputError(f"{space_path}: model= needs network.family: torch-model, not {space.network.family}")
+        space = space.with_model(model)
     path = results_dir / (run or default_run_name(space))
     _not_a_run_yet(path)
     profile = load_profile(profile_path)
     if settings.get("native_only"):
         space = restrict_to_native(space, profile, space_path)
     check_covers(profile, space, profile_path)
-    splits = load_splits(space.data, progress=True)  # bad data fail here, before anything is written
+    if task is None:
+        task = ClassificationTask(space, progress=True)
+    split_sizes = task.split_sizes()  # bad data fail here, before anything is written
     learn_from = [Path(p) for p in settings.get("learn_from") or []]
     epochs = settings.get("finetune_epochs")
     prior = collect(learn_from, space, profile, base_path(space, path.parent / "_base"),
                     space.training.finetune_epochs if epochs is None else epochs) if learn_from else None
     config = SearchConfig(run=path.name, space_path=str(space_path), space=space.model_dump(),
                           profile_path=str(profile_path), profile_device=profile.device.name,
-                          base_path=str(RunFiles(path).base), split_images=splits.image_counts(), **settings)
-    return NewRun(path, config, space, profile, profile_path, splits, prior)
+                          base_path=str(RunFiles(path).base), split_images=split_sizes, metric=task.metric,
+                          task=task_kind(task), **settings)
+    return NewRun(path, config, space, profile, profile_path, task, prior)
+
+
+def given_model(space: SearchSpace) -> object | None:
+    """The model object the Python API gave the space (None: the space names its model)."""
+    return space._model if isinstance(space, TorchModelSpace) else None
 
 
 def create_run(plan: NewRun, fresh: bool) -> Run:
@@ -103,11 +119,12 @@ def create_run(plan: NewRun, fresh: bool) -> Run:
     base_dir = plan.path.parent / "_base"
 
     def write_base(target: Path) -> None:
-        ensure_base(plan.space, plan.splits, base_dir, worker_device(plan.config.gpus_per_worker))
+        ensure_base(plan.space, plan.task, base_dir, worker_device(plan.config.gpus_per_worker))
         shutil.copyfile(base_path(plan.space, base_dir), target)
 
     return Run.create(plan.path, plan.config, plan.profile_path, write_base,
-                      None if plan.prior is None else plan.prior.write, fresh)
+                      None if plan.prior is None else plan.prior.write, fresh,
+                      None if isinstance(plan.task, ClassificationTask) else plan.task, given_model(plan.space))
 
 
 def check_base(space: SearchSpace, path: Path) -> None:
@@ -118,9 +135,9 @@ def check_base(space: SearchSpace, path: Path) -> None:
         load_base(space, path)
 
 
-def open_run(path: Path) -> tuple[Run, HardwareProfile, PriorTrials | None]:
-    """An existing run, its device profile and the earlier runs' trials (if it learns from any),
-    every file checked."""
+def open_run(path: Path, task: Task | None = None) -> tuple[Run, HardwareProfile, Task, PriorTrials | None]:
+    """An existing run, its device profile, its task (see ``Run.task``) and the earlier runs'
+    trials (if it learns from any), every file checked."""
     if not Run.exists(path):
         raise UserInputError(f"{path}: no such run to resume ({RunFiles(path).config.name} missing)")
     run = Run.open(path)
@@ -129,4 +146,4 @@ def open_run(path: Path) -> tuple[Run, HardwareProfile, PriorTrials | None]:
     prior = read_prior(run)
     run.files.check_storage()
     run.test_accuracy()  # the test figures so far, if any
-    return run, profile, prior
+    return run, profile, run.task(task), prior

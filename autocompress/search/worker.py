@@ -1,9 +1,9 @@
 """Evaluation of one candidate, inside a Ray actor that keeps data and base network loaded.
 
-Each actor receives the space, profile and base weights once (through Ray's object store),
-opens the data itself from the space's ``data`` settings (a large data set never passes
-through the driver), and then evaluates candidate after candidate on its device, so no
-trial pays for loading.
+Each actor receives the space, profile, task and base weights once (through Ray's object
+store; the built-in classification task opens the data itself from the space's ``data``
+settings, so a large data set never passes through the driver), and then evaluates
+candidate after candidate on its device, so no trial pays for loading.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from autocompress import pipeline
 from autocompress.base import build_base
 from autocompress.candidate import Candidate
 from autocompress.compress.size import model_size_bytes
-from autocompress.data import Splits, load_splits
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import HardwareProfile
 from autocompress.models.family import family_of
@@ -26,18 +25,20 @@ from autocompress.run.trial import State
 from autocompress.search.gate import FinetuneGate, Verdict
 from autocompress.search.record import Outcome, now
 from autocompress.space import SearchSpace
+from autocompress.tasks import Task
 
 
 class TrialEvaluator:
     """Turns candidate JSON into an ``Outcome``; never raises for a bad candidate."""
 
-    def __init__(self, space: SearchSpace, profile_json: str, base_state: dict, constraints: Constraints,
-                 seed: int, finetune_epochs: int | None, threads: int, device: str = "cpu") -> None:
+    def __init__(self, space: SearchSpace, profile_json: str, task: Task, base_state: dict,
+                 constraints: Constraints, seed: int, finetune_epochs: int | None, threads: int,
+                 device: str = "cpu") -> None:
         torch.set_num_threads(threads)
         # the profile travels as JSON and is validated here: a worker whose autocompress
         # differs from the driver's fails with a clear message, not a half-built object
         self.profile = HardwareProfile.model_validate_json(profile_json)
-        self.space, self.splits = space, load_splits(space.data)
+        self.space, self.task = space, task
         self.constraints, self.seed, self.epochs = constraints, seed, finetune_epochs
         self.base = build_base(space)
         load_state(self.base, base_state)
@@ -66,7 +67,7 @@ class TrialEvaluator:
         reason = self.constraints.rejection(latency, size_kb)
         if reason and enforce_constraints:
             return Outcome(State.REJECTED, latency_ms=latency, size_kb=size_kb, error=reason)
-        model, before = pipeline.compress_and_calibrate(self.space, candidate, self.base, self.splits)
+        model, before = pipeline.compress_and_calibrate(self.space, candidate, self.base, self.task)
         predicted = None
         if gate is not None:
             verdict = gate.judge(before)
@@ -75,9 +76,9 @@ class TrialEvaluator:
                 return Outcome(State.PRUNED, latency_ms=latency, size_kb=size_kb, accuracy_before=before,
                                predicted_accuracy_cheap=predicted, error=f"not fine-tuned: {verdict.reason}")
         epochs = self.space.training.finetune_epochs if self.epochs is None else self.epochs
-        rung = _FirstEpoch(model, self.splits, gate, epochs)
+        rung = _FirstEpoch(model, self.task, gate, epochs)
         clock = time.perf_counter()
-        result = pipeline.finetune_and_measure(self.space, model, self.base, self.splits, before, self.seed,
+        result = pipeline.finetune_and_measure(self.space, model, self.base, self.task, before, self.seed,
                                                self.epochs, after_epoch=rung)
         measured = {"accuracy_before": before, "predicted_accuracy_cheap": predicted,
                     "accuracy_first_epoch": rung.accuracy, "predicted_accuracy_first_epoch": rung.predicted_accuracy}
@@ -94,8 +95,8 @@ class _FirstEpoch:
     accuracy (every trial records it, so the gate's first-epoch predictor has trials to fit),
     and ends the fine-tune if the gate says the remaining epochs cannot pay."""
 
-    def __init__(self, model: torch.nn.Module, splits: Splits, gate: FinetuneGate | None, epochs: int) -> None:
-        self.model, self.splits, self.gate, self.epochs = model, splits, gate, epochs
+    def __init__(self, model: torch.nn.Module, task: Task, gate: FinetuneGate | None, epochs: int) -> None:
+        self.model, self.task, self.gate, self.epochs = model, task, gate, epochs
         self.accuracy: float | None = None
         self.verdict: Verdict | None = None
 
@@ -106,7 +107,7 @@ class _FirstEpoch:
     def __call__(self, epoch: int) -> bool:
         if epoch != 1 or self.epochs < 2:
             return True
-        self.accuracy = pipeline.accuracy_mid_finetune(self.model, self.splits)
+        self.accuracy = pipeline.accuracy_mid_finetune(self.model, self.task)
         if self.gate is not None:
             self.verdict = self.gate.judge_first_epoch(self.accuracy)
         return self.verdict is None or self.verdict.finetune

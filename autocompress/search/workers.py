@@ -13,15 +13,16 @@ from autocompress.hw.profile import HardwareProfile
 from autocompress.run.run import Run
 from autocompress.search import cluster
 from autocompress.search.worker import TrialEvaluator
+from autocompress.tasks import Task
 
 log = logging.getLogger(__name__)
 
 
 class Workers:
     """``--workers`` trial evaluators on a local Ray or the cluster at ``address``, each given the
-    run's base network once; ``idle`` holds those free for a trial."""
+    run's task and base network once; ``idle`` holds those free for a trial."""
 
-    def __init__(self, run: Run, profile: HardwareProfile, address: str | None) -> None:
+    def __init__(self, run: Run, profile: HardwareProfile, task: Task, address: str | None) -> None:
         config, files = run.config, run.files
         threads = config.threads or (1 if address else max(1, (os.cpu_count() or 1) // config.workers))
         self.files = files
@@ -36,7 +37,7 @@ class Workers:
         if ray.cluster_resources().get("GPU", 0) < config.workers * config.gpus_per_worker:
             log.warning("the cluster has fewer GPUs than --gpus-per-worker x workers: some wait until it grows")
         base, _ = load_base(run.space, files.base)
-        shared = (ray.put(base.state_dict()),)  # each worker opens the data itself
+        shared = (ray.put(task), ray.put(base.state_dict()))  # the built-in task's data: each worker opens them
         gpus = config.gpus_per_worker
         self._actor = ray.remote(num_cpus=threads, num_gpus=gpus, max_restarts=0)(TrialEvaluator)
         settings = (config.constraints, config.seed, config.finetune_epochs, threads, worker_device(gpus))
