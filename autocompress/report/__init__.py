@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from autocompress.errors import UserInputError
@@ -27,7 +28,12 @@ def write_report(run_dir: Path) -> Path:
         raise UserInputError(f"{run.files.trials}: no trials (missing or empty); {page} is left as it was")
     analysis = analyse(run)
     pngs = write_pngs(analysis, run.path)
-    write_atomic(page, html.render(analysis))
+    write_atomic(page, in_metric(html.render(analysis), analysis.metric))
     files = [page.name, *(p.name for p in pngs), markdown.name]
-    write_atomic(markdown, summary.render(analysis, files))
+    write_atomic(markdown, in_metric(summary.render(analysis, files), analysis.metric))
     return page
+
+
+def in_metric(text: str, metric: str) -> str:
+    """The report's words for the score (``accuracy``) as the run's metric names it (``IoU``)."""
+    return text if metric == "accuracy" else re.sub(r"\baccurac(y|ies)\b", metric, text)

@@ -37,6 +37,11 @@ class Analysis:
     baselines: pd.DataFrame
 
     @property
+    def metric(self) -> str:
+        """The name of the run's score (``accuracy``, or a custom task's, e.g. ``IoU``)."""
+        return self.run.config.metric
+
+    @property
     def final_hypervolume(self) -> float:
         return float(self.hypervolume["hypervolume"].iloc[-1]) if len(self.hypervolume) else 0.0
 

@@ -124,11 +124,11 @@ def front_figure(analysis: Analysis, column: str) -> Figure:
     its validation one) and the baselines named. Laid out, ready to save."""
     fig, (overview, close_up) = plt.subplots(1, 2, figsize=(12, 4.8), dpi=120)
     _overview(overview, analysis, column)
-    overview.set_ylabel(AXIS_LABELS["accuracy"])
+    overview.set_ylabel(f"validation {analysis.metric}")
     shown = len(analysis.front) + len(analysis.baselines) > 0
     if shown:
         _close_up(close_up, analysis, column)
-    close_up.set_ylabel("validation and test accuracy")
+    close_up.set_ylabel(f"validation and test {analysis.metric}")
     name = f"predicted {analysis.run.latency_label}" if column == "latency_ms" else AXIS_LABELS[column]
     for ax, has_points in ((overview, len(analysis.complete) > 0), (close_up, shown)):
         ax.grid(alpha=0.3, which="both")
@@ -185,7 +185,7 @@ def _policy(analysis: Analysis, path: Path) -> Path:
         if bits:
             bar.set_ticks(BIT_TICKS, labels=[str(b) for b in BIT_TICKS])
             bar.minorticks_off()
-    fig.suptitle("policy of the front's members (rows: trial, accuracy / latency, fastest first); "
+    fig.suptitle(f"policy of the front's members (rows: trial, {analysis.metric} / latency, fastest first); "
                  "blank: layer absent", fontsize=9)
     return save_figure(fig, path)
 
