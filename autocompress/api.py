@@ -184,6 +184,16 @@ def _check_shippable(value: object, what: str) -> None:
                              "define it at a module's top level, or in the script you run") from None
 
 
+def _shippable_task(model: object, **pieces: Any) -> Task | None:
+    """The user's task (``custom_task``), it and ``model`` checked to reach the Ray workers."""
+    task = custom_task(**pieces)
+    _ship_by_value([model, *pieces.values()])
+    for value, what in ((task, "your task (data and functions)"), (model, "model")):
+        if value is not None:
+            _check_shippable(value, what)
+    return task
+
+
 def _check_resume(run: str | None, **given: object) -> None:
     """A resumed run is named, and none of its frozen settings given."""
     if run is None:
@@ -280,13 +290,9 @@ def search(space: str | Path | None = None, profile: str | Path | None = None, *
     budget_s = parse_duration(time_budget) if isinstance(time_budget, str) else time_budget
     if budget_s is not None and not (math.isfinite(budget_s) and budget_s > 0):
         raise UserInputError(f"--time-budget: must be a positive duration, got {time_budget!r}")
-    task = custom_task(train_data=train_data, val_data=val_data, test_data=test_data, evaluate=evaluate,
-                       metric=metric, finetune=finetune, loss=loss, calibration_data=calibration_data,
-                       batch_size=batch_size, inputs_of=inputs_of)
-    _ship_by_value([model, train_data, val_data, test_data, evaluate, finetune, loss, calibration_data, inputs_of])
-    for value, what in ((task, "your task (data and functions)"), (model, "model")):
-        if value is not None:
-            _check_shippable(value, what)
+    task = _shippable_task(model, train_data=train_data, val_data=val_data, test_data=test_data, evaluate=evaluate,
+                           metric=metric, finetune=finetune, loss=loss, calibration_data=calibration_data,
+                           batch_size=batch_size, inputs_of=inputs_of)
     if gpus_per_worker is not None:
         check_gpus_per_worker(gpus_per_worker, address)
     if resume:
@@ -302,13 +308,11 @@ def search(space: str | Path | None = None, profile: str | Path | None = None, *
         opened, summary = _resume(results / run, launch, task, gpus_per_worker, trials=trials, time_budget_s=budget_s,
                                   workers=workers, threads=threads)
     else:
-        settings = {
-            "objectives": ["accuracy", "latency_ms"] + (["size_kb"] if objective else []),
-            "constraints": Constraints(max_latency_ms=max_latency_ms, max_size_kb=max_size_kb),
-            "sampler": sampler or DEFAULT_SAMPLER, "trials": trials, "time_budget_s": budget_s,
-            "workers": workers or 2, "threads": threads, "gpus_per_worker": gpus_per_worker or 0.0,
-            "seed": seed or 0, "finetune_epochs": finetune_epochs, "native_only": native_only,
-            "learn_from": [str(path) for path in learn_from]}
+        settings = _frozen_settings(objective, Constraints(max_latency_ms=max_latency_ms, max_size_kb=max_size_kb),
+                                    sampler=sampler or DEFAULT_SAMPLER, trials=trials, time_budget_s=budget_s,
+                                    workers=workers or 2, threads=threads, gpus_per_worker=gpus_per_worker or 0.0,
+                                    seed=seed or 0, finetune_epochs=finetune_epochs, native_only=native_only,
+                                    learn_from=[str(path) for path in learn_from])
         opened, summary = _start(results, run, Path(space), Path(profile), launch, settings, task, model)
     if summary.first_failure is not None:
         first = summary.first_failure
@@ -319,6 +323,12 @@ def search(space: str | Path | None = None, profile: str | Path | None = None, *
     result = Run(opened.path, summary)
     result.report()
     return result
+
+
+def _frozen_settings(objective: Sequence[str], constraints: Constraints, **settings: object) -> dict:
+    """A new run's ``SearchConfig`` fields beyond its files: the objectives, constraints and options."""
+    return {"objectives": ["accuracy", "latency_ms"] + (["size_kb"] if objective else []),
+            "constraints": constraints, **settings}
 
 
 def _resume(path: Path, launch: _Launch, task: Task | None, gpus_per_worker: float | None,
