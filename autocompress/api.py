@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from autocompress.errors import UserInputError
-from autocompress.progress import announce
+from autocompress.progress import announce, lines_on_stderr
 from autocompress.run.config import MAX_SEED, Constraints
 from autocompress.search.samplers import DEFAULT_SAMPLER, sampler_named
 from autocompress.search.settings import RUN_NAME, parse_duration
@@ -286,6 +286,7 @@ def search(space: str | Path | None = None, profile: str | Path | None = None, *
     """
     from autocompress.devices import check_gpus_per_worker
 
+    lines_on_stderr()
     results = Path(results_dir)
     budget_s = parse_duration(time_budget) if isinstance(time_budget, str) else time_budget
     if budget_s is not None and not (math.isfinite(budget_s) and budget_s > 0):
@@ -387,5 +388,6 @@ def profile(space: str | Path, runtime: str, *, device: str | None = None, out: 
     it end to end (``autocompress profile``); ``model``: a ``torch-model`` space's network."""
     from autocompress.hw.cli import checked_request, make_profile
 
+    lines_on_stderr()
     return make_profile(checked_request(Path(space), runtime, device, None if out is None else Path(out), validate,
                                         threads, batch_size, statistic, model=model))

@@ -14,8 +14,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from tqdm import tqdm
-
 from autocompress.errors import UserInputError
 from autocompress.hw import bundle_runner
 from autocompress.hw.kernels import op_int8, op_module, op_shapes
@@ -38,6 +36,7 @@ from autocompress.hw.signatures import space_signatures
 from autocompress.hw.validate import Timing, by_set, flat, score, validation_sets
 from autocompress.inputs import read_text, validated
 from autocompress.models.family import family_of
+from autocompress.progress import progress_bar
 from autocompress.space import SearchSpace
 
 NET_PREFIX = "net/"
@@ -67,14 +66,14 @@ def export_bundle(space: SearchSpace, runtime: str, folder: Path, batch_size: in
     (folder / "ops").mkdir(parents=True, exist_ok=True)
     (folder / "nets").mkdir(exist_ok=True)
     models = []
-    for index, signature in enumerate(tqdm(space_signatures(space, rule), desc="bundle ops")):
+    for index, signature in enumerate(progress_bar(iterable=space_signatures(space, rule), desc="bundle ops")):
         file = f"ops/{index:05d}.onnx"
         _write(target, op_module(signature).eval(), op_shapes(signature, batch_size), folder / file,
                op_int8(signature), isolated=True, quantized_io=signature.quantized_io)
         models.append({"key": signature.key, "file": file})
     shape = space.input_shape(batch_size)
     candidates = flat(validation_sets(space, validate_count, seed))
-    for index, candidate in enumerate(tqdm(candidates, desc="bundle networks")):
+    for index, candidate in enumerate(progress_bar(iterable=candidates, desc="bundle networks")):
         model = family_of(space).build_compressed(candidate)
         file = f"nets/{index:03d}.onnx"
         _write(target, model, [shape], folder / file, int8_layers(model, rule), isolated=False)

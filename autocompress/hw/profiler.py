@@ -16,8 +16,6 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from tqdm import tqdm
-
 from autocompress.errors import UserInputError
 from autocompress.hw.bundle_runner import summarise, time_interleaved
 from autocompress.hw.fixed_ops import UntimeableOpError
@@ -36,6 +34,7 @@ from autocompress.hw.profile import (
 from autocompress.hw.runtimes import MeasuredRuntime, measured_runtime
 from autocompress.hw.signatures import space_signatures
 from autocompress.hw.validate import validate
+from autocompress.progress import progress_bar
 from autocompress.space import SearchSpace
 
 WARMUP = 5
@@ -93,7 +92,7 @@ def measure_table(runtime: MeasuredRuntime, signatures: Iterable[OpSignature], o
     entries = {**known, **load_partial(out, settings)}
     todo = [s for s in signatures if s.key not in entries]
     threads = settings["threads"]
-    with tqdm(total=len(todo) * (1 + ROUNDS), desc=f"ops on {runtime.name}", unit="step") as bar:
+    with progress_bar(total=len(todo) * (1 + ROUNDS), desc=f"ops on {runtime.name}", unit="step") as bar:
         for begin in range(0, len(todo), CHUNK):
             chunk = todo[begin:begin + CHUNK]
             runs, layouts = [], []

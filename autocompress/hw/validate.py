@@ -23,7 +23,6 @@ from scipy.stats import kendalltau
 from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import KFold, cross_val_predict
 from torch import nn
-from tqdm import tqdm
 
 from autocompress.candidate import Candidate
 from autocompress.hw.bundle_runner import summarise, time_interleaved
@@ -42,6 +41,7 @@ from autocompress.hw.runtimes import WARMUP_E2E, measured_runtime
 from autocompress.hw.runtimes.onnx import int8_layers
 from autocompress.hw.signatures import candidate_signatures
 from autocompress.models.family import family_of
+from autocompress.progress import progress_bar
 from autocompress.search.params import BASELINES, baseline_params, suggest_candidate
 from autocompress.space import SearchSpace
 
@@ -68,8 +68,8 @@ def measure_models(models: Iterable[nn.Module], runtime: str, shape: tuple[int, 
     timed_on = measured_runtime(runtime)
     rule = timed_on.bits_rule
     runs = [timed_on.prepare(model, [shape], threads, int8=int8_layers(model, rule))
-            for model in tqdm(models, total=total, desc=f"preparing on {runtime}", unit="net")]
-    with tqdm(total=ROUNDS, desc=f"timing on {runtime}", unit="round") as bar:
+            for model in progress_bar(iterable=models, total=total, desc=f"preparing on {runtime}", unit="net")]
+    with progress_bar(total=ROUNDS, desc=f"timing on {runtime}", unit="round") as bar:
         samples = time_interleaved(runs, ROUNDS, CALLS_PER_ROUND, threads, WARMUP_E2E, on_round=bar.update)
     return [{statistic: summarise(s)[f"{statistic}_ms"] for statistic in STATISTICS} for s in samples]
 
