@@ -89,6 +89,25 @@ def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
 
 
+class OneCycleSGD:
+    """The project's training step: SGD (momentum 0.9, Nesterov, weight decay 4e-5) over
+    ``model``'s parameters with a one-cycle schedule peaking at ``peak_lr`` over ``total_steps``."""
+
+    def __init__(self, model: nn.Module, peak_lr: float, total_steps: int) -> None:
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=peak_lr, momentum=0.9, weight_decay=4e-5,
+                                         nesterov=True)
+        self.schedule = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, peak_lr, total_steps=total_steps)
+
+    def step(self, loss: torch.Tensor) -> None:
+        """One step down ``loss``'s gradient; a loss that is not a finite number stops the training."""
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss is {float(loss)}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.schedule.step()
+
+
 def run_epochs(model: nn.Module, splits: Splits, epochs: int, settings: TrainingSettings,
                generator: torch.Generator, loss_fn: LossFn, peak_lr: float, progress: str | None = None,
                shift: bool = True, after_epoch: Callable[[int], bool] | None = None) -> bool:
@@ -102,9 +121,8 @@ def run_epochs(model: nn.Module, splits: Splits, epochs: int, settings: Training
     """
     if epochs <= 0:
         return True
-    optimizer = torch.optim.SGD(model.parameters(), lr=peak_lr, momentum=0.9, weight_decay=4e-5, nesterov=True)
     per_epoch = (len(splits.train_y) + settings.batch_size - 1) // settings.batch_size
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, peak_lr, total_steps=epochs * per_epoch)
+    optimizer = OneCycleSGD(model, peak_lr, epochs * per_epoch)
     device = model_device(model)
     model.train()
     completed = True
@@ -117,12 +135,7 @@ def run_epochs(model: nn.Module, splits: Splits, epochs: int, settings: Training
                     x = _augment(x, generator)
                 x, y = x.to(device), y.to(device)
                 loss, logits = loss_fn(x, y)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"training loss is {float(loss)}")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
+                optimizer.step(loss)
                 if tracked:
                     seen += len(y)
                     loss_sum += loss.detach() * len(y)

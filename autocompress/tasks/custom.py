@@ -32,7 +32,7 @@ from autocompress.errors import UserInputError
 from autocompress.progress import Progress
 from autocompress.space import SearchSpace, TrainingSettings
 from autocompress.tasks import Split, Task
-from autocompress.train import model_device, recalibrate_batchnorm, seed_everything
+from autocompress.train import OneCycleSGD, model_device, recalibrate_batchnorm, seed_everything
 
 DataSource = Dataset | Callable[[], Iterable]
 Evaluate = Callable[[nn.Module, Iterable], float]
@@ -154,8 +154,7 @@ class CustomTask(Task):
                     after_epoch: Callable[[int], bool] | None = None, progress: str | None = None) -> bool:
         """SGD with a one-cycle schedule minimising ``loss_of(outputs, targets, inputs)`` (see ``train.run_epochs``)."""
         per_epoch = len(self.loader(self.data[Split.TRAIN]))
-        optimizer = torch.optim.SGD(model.parameters(), lr=peak_lr, momentum=0.9, weight_decay=4e-5, nesterov=True)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, peak_lr, total_steps=epochs * per_epoch)
+        optimizer = OneCycleSGD(model, peak_lr, epochs * per_epoch)
         device = model_device(model)
         model.train()
         with Progress(progress or "", epochs * per_epoch, "batches", enabled=progress is not None) as shown:
@@ -166,12 +165,7 @@ class CustomTask(Task):
                     inputs = self.inputs_of(batch)
                     targets = batch[1] if isinstance(batch, (tuple, list)) and len(batch) > 1 else None
                     loss = loss_of(model(inputs), targets, inputs)
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(f"training loss is {float(loss)}")
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    schedule.step()
+                    optimizer.step(loss)
                     total, seen = total + float(loss.detach()) * len(inputs), seen + len(inputs)
                     shown.advance()
                     if shown.bar_shown or shown.line_due:
