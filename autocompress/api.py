@@ -206,17 +206,21 @@ def _check_resume(run: str | None, **given: object) -> None:
 
 
 def _check_new_run(space: object, profile: object, trials: int | None, budget_s: float | None,
-                   sampler: str | None, objective: Sequence[str], learn_from: Sequence[Path]) -> None:
+                   sampler: str | None, objective: Sequence[str], learn_from: Sequence[Path],
+                   sensitivity_baselines: bool) -> None:
     """A new run's options that have no value to check alone."""
     if space is None or profile is None:
         raise UserInputError("search needs a SPACE file and --profile (or --run NAME --resume)")
-    if trials is None and budget_s is None:
-        raise UserInputError("give --trials N and/or --time-budget (e.g. 8h)")
     chosen = sampler_named(sampler or DEFAULT_SAMPLER)
+    if trials is None and budget_s is None and chosen.proposes_search_trials:
+        raise UserInputError("give --trials N and/or --time-budget (e.g. 8h)")
     if any(name != "size" for name in objective):
         raise UserInputError(f"--objective: unknown {list(objective)!r} (allowed: size)")
     if learn_from and not chosen.learns_from_earlier_runs:
         raise UserInputError(f"--learn-from: the {sampler!r} sampler does not learn from earlier runs")
+    if not chosen.proposes_search_trials and not sensitivity_baselines:
+        raise UserInputError(f"--no-sensitivity-baselines: the {sampler!r} sampler runs only the baselines, "
+                             "the allocator's among them; drop the option")
 
 
 def _check_values(run: str | None, results_dir: Path, seed: int | None, address: str | None,
@@ -275,7 +279,8 @@ def search(space: str | Path | None = None, profile: str | Path | None = None, *
            results_dir: str | Path = "results", verify: bool = False, model: nn.Module | Callable | None = None,
            train_data: Any = None, val_data: Any = None, test_data: Any = None, evaluate: Callable | None = None,
            metric: str | None = None, finetune: Callable | None = None, loss: Callable | None = None,
-           calibration_data: Any = None, batch_size: int = 32, inputs_of: Callable | None = None) -> Run:
+           calibration_data: Any = None, batch_size: int = 32, inputs_of: Callable | None = None,
+           sensitivity_baselines: bool = True) -> Run:
     """Search ``space`` (a YAML file) for the accuracy/latency Pareto front on ``profile``'s device.
 
     The options are the CLI's (``autocompress search --help``; ``time_budget`` also in seconds).
@@ -300,9 +305,11 @@ def search(space: str | Path | None = None, profile: str | Path | None = None, *
         _check_resume(run, space=space, profile=profile, sampler=sampler, max_latency_ms=max_latency_ms,
                       max_size_kb=max_size_kb, objective=list(objective) or None, seed=seed,
                       finetune_epochs=finetune_epochs, native_only=native_only or None,
-                      learn_from=list(learn_from) or None, model=model)
+                      learn_from=list(learn_from) or None, model=model,
+                      sensitivity_baselines=None if sensitivity_baselines else False)
     else:
-        _check_new_run(space, profile, trials, budget_s, sampler, objective, [Path(p) for p in learn_from])
+        _check_new_run(space, profile, trials, budget_s, sampler, objective, [Path(p) for p in learn_from],
+                       sensitivity_baselines)
     _check_values(run, results, seed, address, {"max_latency_ms": max_latency_ms, "max_size_kb": max_size_kb})
     launch = _Launch(address, verify)
     if resume:
@@ -313,7 +320,8 @@ def search(space: str | Path | None = None, profile: str | Path | None = None, *
                                     sampler=sampler or DEFAULT_SAMPLER, trials=trials, time_budget_s=budget_s,
                                     workers=workers or 2, threads=threads, gpus_per_worker=gpus_per_worker or 0.0,
                                     seed=seed or 0, finetune_epochs=finetune_epochs, native_only=native_only,
-                                    learn_from=[str(path) for path in learn_from])
+                                    learn_from=[str(path) for path in learn_from],
+                                    sensitivity_baselines=sensitivity_baselines)
         opened, summary = _start(results, run, Path(space), Path(profile), launch, settings, task, model)
     if summary.first_failure is not None:
         first = summary.first_failure

@@ -106,6 +106,12 @@ class TrainingSettings(StrictModel):
         "(sandwich rule: the smallest, then random ones); 0 trains the largest alone"))
 
 
+class SearchSettings(StrictModel):
+    granularity: Literal["group", "layer"] = Field("group", description=(
+        "what one searched compression policy covers: a layer group (the stem, each stage, the head, "
+        "the classifier) or each layer of the base network (many more parameters: for the predictor-guided search)"))
+
+
 class SearchSpace(StrictModel):
     """What every search space holds; a family's space is a subclass narrowing ``network`` and
     ``choices`` to its own settings (``ModelFamily.space_type``, chosen by ``space_class``)."""
@@ -115,6 +121,7 @@ class SearchSpace(StrictModel):
     network: NetworkSettings
     choices: Choices
     training: TrainingSettings = TrainingSettings()
+    search: SearchSettings = SearchSettings()
 
     def input_shape(self, batch_size: int = 1) -> tuple[int, int, int, int]:
         """Shape of a batch of the space's images (N, C, H, W)."""

@@ -43,6 +43,21 @@ questions: does its screening predictor rank that sample at median Kendall tau >
 (``LEARNT_TAU``), and the trials it proposes, at proposal? Is its HV outside the spread of
 the same seeds' stored predictor runs (higher or lower), or no different?
 
+``--methods sensitivity predictor predictor-layer`` (issue 35) sets the predictor-guided search,
+with one policy per layer group (``predictor``) and per layer (``predictor-layer``, the space's
+``search.granularity: layer``), against the sensitivity-based allocator alone (``--sampler
+sensitivity``: the uniform baselines and the allocator's candidates, ``sensitivity-ilp@B``, and
+no search). Every method but ``sensitivity`` runs without the allocator's baselines
+(``--no-sensitivity-baselines``), so that a search's front is its own and its budget all its
+own. The allocator's front is its ``sensitivity-ilp`` trials. Fixed before the first run of these
+methods, beside the HV above: the *best uniform policy* (the most accurate on validation of the
+five uniform baselines) and its test accuracy; each method's fastest front model whose test
+accuracy is within 1 point of it (``WITHIN``), and its speed-up; for the allocator on BitFusion,
+the fastest of its models within 1 point of ``uniform-8bit`` on test and its speed-up over it,
+beside HAWQ-V3's published mixed INT4/8 against INT8 on ResNet50 (about 1.23x at 76.7%).
+``--base-epochs`` trains the space's base network for that many epochs instead of its 100 (a
+different base file; every method of a results file must share one).
+
 Prints a table and writes bench/results/search_quality.json (or ``--out``).
 
     .venv/bin/python bench/search_quality.py --budget 150 --seeds 5
@@ -73,12 +88,21 @@ from autocompress.pipeline import load_trial_model
 from autocompress.run.files import RunFiles
 from autocompress.run.front import hypervolume, pareto_mask
 from autocompress.run.run import Run
+from autocompress.run.sensitivity import ALLOCATOR_LABEL_PREFIX, SensitivityTable
 from autocompress.run.trial import Kind, State
+from autocompress.search.params import BASELINES
 from autocompress.search.predictor import AccuracyPredictor, quality
 from autocompress.train import accuracy
 
 METHODS = ("predictor", "nsga2", "random")
 LEARNT = "predictor-learnt"
+ALLOCATOR = "sensitivity"
+"""The sensitivity-based allocator alone (``--sampler sensitivity``): its front is its sensitivity-ilp trials."""
+LAYER = "predictor-layer"
+"""The predictor-guided search with one policy per layer (``search.granularity: layer``)."""
+EXTRA_METHODS = (LEARNT, ALLOCATOR, LAYER)
+HAWQ_V3_INT48_SPEEDUP = 1.23
+"""HAWQ-V3 (Yao et al., 2021), ResNet50 on ImageNet: mixed INT4/8 about 23% faster than INT8 at 76.7%."""
 LEARNT_FROM = ("random", "nsga2")
 """The stored runs a predictor-learnt run learns from (of its setting, every other seed)."""
 LEARNT_TAU = 0.7
@@ -94,8 +118,10 @@ SETTINGS = {
 SPEEDUP, WITHIN = 1.5, 0.01
 
 
-def heldout_space() -> tuple[Path, torch.Tensor, torch.Tensor]:
-    """A copy of the default space reading 80% of digits from an .npz, and the other 20%."""
+def heldout_space(base_epochs: int | None = None) -> tuple[Path, torch.Tensor, torch.Tensor]:
+    """A copy of the default space reading 80% of digits from an .npz (its base trained
+    ``base_epochs`` epochs if given), and the other 20%; beside it the same space searched per
+    layer (``layer_space``)."""
     WORK.mkdir(parents=True, exist_ok=True)
     bunch = load_digits()
     x, y = bunch.images[:, None].astype(np.float32) / 16.0, bunch.target.astype(np.int64)
@@ -105,8 +131,11 @@ def heldout_space() -> tuple[Path, torch.Tensor, torch.Tensor]:
     data = yaml.safe_load(SPACE.read_text())
     data["name"] = "mobilenet_digits_heldout"
     data["data"]["source"] = f"npz:{WORK / 'digits_search.npz'}"
+    if base_epochs is not None:
+        data["training"]["base_epochs"] = base_epochs
     space_path = WORK / "mobilenet_digits_heldout.yaml"
     space_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    layer_space(space_path).write_text(yaml.safe_dump(data | {"search": {"granularity": "layer"}}, sort_keys=False))
     # normalised as the search normalises its data: by the mean and spread of its training split
     # (data.load_splits computes them; the search's own test split comes out of the 80% too)
     settings = load_space(space_path).data
@@ -114,6 +143,11 @@ def heldout_space() -> tuple[Path, torch.Tensor, torch.Tensor]:
     size = settings.image_size
     test = F.interpolate(torch.from_numpy(test_x), size=(size, size), mode="bilinear", align_corners=False)
     return space_path, (test - train_x.mean) / train_x.std, torch.from_numpy(test_y)
+
+
+def layer_space(space_path: Path) -> Path:
+    """The same space (same name and network: the same base) with one policy per layer."""
+    return space_path.with_name(f"{space_path.stem}_layer.yaml")
 
 
 def all_heldout(space_path: Path, test_x: torch.Tensor, test_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -159,15 +193,32 @@ def space_sample_quality(folder: Path, sample_folders: list[Path]) -> dict:
             "cheap_gate": quality(cheap, measured)}
 
 
-def baseline_and_fast_models(complete: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
-    """Of a run's finished trials: the most accurate baseline on validation (ties: faster), and
-    the searched models at >= SPEEDUP lower latency than it, most accurate first (ties: faster);
-    the 1.5x check looks at the first of these."""
+def compared_trials(complete: pd.DataFrame, method: str) -> pd.DataFrame:
+    """The finished trials whose front a method is judged by: the allocator's candidates for the
+    allocator alone, the searched trials for a search."""
+    if method == ALLOCATOR:
+        return complete[complete["label"].astype(str).str.startswith(ALLOCATOR_LABEL_PREFIX)]
+    return complete[complete["kind"] == Kind.SEARCH]
+
+
+def baseline_and_fast_models(complete: pd.DataFrame, compared: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
+    """Of a run's finished trials: the most accurate uniform baseline on validation (ties:
+    faster), and the ``compared`` models at >= SPEEDUP lower latency than it, most accurate first
+    (ties: faster); the 1.5x check looks at the first of these."""
     by_accuracy = complete.sort_values(["accuracy", "latency_ms"], ascending=[False, True])
-    best = by_accuracy[by_accuracy["kind"] == Kind.BASELINE].iloc[0]
-    fast = by_accuracy[(by_accuracy["kind"] == Kind.SEARCH)
-                       & (by_accuracy["latency_ms"] <= best["latency_ms"] / SPEEDUP)]
-    return best, fast
+    best = by_accuracy[(by_accuracy["kind"] == Kind.BASELINE) & by_accuracy["label"].isin(list(BASELINES))].iloc[0]
+    fast = compared.sort_values(["accuracy", "latency_ms"], ascending=[False, True])
+    return best, fast[fast["latency_ms"] <= best["latency_ms"] / SPEEDUP]
+
+
+def fastest_within(front: list[dict], accuracy: float, latency_ms: float) -> dict | None:
+    """The fastest of ``front`` (rows with test_accuracy and latency_ms) within WITHIN of
+    ``accuracy`` on test, with its speed-up over ``latency_ms``; None if none is."""
+    close = [model for model in front if model["test_accuracy"] >= accuracy - WITHIN]
+    if not close:
+        return None
+    fastest = min(close, key=lambda model: model["latency_ms"])
+    return fastest | {"speedup": round(latency_ms / fastest["latency_ms"], 3)}
 
 
 def at_proposal(complete: pd.DataFrame, column: str) -> dict[str, float] | None:
@@ -179,14 +230,15 @@ def at_proposal(complete: pd.DataFrame, column: str) -> dict[str, float] | None:
     return quality(judged[column].astype(float), judged["accuracy"]) if len(judged) > 1 else None
 
 
-def measure_run(folder: Path, rows: list[dict], reference_ms: float, test_x, test_y, heldout_x, heldout_y) -> dict:
+def measure_run(folder: Path, rows: list[dict], reference_ms: float, test_x, test_y, heldout_x, heldout_y,
+                method: str) -> dict:
     table = pd.DataFrame([r for r in rows if r["state"] == State.COMPLETE]).astype(
         {"accuracy": float, "latency_ms": float, "number": int})
-    searched = table[table["kind"] == Kind.SEARCH]
+    searched = compared_trials(table, method)
     points = np.column_stack([1.0 - searched["accuracy"], searched["latency_ms"]])
     front = searched[pareto_mask(points)] if len(searched) else searched
     front_test = [trial_accuracies(folder, n, (test_x, test_y))[0] for n in front["number"]]
-    best, fast = baseline_and_fast_models(table)
+    best, fast = baseline_and_fast_models(table, searched)
     close = searched[searched["accuracy"] >= best["accuracy"] - WITHIN]
     fastest_close = close.sort_values("latency_ms").iloc[0] if len(close) else None
     speedup = 0.0 if fastest_close is None else float(best["latency_ms"] / fastest_close["latency_ms"])
@@ -226,6 +278,10 @@ def measure_run(folder: Path, rows: list[dict], reference_ms: float, test_x, tes
             "speedup": round(float(best["latency_ms"] / checked["latency_ms"]), 3),
             "within_1_point_on_val": bool(checked["accuracy"] >= best["accuracy"] - WITHIN)},
     }
+    result["fastest_within_1_point_of_best_uniform_on_test"] = fastest_within(
+        result["front"], best_test, float(best["latency_ms"]))
+    if method == ALLOCATOR:
+        result["allocator"] = allocator_figures(folder, table, result["front"], test_x, test_y)
     run = Run.open(folder)
     summary = run.predictor
     if summary is not None:
@@ -242,6 +298,21 @@ def measure_run(folder: Path, rows: list[dict], reference_ms: float, test_x, tes
     return result
 
 
+def allocator_figures(folder: Path, table: pd.DataFrame, front: list[dict], test_x, test_y) -> dict:
+    """The allocator's own cost (its sensitivity probes, its candidates' evaluation) and its front
+    against uniform-8bit: the fastest within 1 point of it on test (HAWQ-V3's comparison)."""
+    sensitivity = SensitivityTable.read(RunFiles(folder).sensitivity)
+    allocated = compared_trials(table, ALLOCATOR)
+    eight = table[table["label"] == "uniform-8bit"].iloc[0]
+    eight_test = trial_accuracies(folder, int(eight["number"]), (test_x, test_y))[0]
+    return {"sensitivity_s": sensitivity.seconds, "probes": len(sensitivity.probes), "candidates": len(allocated),
+            "candidates_evaluation_s": round(float(allocated["duration_s"].astype(float).sum()), 1),
+            "uniform_8bit": {"test_accuracy": round(eight_test, 4), "latency_ms": round(float(eight["latency_ms"]), 4)},
+            "fastest_within_1_point_of_uniform_8bit_on_test": fastest_within(front, eight_test,
+                                                                             float(eight["latency_ms"])),
+            "hawq_v3_published_int48_speedup": HAWQ_V3_INT48_SPEEDUP}
+
+
 def checked_summary(measured: dict) -> str:
     checked, baseline = measured["most_accurate_at_speedup"], measured["best_baseline"]
     if checked is None:
@@ -255,7 +326,7 @@ def summarise(runs: list[dict], settings: list[str]) -> dict:
     """Per setting and method: every seed's figures and their medians; the HV bar."""
     summary = {}
     for setting in settings:
-        for method in (*METHODS, LEARNT):
+        for method in (*METHODS, *EXTRA_METHODS):
             mine = [r for r in runs if r["setting"] == setting and r["method"] == method]
             if not mine:
                 continue
@@ -272,7 +343,17 @@ def summarise(runs: list[dict], settings: list[str]) -> dict:
                     (r.get("most_accurate_at_speedup") or {}).get("within_1_point_on_test") for r in mine],
                 "most_accurate_at_speedup_within_1_point_on_heldout": [
                     (r.get("most_accurate_at_speedup") or {}).get("within_1_point_on_heldout") for r in mine],
-                "searched_per_seed": [r["searched_complete"] for r in mine]}
+                "searched_per_seed": [r["searched_complete"] for r in mine],
+                "wall_s_per_seed": [r["wall_s"] for r in mine],
+                "fastest_within_1_point_of_best_uniform_on_test_speedup_per_seed": [
+                    (r.get("fastest_within_1_point_of_best_uniform_on_test") or {}).get("speedup") for r in mine]}
+            if method == ALLOCATOR:
+                summary[f"{setting}/{method}"] |= {
+                    "sensitivity_s_per_seed": [r["allocator"]["sensitivity_s"] for r in mine],
+                    "speedup_over_uniform_8bit_within_1_point_on_test_per_seed": [
+                        (r["allocator"]["fastest_within_1_point_of_uniform_8bit_on_test"] or {}).get("speedup")
+                        for r in mine],
+                    "hawq_v3_published_int48_speedup": HAWQ_V3_INT48_SPEEDUP}
             if method.startswith("predictor"):
                 summary[f"{setting}/{method}"] |= {
                     "pruned_per_seed": [r["pruned_by_gate"] for r in mine],
@@ -293,6 +374,11 @@ def summarise(runs: list[dict], settings: list[str]) -> dict:
             best_random = max(summary[f"{setting}/random"]["hypervolume_per_seed"])
             summary[f"{setting}/bar: predictor median HV > best random seed"] = bool(
                 summary[f"{setting}/predictor"]["median_hypervolume"] > best_random)
+        for search in ("predictor", LAYER):
+            if f"{setting}/{ALLOCATOR}" in summary and f"{setting}/{search}" in summary:
+                best_allocator = max(summary[f"{setting}/{ALLOCATOR}"]["test_hypervolume_per_seed"])
+                summary[f"{setting}/bar: {search} median test HV > the allocator's best seed"] = bool(
+                    summary[f"{setting}/{search}"]["median_test_hypervolume"] > best_allocator)
         if f"{setting}/{LEARNT}" in summary:
             summary[f"{setting}/{LEARNT}: against the predictor runs of the same seeds"] = learnt_comparison(
                 [r for r in runs if r["setting"] == setting], summary[f"{setting}/{LEARNT}"])
@@ -326,13 +412,15 @@ def main() -> None:
                         help="seeds per setting, in --settings order (default: --seeds for each)")
     parser.add_argument("--first-seed", type=int, default=0,
                         help="run seeds FIRST.., keeping the results file's runs of other seeds (adds seeds to it)")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=[*METHODS, LEARNT],
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=[*METHODS, *EXTRA_METHODS],
                         help="methods to run, keeping the results file's runs of the others")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "search_quality.json",
                         help="results file (one per --budget; its runs are kept when adding seeds, methods, profiles)")
     parser.add_argument("--measure-only", action="store_true",
                         help="run no search: measure the selected runs' folders in results/ again (after a change "
                              "to the measurements), keeping each run's wall time from the results file")
+    parser.add_argument("--base-epochs", type=int, default=None,
+                        help="train the space's base network this many epochs (default: the space's 100)")
     args = parser.parse_args()
     out = args.out
     adding = (args.measure_only or args.first_seed or set(args.methods) != set(METHODS)
@@ -341,7 +429,7 @@ def main() -> None:
     if kept_file["budget_s"] != args.budget:  # the file states one budget for all its runs
         parser.error(f"--out {out}: its runs are at --budget {kept_file['budget_s']}, not {args.budget}")
     kept = kept_file["runs"]
-    space_path, test_x, test_y = heldout_space()
+    space_path, test_x, test_y = heldout_space(args.base_epochs)
     heldout_x, heldout_y = all_heldout(space_path, test_x, test_y)
     counts = args.seed_counts or [args.seeds] * len(args.settings)
     selected = [(setting, seed, method) for setting, seeds in zip(args.settings, counts, strict=True)
@@ -351,14 +439,14 @@ def main() -> None:
     def record(setting: str, seed: int, method: str, wall_s: float | None, rows: list[dict]) -> None:
         nonlocal kept
         measured = measure_run(RESULTS / run_name(setting, method, seed), rows, SETTINGS[setting][2], test_x, test_y,
-                               heldout_x, heldout_y)
+                               heldout_x, heldout_y, method)
         runs.append({"setting": setting, "method": method, "seed": seed, "wall_s": wall_s, **measured})
         kept = [r for r in kept if (r["setting"], r["method"], r["seed"]) != (setting, method, seed)]
         print(f"{setting:>22} {method:>9} {seed} HV {measured['hypervolume']:.4f} "
               f"test HV {measured['hypervolume_test']:.4f} searched {measured['searched_complete']} "
               f"speed-up {measured['speedup_within_1_point']:.2f}x; most accurate at >= {SPEEDUP}x: "
               f"{checked_summary(measured)}", flush=True)
-        write_results(out, args.budget, kept + runs)  # after every run: a partial is kept
+        write_results(out, args.budget, kept + runs, args.base_epochs)  # after every run: a partial is kept
 
     if args.measure_only:
         walls = {(r["setting"], r["method"], r["seed"]): r.get("wall_s") for r in kept}
@@ -381,15 +469,17 @@ def main() -> None:
                 learn_from = learnt_from(setting, seed) if method == LEARNT else None
                 if method == LEARNT and not learn_from:
                     parser.error(f"{LEARNT}: no stored {' or '.join(LEARNT_FROM)} runs of {setting} to learn from")
-                wall, rows = run_search(run_name(setting, method, seed), ROOT / profile, space=space_path,
+                wall, rows = run_search(run_name(setting, method, seed), ROOT / profile,
+                                        space=layer_space(space_path) if method == LAYER else space_path,
                                         time_budget=f"{args.budget}s", workers=2, seed=seed, native_only=native,
-                                        sampler="predictor" if method == LEARNT else method, learn_from=learn_from)
+                                        sampler="predictor" if method in (LEARNT, LAYER) else method,
+                                        learn_from=learn_from, sensitivity_baselines=method == ALLOCATOR)
                 record(setting, seed, method, round(wall, 1), rows)
         finally:
             ray.shutdown()
     # once every run of this invocation is in, so that the sample is the random runs now in results/
     for run in runs:
-        if run["method"].startswith("predictor"):
+        if run["method"].startswith("predictor") and run["method"] != LAYER:  # the sample is searched per group
             if run["method"] == LEARNT:  # it learnt from the other seeds' runs
                 own_seed = RESULTS / run_name(run["setting"], "random", run["seed"])
                 sample = [own_seed] if RunFiles(own_seed).trials.is_file() else []
@@ -398,7 +488,7 @@ def main() -> None:
             run["predictors_on_space_sample"] = (
                 space_sample_quality(RESULTS / run_name(run["setting"], run["method"], run["seed"]), sample)
                 if sample else None)
-    write_results(out, args.budget, kept + runs)
+    write_results(out, args.budget, kept + runs, args.base_epochs)
     print(json.dumps(summarise(kept + runs, list(SETTINGS)), indent=1))
     print(f"wrote {out}")
 
@@ -413,8 +503,9 @@ def learnt_from(setting: str, seed: int) -> list[Path]:
             if RunFiles(folder).trials.is_file() and folder.name.rsplit("-", 1)[1] != str(seed)]
 
 
-def write_results(out: Path, budget: int, runs: list[dict]) -> None:
+def write_results(out: Path, budget: int, runs: list[dict], base_epochs: int | None) -> None:
     result = {"space": "mobilenet_digits on 80% of digits (20% held out as test)", "budget_s": budget, "workers": 2,
+              "base_epochs": base_epochs or 100,
               "accuracy_floor": ACCURACY_FLOOR, "reference_latency_ms": {s: SETTINGS[s][2] for s in SETTINGS},
               "runs": runs, "summary": summarise(runs, list(SETTINGS))}
     out.write_text(json.dumps(result, indent=2) + "\n")

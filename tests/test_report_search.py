@@ -26,7 +26,7 @@ def searched_run(tmp_path_factory) -> Path:
     assert made.exit_code == 0, made.output
     searched = runner.invoke(app, ["search", str(SPACE), "--profile", str(profile), "--trials", "3",
                                    "--workers", "2", "--sampler", "random", "--finetune-epochs", "0",
-                                   "--run", "real", "--results-dir", str(results)])
+                                   "--run", "real", "--results-dir", str(results), "--no-sensitivity-baselines"])
     assert searched.exit_code == 0, searched.output
     return results / "real"
 

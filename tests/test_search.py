@@ -71,9 +71,13 @@ def max_latency_ms(profile) -> float:
     return (float_ms + four_bit_ms) / 2
 
 
-def _search_args(results: Path, profile: Path, run: str, trials: int, *extra: str) -> list[str]:
+def _search_args(results: Path, profile: Path, run: str, trials: int, *extra: str,
+                 allocator: bool = False) -> list[str]:
+    """A search's command line; ``allocator``: with the sensitivity-based allocator's baselines
+    (they change the number of baselines, which most tests here count)."""
     return ["search", str(SPACE), "--profile", str(profile), "--trials", str(trials), "--workers", "2",
-            "--run", run, "--results-dir", str(results), *extra]
+            "--run", run, "--results-dir", str(results), *extra,
+            "--sensitivity-baselines" if allocator else "--no-sensitivity-baselines"]
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +90,7 @@ def faulty_run(tmp_path_factory, profile, max_latency_ms) -> Path:
     try:
         outcome = CliRunner().invoke(app, _search_args(results, profile, "faulty", 12, "--sampler", "nsga2",
                                                        "--finetune-epochs", "0",
-                                                       "--max-latency-ms", str(max_latency_ms)))
+                                                       "--max-latency-ms", str(max_latency_ms), allocator=True))
     finally:
         ray.shutdown()
     assert outcome.exit_code == 0, outcome.output
@@ -95,14 +99,28 @@ def faulty_run(tmp_path_factory, profile, max_latency_ms) -> Path:
 
 def test_every_trial_is_recorded_once_with_its_state(faulty_run):
     rows = _rows(faulty_run)
-    assert [int(r["number"]) for r in rows] == list(range(BASELINES + 12))
-    assert [r["label"] for r in rows if r["kind"] == "baseline"] == [
-        "float", "uniform-8bit", "uniform-4bit", "channel-50", "rank-0.5"]
+    labels = [r["label"] for r in rows if r["kind"] == "baseline"]
+    assert labels[:BASELINES] == ["float", "uniform-8bit", "uniform-4bit", "channel-50", "rank-0.5"]
+    allocated = labels[BASELINES:]  # the sensitivity-based allocator's, one per distinct candidate
+    assert allocated and all(label.startswith("sensitivity-ilp@") for label in allocated)
+    assert [int(r["number"]) for r in rows] == list(range(len(labels) + 12))
     assert sum(r["kind"] == "search" for r in rows) == 12
     assert {r["state"] for r in rows} <= {"COMPLETE", "FAIL", "REJECTED"}
     study = optuna.load_study(study_name="faulty", storage=RunFiles(faulty_run).storage_url)
-    assert len(study.trials) == BASELINES + 12
+    assert len(study.trials) == len(labels) + 12
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+
+
+def test_the_allocators_candidates_are_labelled_in_the_run_and_its_report(faulty_run):
+    rows = _rows(faulty_run)
+    allocated = [r for r in rows if r["label"].startswith("sensitivity-ilp@")]
+    assert all(r["state"] == "COMPLETE" for r in allocated)  # baselines: measured even over the limit
+    table = json.loads(RunFiles(faulty_run).sensitivity.read_text())
+    assert table["probes"] and table["seconds"] > 0 and table["reused"] == 0
+    assert f"sensitivity: {len(table['probes'])} probes" in RunFiles(faulty_run).log.read_text()
+    summary = RunFiles(faulty_run).report_summary.read_text()
+    assert all(f"| {r['label']} | {r['number']} |" in summary for r in allocated)  # the baseline table
+    assert '"name":"sensitivity-based allocator"' in RunFiles(faulty_run).report.read_text().replace(" ", "")
 
 
 def test_a_trial_that_raises_is_recorded_and_the_search_goes_on(faulty_run):
@@ -282,6 +300,7 @@ def test_a_duplicate_candidate_does_not_use_up_a_search_trial(tmp_path, profile)
     space.write_text(yaml.safe_dump(data))
     outcome = subprocess.run([CLI, "search", str(space), "--profile", str(profile), "--trials", "7", "--workers", "1",
                               "--sampler", "random", "--finetune-epochs", "0", "--run", "eight",
+                              "--no-sensitivity-baselines",
                               "--results-dir", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True,
                              timeout=240)
     assert outcome.returncode == 0, outcome.stderr[-2000:]
@@ -332,9 +351,12 @@ def test_a_run_learns_from_an_earlier_run_on_the_same_base_and_keeps_what_it_lea
              runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
     try:
         first = CliRunner().invoke(app, _search_args(results, profile, "learner", 2, "--finetune-epochs", "0",
-                                                     "--learn-from", str(earlier)))
+                                                     "--learn-from", str(earlier), allocator=True))
         assert first.exit_code == 0, first.output
         folder = results / "learner"
+        sensitivity = json.loads(RunFiles(folder).sensitivity.read_text())  # the earlier run's probes, same base
+        assert sensitivity["reused"] == len(sensitivity["probes"]) and sensitivity["probes"] == json.loads(
+            RunFiles(earlier).sensitivity.read_text())["probes"]
         prior = _rows(folder, "prior_trials")
         assert {(int(r["number"]), float(r["accuracy"])) for r in prior} == {
             (int(r["number"]), float(r["accuracy"])) for r in learnt}

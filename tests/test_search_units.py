@@ -90,7 +90,8 @@ def test_genetic_samplers_breed_from_the_baselines(name):
 
 
 def test_samplers_are_registered_by_name_and_an_unknown_one_is_one_line():
-    assert sampler_names() == ["predictor", "nsga2", "nsga3", "tpe", "random", "gp"]
+    assert sampler_names() == ["predictor", "nsga2", "nsga3", "tpe", "random", "gp", "sensitivity"]
+    assert [name for name in sampler_names() if not sampler_named(name).proposes_search_trials] == ["sensitivity"]
     assert sampler_named("predictor").learns_from_earlier_runs and not sampler_named("tpe").learns_from_earlier_runs
     with pytest.raises(UserInputError, match=r"^--sampler: unknown sampler 'genius' \(allowed: predictor, nsga2, "):
         sampler_named("genius")

@@ -209,7 +209,8 @@ def render(analysis: Analysis) -> str:
         f"<h2>Pareto front</h2><p class=note>{html.escape(tables.selection_note(analysis))} "
         "Click a column header to sort.</p>",
         _table(tables.front_table(analysis, "\n"), sortable=True, policy_column="policy"),
-        "<h2>Uniform baselines</h2>", _table(tables.baseline_table(analysis)),
+        "<h2>Baselines: uniform policies and the sensitivity-based allocator</h2>",
+        _table(tables.baseline_table(analysis)),
         "<h2>Front measured on the device</h2>", f'<p class="note">{html.escape(tables.verify_note(analysis))}</p>',
         _table(tables.verify_table(analysis), sortable=True) if run.verification else "",
         "<h2>Hypervolume</h2>",

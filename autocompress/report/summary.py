@@ -41,7 +41,8 @@ def render(analysis: Analysis, files: list[str]) -> str:
         "## Timings\n\n" + _pairs(tables.timings(analysis)),
         "## Pareto front\n\n" + tables.selection_note(analysis) + "\n\n"
         + (markdown_table(front) if len(front) else "No finished trial yet."),
-        "## Uniform baselines\n\n" + markdown_table(tables.baseline_table(analysis)),
+        "## Baselines: uniform policies and the sensitivity-based allocator\n\n"
+        + markdown_table(tables.baseline_table(analysis)),
         "## Front measured on the device\n\n" + tables.verify_note(analysis)
         + ("\n\n" + markdown_table(verified) if len(verified) else ""),
         *(["## Accuracy predictor\n\n" + tables.predictor_note() + "\n\n"

@@ -73,6 +73,9 @@ class SearchConfig(BaseModel):
     native_only: bool = False
     learn_from: list[str] = Field(default_factory=list, description=(
         "earlier run folders whose fine-tuned trials the predictor learns from (frozen in the run folder)"))
+    sensitivity_baselines: bool = Field(False, description=(
+        "whether the sensitivity-based allocator's candidates are among the baselines (absent, so false, in runs "
+        "made before 2026-12-07)"))
     base_path: str
     split_images: dict[str, int] | None = Field(None, description=(
         "images in the train, val and test splits (absent in runs made before 2026-11-30)"))

@@ -41,6 +41,7 @@ class RunFiles:
         self.user_model = self.path / "model.pkl"
         self.predictor_summary = self.path / "predictor.json"
         self.screened = self.path / "screened.csv"
+        self.sensitivity = self.path / "sensitivity.json"
         self.verification = self.path / "verify.json"
         self.report = self.path / "report.html"
         self.report_summary = self.path / "summary.md"

@@ -44,6 +44,9 @@ def search_command(
     learn_from: Annotated[list[Path] | None, typer.Option(help=(
         "an earlier run on the same base network whose fine-tuned trials the accuracy predictor learns from "
         "(any device: accuracy does not depend on it); repeat for more runs"))] = None,
+    sensitivity_baselines: Annotated[bool, typer.Option(help=(
+        "measure each search unit's sensitivity to each knob and add the allocator's candidates "
+        "(sensitivity-ilp@<budget>) to the baselines"))] = True,
     results_dir: Annotated[Path, typer.Option(help="where run folders live")] = Path("results"),
     verify: Annotated[bool, typer.Option(help=(
         "at the end, measure every front model on the profile's device against its prediction "
@@ -57,7 +60,8 @@ def search_command(
                         gpus_per_worker=gpus_per_worker, sampler=sampler, run=run, resume=resume, address=address,
                         max_latency_ms=max_latency_ms, max_size_kb=max_size_kb, objective=objective or (),
                         seed=seed, finetune_epochs=finetune_epochs, native_only=native_only,
-                        learn_from=learn_from or (), results_dir=results_dir, verify=verify)
+                        learn_from=learn_from or (), results_dir=results_dir, verify=verify,
+                        sensitivity_baselines=sensitivity_baselines)
     except SearchFailed as failure:
         typer.echo(str(failure), err=True)
         sys.exit(FAILED_EXIT)

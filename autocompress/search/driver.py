@@ -27,12 +27,15 @@ from autocompress.hw.profile import HardwareProfile
 from autocompress.progress import Progress
 from autocompress.run.front import front
 from autocompress.run.run import Run
+from autocompress.run.sensitivity import ALLOCATOR_LABEL_PREFIX
 from autocompress.run.status import Session, Standing
 from autocompress.run.trial import Kind, State, Trial
+from autocompress.search.allocator import allocate
 from autocompress.search.params import BASELINES, baseline_params, suggest_candidate
 from autocompress.search.prior import PriorTrials
 from autocompress.search.record import Outcome, now
 from autocompress.search.samplers import SamplerContext, make_sampler
+from autocompress.search.sensitivity import run_table, uncompressed_params
 from autocompress.search.stop import StopRequest
 from autocompress.search.workers import Workers
 from autocompress.tasks import Task
@@ -108,6 +111,26 @@ class SearchDriver:
             waiting += 1
         return waiting
 
+    def _enqueue_allocations(self) -> int:
+        """Queue the sensitivity-based allocator's candidates (measuring the sensitivity first,
+        unless the run folder holds it), unless a driver queued them before; returns how many."""
+        if any(str(t.user_attrs.get("label", "")).startswith(ALLOCATOR_LABEL_PREFIX)
+               for t in self.study.get_trials(deepcopy=False)):
+            return 0
+        if uncompressed_params(self.space) is None:
+            log.warning("sensitivity baselines skipped: the space has no uncompressed (32-bit) choice")
+            return 0
+        try:
+            allocations = allocate(self.space, self.profile, run_table(self.run_folder, self.workers.probe))
+        except ray.exceptions.RayError as error:  # a probe failed: the search goes on without them
+            log.error("sensitivity baselines skipped: a probe failed: %s", str(error).splitlines()[0])
+            return 0
+        for allocation in allocations:
+            self.study.enqueue_trial(allocation.params, user_attrs={"kind": Kind.BASELINE, "label": allocation.label})
+            log.info("%s: predicted %.4g ms (budget %.4g ms), summed loss increase %.4f", allocation.label,
+                     allocation.predicted_ms, allocation.budget_ms, allocation.summed_cost)
+        return len(allocations)
+
     # -- bookkeeping --------------------------------------------------------------------------
     def _count(self, state: State) -> int:
         return sum(trial.state is state for trial in self.rows.values())
@@ -124,7 +147,7 @@ class SearchDriver:
     def _wants_search_trial(self, deadline: float | None) -> bool:
         """Whether to ask for another search trial (``Trial.counts_against_trials`` says what uses
         up ``--trials``)."""
-        if deadline is not None and time.monotonic() >= deadline:
+        if not self.sampler.proposes_search_trials or deadline is not None and time.monotonic() >= deadline:
             return False
         if self.duplicates_in_a_row >= MAX_DUPLICATES_IN_A_ROW:
             if not self.exhausted_logged:
@@ -265,6 +288,8 @@ class SearchDriver:
         stop = StopRequest()
         try:
             with stop.installed():
+                if config.sensitivity_baselines:  # within the budget: a search pays for its baselines
+                    self.waiting += self._enqueue_allocations()
                 while not stop.requested:
                     while self.workers.idle and (self.stale or self.waiting or self._wants_search_trial(deadline)):
                         self._dispatch(self._next_trial())

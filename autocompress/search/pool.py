@@ -15,7 +15,7 @@ from autocompress.candidate import Candidate
 from autocompress.errors import MissingSignaturesError
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import HardwareProfile
-from autocompress.search.params import search_params, suggest_candidate
+from autocompress.search.params import decode, search_params
 from autocompress.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class CandidatePool:
         self.choices = search_params(space)
 
     def decode(self, params: Mapping[str, Any]) -> Candidate:
-        return suggest_candidate(self.space, lambda name, _choices: params[name])
+        return decode(self.space, params)
 
     def latency_ms(self, params: Mapping[str, Any]) -> float:
         return predict(self.decode(params), self.profile, self.space)

@@ -46,6 +46,8 @@ class SearchSampler(ABC):
     name: ClassVar[str]
     learns_from_earlier_runs: ClassVar[bool] = False
     """Whether it accepts ``--learn-from``."""
+    proposes_search_trials: ClassVar[bool] = True
+    """False for a sampler whose answer is its baselines: the driver then asks it for no search trial."""
 
     def __init__(self, seed: int, trials: int | None, context: SamplerContext | None = None) -> None:
         self.optuna = self.make(seed, trials, context)
@@ -151,3 +153,15 @@ class GaussianProcess(SearchSampler):
 
     def make(self, seed: int, trials: int | None, context: SamplerContext | None) -> optuna.samplers.BaseSampler:
         return optuna.samplers.GPSampler(seed=seed)
+
+
+@register_sampler
+class SensitivityAllocator(SearchSampler):
+    """No search: the baselines alone, among them the sensitivity-based allocator's candidates
+    (``allocator.py``), the minutes-long answer."""
+
+    name = "sensitivity"
+    proposes_search_trials = False
+
+    def make(self, seed: int, trials: int | None, context: SamplerContext | None) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.RandomSampler(seed=seed)  # the driver asks it for queued baselines only

@@ -61,6 +61,13 @@ class TrialEvaluator:
         outcome.duration_s = time.perf_counter() - clock
         return outcome
 
+    def probe(self, candidate_json: str) -> tuple[float | None, float]:
+        """Validation loss (None if the task has none) and score of the candidate before any
+        fine-tune: a sensitivity probe."""
+        candidate = family_of(self.space).parse_candidate(candidate_json)
+        model, score = pipeline.compress_and_calibrate(self.space, candidate, self.base, self.task)
+        return self.task.validation_loss(model), score
+
     def _evaluate(self, candidate: Candidate, enforce_constraints: bool, gate: FinetuneGate | None) -> Outcome:
         latency = predict(candidate, self.profile, self.space)
         size_kb = model_size_bytes(family_of(self.space).build_compressed(candidate)) / 1024

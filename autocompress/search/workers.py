@@ -8,6 +8,7 @@ import os
 import ray
 
 from autocompress.base import load_base
+from autocompress.candidate import Candidate
 from autocompress.devices import worker_device
 from autocompress.hw.profile import HardwareProfile
 from autocompress.run.run import Run
@@ -43,6 +44,12 @@ class Workers:
         settings = (config.constraints, config.seed, config.finetune_epochs, threads, worker_device(gpus))
         self._arguments = (run.space, profile.model_dump_json(), *shared, *settings)
         self.idle = [self.spawn() for _ in range(config.workers)]
+
+    def probe(self, candidates: list[Candidate]) -> list[tuple[float | None, float]]:
+        """Each candidate's validation loss and accuracy before any fine-tune (``TrialEvaluator.probe``),
+        spread over the idle workers."""
+        refs = [self.idle[i % len(self.idle)].probe.remote(c.to_json()) for i, c in enumerate(candidates)]
+        return ray.get(refs)
 
     def spawn(self) -> ray.actor.ActorHandle:
         """A new evaluator (for one that died)."""

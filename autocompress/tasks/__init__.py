@@ -50,6 +50,12 @@ class Task(ABC):
     def score(self, model: nn.Module, split: Split) -> float:
         """The metric of ``model`` (in eval mode, on its device) on ``split``; higher is better."""
 
+    def validation_loss(self, model: nn.Module) -> float | None:
+        """The mean loss of ``model`` (in eval mode) on the validation split, finer than a score
+        measured on a few hundred samples; None where the task has none (the sensitivity-based
+        allocator then weighs the score's drop instead)."""
+        return None
+
     @abstractmethod
     def training_inputs(self) -> Iterable[torch.Tensor]:
         """Batches of training inputs, in a fixed order, that re-estimate batch-norm statistics."""

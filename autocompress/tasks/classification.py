@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from autocompress.base import train_supernet
-from autocompress.data import Splits, load_splits
+from autocompress.data import Splits, chunks, load_splits
 from autocompress.space import SearchSpace, TrainingSettings
 from autocompress.tasks import Split, Task
 from autocompress.train import accuracy, eval_batches, finetune, model_device
@@ -52,6 +53,16 @@ class ClassificationTask(Task):
 
     def score(self, model: nn.Module, split: Split) -> float:
         return accuracy(model, *self._split(split))
+
+    @torch.no_grad()
+    def validation_loss(self, model: nn.Module) -> float:
+        """Mean cross-entropy on the validation split."""
+        model.eval()
+        device = model_device(model)
+        splits = self.splits
+        total = sum(F.cross_entropy(model(x.to(device)), y.to(device), reduction="sum").item()
+                    for x, y in zip(chunks(splits.val_x, 512), chunks(splits.val_y, 512), strict=True))
+        return total / len(splits.val_y)
 
     def training_inputs(self) -> Iterable[torch.Tensor]:
         return eval_batches(self.splits.train_x)
