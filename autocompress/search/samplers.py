@@ -162,6 +162,7 @@ class SensitivityAllocator(SearchSampler):
 
     name = "sensitivity"
     proposes_search_trials = False
+    learns_from_earlier_runs = True  # their sensitivity probes, measured on the same base network
 
     def make(self, seed: int, trials: int | None, context: SamplerContext | None) -> optuna.samplers.BaseSampler:
         return optuna.samplers.RandomSampler(seed=seed)  # the driver asks it for queued baselines only
