@@ -306,14 +306,17 @@ def allocator_figures(folder: Path, table: pd.DataFrame, front: list[dict], test
     against uniform-8bit: the fastest within 1 point of it on test (HAWQ-V3's comparison)."""
     sensitivity = SensitivityTable.read(RunFiles(folder).sensitivity)
     allocated = compared_trials(table, ALLOCATOR)
-    eight = table[table["label"] == "uniform-8bit"].iloc[0]
-    eight_test = trial_accuracies(folder, int(eight["number"]), (test_x, test_y))[0]
-    return {"sensitivity_s": sensitivity.seconds, "probes": len(sensitivity.probes), "candidates": len(allocated),
-            "candidates_evaluation_s": round(float(allocated["duration_s"].astype(float).sum()), 1),
-            "uniform_8bit": {"test_accuracy": round(eight_test, 4), "latency_ms": round(float(eight["latency_ms"]), 4)},
-            "fastest_within_1_point_of_uniform_8bit_on_test": fastest_within(front, eight_test,
-                                                                             float(eight["latency_ms"])),
-            "hawq_v3_published_int48_speedup": HAWQ_V3_INT48_SPEEDUP}
+    figures = {"sensitivity_s": sensitivity.seconds, "probes": len(sensitivity.probes),
+               "probes_reused": sensitivity.reused, "candidates": len(allocated),
+               "candidates_evaluation_s": round(float(allocated["duration_s"].astype(float).sum()), 1),
+               "hawq_v3_published_int48_speedup": HAWQ_V3_INT48_SPEEDUP}
+    eight = table[table["label"] == "uniform-8bit"]
+    if not len(eight):  # a --native-only space without 8 bits
+        return figures | {"uniform_8bit": None, "fastest_within_1_point_of_uniform_8bit_on_test": None}
+    eight_test = trial_accuracies(folder, int(eight["number"].iloc[0]), (test_x, test_y))[0]
+    eight_ms = float(eight["latency_ms"].iloc[0])
+    return figures | {"uniform_8bit": {"test_accuracy": round(eight_test, 4), "latency_ms": round(eight_ms, 4)},
+                      "fastest_within_1_point_of_uniform_8bit_on_test": fastest_within(front, eight_test, eight_ms)}
 
 
 def checked_summary(measured: dict) -> str:
@@ -354,16 +357,16 @@ def summarise(runs: list[dict], settings: list[str]) -> dict:
                 summary[f"{setting}/{method}"] |= {
                     "sensitivity_s_per_seed": [r["allocator"]["sensitivity_s"] for r in mine],
                     "speedup_over_uniform_8bit_within_1_point_on_test_per_seed": [
-                        (r["allocator"]["fastest_within_1_point_of_uniform_8bit_on_test"] or {}).get("speedup")
+                        (r["allocator"].get("fastest_within_1_point_of_uniform_8bit_on_test") or {}).get("speedup")
                         for r in mine],
                     "hawq_v3_published_int48_speedup": HAWQ_V3_INT48_SPEEDUP}
             if method.startswith("predictor"):
                 summary[f"{setting}/{method}"] |= {
                     "pruned_per_seed": [r["pruned_by_gate"] for r in mine],
                     "stopped_after_first_epoch_per_seed": [r.get("stopped_after_first_epoch") for r in mine],
-                    "screening_tau_per_seed": [(r["predictor_before_evaluation"] or {}).get("kendall_tau")
+                    "screening_tau_per_seed": [(r.get("predictor_before_evaluation") or {}).get("kendall_tau")
                                                for r in mine],
-                    "cheap_gate_tau_per_seed": [(r["cheap_predictor_before_finetune"] or {}).get("kendall_tau")
+                    "cheap_gate_tau_per_seed": [(r.get("cheap_predictor_before_finetune") or {}).get("kendall_tau")
                                                 for r in mine],
                     "first_epoch_gate_tau_per_seed": [
                         (r.get("first_epoch_predictor_before_last_epochs") or {}).get("kendall_tau") for r in mine],
@@ -422,6 +425,8 @@ def main() -> None:
     parser.add_argument("--measure-only", action="store_true",
                         help="run no search: measure the selected runs' folders in results/ again (after a change "
                              "to the measurements), keeping each run's wall time from the results file")
+    parser.add_argument("--probes-from", nargs="+", type=Path, default=[],
+                        help="allocator runs on the same base whose sensitivity probes the allocator runs reuse")
     parser.add_argument("--base-epochs", type=int, default=None,
                         help="train the space's base network this many epochs (default: the space's 100)")
     args = parser.parse_args()
@@ -466,7 +471,7 @@ def main() -> None:
         # one Ray for all runs; its workers import this checkout
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
-        probed: list[Path] = []  # the allocator runs so far: a later one reuses their sensitivity probes
+        probed = list(args.probes_from)  # the allocator runs so far: a later one reuses their sensitivity probes
         try:
             for setting, seed, method in selected:
                 profile, native, _ = SETTINGS[setting]
