@@ -45,12 +45,13 @@ def _files(folder: Path) -> list[str]:
 
 
 def test_the_cli_and_the_api_make_the_same_run(profile, tmp_path):
-    settings = ["--trials", "3", "--workers", "1", "--sampler", "random", "--seed", "3", "--finetune-epochs", "1"]
+    settings = ["--trials", "3", "--workers", "1", "--sampler", "random", "--seed", "3", "--finetune-epochs", "1",
+                "--no-sensitivity-baselines"]
     made = CliRunner().invoke(app, ["search", str(SPACE), "--profile", str(profile), "--run", "cli",
                                     "--results-dir", str(tmp_path), *settings])
     assert made.exit_code == 0, made.output
     run = ac.search(SPACE, profile, trials=3, workers=1, sampler="random", seed=3, finetune_epochs=1, run="api",
-                    results_dir=tmp_path)
+                    results_dir=tmp_path, sensitivity_baselines=False)
     assert _table(tmp_path / "cli") == _table(run.path) and len(_table(run.path)) == 8
     configs = [json.loads(RunFiles(tmp_path / name).config.read_text()) for name in ("cli", "api")]
     for config in configs:
