@@ -293,9 +293,7 @@ def search(space: str | Path | None = None, profile: str | Path | None = None, *
 
     lines_on_stderr()
     results = Path(results_dir)
-    budget_s = parse_duration(time_budget) if isinstance(time_budget, str) else time_budget
-    if budget_s is not None and not (math.isfinite(budget_s) and budget_s > 0):
-        raise UserInputError(f"--time-budget: must be a positive duration, got {time_budget!r}")
+    budget_s = _budget_s(time_budget)
     task = _shippable_task(model, train_data=train_data, val_data=val_data, test_data=test_data, evaluate=evaluate,
                            metric=metric, finetune=finetune, loss=loss, calibration_data=calibration_data,
                            batch_size=batch_size, inputs_of=inputs_of)
@@ -324,14 +322,27 @@ def search(space: str | Path | None = None, profile: str | Path | None = None, *
                                     sensitivity_baselines=sensitivity_baselines)
         opened, summary = _start(results, run, Path(space), Path(profile), launch, settings, task, model)
     if summary.first_failure is not None:
-        first = summary.first_failure
-        raise SearchFailed(f"{opened.path}: every trial failed ({summary.failed}), the baselines included; the "
-                           f"first, trial {first.number}: {first.error} (log: {opened.files.log})")
+        raise SearchFailed(_hopeless(opened, summary))
     if verify and not summary.interrupted:
         Run(opened.path).verify()
     result = Run(opened.path, summary)
     result.report()
     return result
+
+
+def _budget_s(time_budget: str | float | None) -> float | None:
+    """``time_budget`` (``8h``, ``90m``, or seconds) in seconds, checked."""
+    budget_s = parse_duration(time_budget) if isinstance(time_budget, str) else time_budget
+    if budget_s is not None and not (math.isfinite(budget_s) and budget_s > 0):
+        raise UserInputError(f"--time-budget: must be a positive duration, got {time_budget!r}")
+    return budget_s
+
+
+def _hopeless(run: run_folder.Run, summary: Summary) -> str:
+    """The line that says every trial of ``run`` failed, naming the first error."""
+    first = summary.first_failure
+    return (f"{run.path}: every trial failed ({summary.failed}), the baselines included; the first, trial "
+            f"{first.number}: {first.error} (log: {run.files.log})")
 
 
 def _frozen_settings(objective: Sequence[str], constraints: Constraints, **settings: object) -> dict:

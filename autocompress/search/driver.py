@@ -27,15 +27,13 @@ from autocompress.hw.profile import HardwareProfile
 from autocompress.progress import Progress
 from autocompress.run.front import front
 from autocompress.run.run import Run
-from autocompress.run.sensitivity import ALLOCATOR_LABEL_PREFIX
 from autocompress.run.status import Session, Standing
 from autocompress.run.trial import Kind, State, Trial
-from autocompress.search.allocator import allocate
-from autocompress.search.params import BASELINES, baseline_params, suggest_candidate
+from autocompress.search.baselines import enqueue_allocations, enqueue_uniform
+from autocompress.search.params import suggest_candidate
 from autocompress.search.prior import PriorTrials
 from autocompress.search.record import Outcome, now
 from autocompress.search.samplers import SamplerContext, make_sampler
-from autocompress.search.sensitivity import run_table, uncompressed_params
 from autocompress.search.stop import StopRequest
 from autocompress.search.workers import Workers
 from autocompress.tasks import Task
@@ -85,7 +83,7 @@ class SearchDriver:
                       for t in existing if t.user_attrs.get("state") in (State.COMPLETE, State.REJECTED)
                       and t.state == optuna.trial.TrialState.COMPLETE}
         self.stale = deque(t for t in existing if t.state == optuna.trial.TrialState.RUNNING)
-        self.waiting = self._enqueue_baselines(existing)
+        self.waiting = enqueue_uniform(self.study, self.space, existing)
         self.in_flight: dict[ray.ObjectRef, tuple[optuna.Trial, object]] = {}
         self.evaluation_s = 0.0
         self.tables_written = 0.0
@@ -96,41 +94,6 @@ class SearchDriver:
         self.exhausted_logged = False
 
     # -- setup ------------------------------------------------------------------------------
-    def _enqueue_baselines(self, existing: list[optuna.trial.FrozenTrial]) -> int:
-        """Queue the reference baselines not queued yet; returns how many are waiting."""
-        known = {t.user_attrs.get("label") for t in existing if t.user_attrs.get("kind") == Kind.BASELINE}
-        waiting = sum(t.state == optuna.trial.TrialState.WAITING for t in existing)
-        for label in BASELINES:
-            if label in known:
-                continue
-            params = baseline_params(self.space, label)
-            if params is None:
-                log.warning("baseline %s skipped: one of its values is not a choice of the space", label)
-                continue
-            self.study.enqueue_trial(params, user_attrs={"kind": Kind.BASELINE, "label": label})
-            waiting += 1
-        return waiting
-
-    def _enqueue_allocations(self) -> int:
-        """Queue the sensitivity-based allocator's candidates (measuring the sensitivity first,
-        unless the run folder holds it), unless a driver queued them before; returns how many."""
-        if any(str(t.user_attrs.get("label", "")).startswith(ALLOCATOR_LABEL_PREFIX)
-               for t in self.study.get_trials(deepcopy=False)):
-            return 0
-        if uncompressed_params(self.space) is None:
-            log.warning("sensitivity baselines skipped: the space has no uncompressed (32-bit) choice")
-            return 0
-        try:
-            allocations = allocate(self.space, self.profile, run_table(self.run_folder, self.workers.probe))
-        except ray.exceptions.RayError as error:  # a probe failed: the search goes on without them
-            log.error("sensitivity baselines skipped: a probe failed: %s", str(error).splitlines()[0])
-            return 0
-        for allocation in allocations:
-            self.study.enqueue_trial(allocation.params, user_attrs={"kind": Kind.BASELINE, "label": allocation.label})
-            log.info("%s: predicted %.4g ms (budget %.4g ms), summed loss increase %.4f", allocation.label,
-                     allocation.predicted_ms, allocation.budget_ms, allocation.summed_cost)
-        return len(allocations)
-
     # -- bookkeeping --------------------------------------------------------------------------
     def _count(self, state: State) -> int:
         return sum(trial.state is state for trial in self.rows.values())
@@ -289,7 +252,7 @@ class SearchDriver:
         try:
             with stop.installed():
                 if config.sensitivity_baselines:  # within the budget: a search pays for its baselines
-                    self.waiting += self._enqueue_allocations()
+                    self.waiting += enqueue_allocations(self.study, self.run_folder, self.profile, self.workers.probe)
                 while not stop.requested:
                     while self.workers.idle and (self.stale or self.waiting or self._wants_search_trial(deadline)):
                         self._dispatch(self._next_trial())
