@@ -29,15 +29,27 @@ class Evaluation:
     finetune_seconds: float
 
 
-def compress_and_calibrate(space: SearchSpace, candidate: Candidate, base: nn.Module,
-                           task: Task) -> tuple[nn.Module, float]:
+def calibrated(space: SearchSpace, candidate: Candidate, base: nn.Module, task: Task) -> nn.Module:
     """The candidate built from ``base`` (on its device), batch norm recalibrated and activations
-    calibrated, and its validation score so, before any fine-tune: the cheap fidelity."""
+    calibrated: the first step of every evaluation."""
     device = model_device(base)
     model = family_of(space).build_compressed(candidate, base).to(device)
     recalibrate_batchnorm(model, task.training_inputs())
     calibrate_activations(model, [batch.to(device) for batch in task.calibration_batches()])
+    return model
+
+
+def compress_and_calibrate(space: SearchSpace, candidate: Candidate, base: nn.Module,
+                           task: Task) -> tuple[nn.Module, float]:
+    """The ``calibrated`` candidate and its validation score so, before any fine-tune: the cheap fidelity."""
+    model = calibrated(space, candidate, base, task)
     return model, task.score(model, Split.VAL)
+
+
+def probe(space: SearchSpace, candidate: Candidate, base: nn.Module, task: Task) -> tuple[float | None, float]:
+    """Validation loss (None if the task has none) and score of the ``calibrated`` candidate,
+    before any fine-tune: a sensitivity probe."""
+    return task.validation_loss_and_score(calibrated(space, candidate, base, task))
 
 
 def finetune_and_measure(space: SearchSpace, model: nn.Module, base: nn.Module, task: Task,

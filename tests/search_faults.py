@@ -1,6 +1,6 @@
 """Fault injection for the search tests, installed in Ray workers at start-up.
 
-``install`` wraps ``pipeline.compress_and_calibrate`` (the first step of every evaluation) so
+``install`` wraps ``pipeline.calibrated`` (the first step of every evaluation and probe) so
 that candidates whose second stage is one block of expand ratio 3 raise, as a diverging fine-tune would. The reference
 baselines (the base architecture: two blocks, expand ratio 4) never match.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from autocompress import pipeline
 
-_real_compress = pipeline.compress_and_calibrate
+_real_compress = pipeline.calibrated
 
 
 def fails(candidate) -> bool:
@@ -24,7 +24,7 @@ def _compress(space, candidate, *args, **kwargs):
 
 
 def install() -> None:
-    pipeline.compress_and_calibrate = _compress
+    pipeline.calibrated = _compress
 
 
 def _always_raise(space, candidate, *args, **kwargs):
@@ -33,4 +33,4 @@ def _always_raise(space, candidate, *args, **kwargs):
 
 def install_everywhere() -> None:
     """Every trial raises, as a model the pipeline cannot handle makes them."""
-    pipeline.compress_and_calibrate = _always_raise
+    pipeline.calibrated = _always_raise

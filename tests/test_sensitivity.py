@@ -20,9 +20,11 @@ from autocompress.hw.profile import load_profile
 from autocompress.models.family import family_of
 from autocompress.models.space_file import load_space
 from autocompress.run.sensitivity import ALLOCATOR_LABEL_PREFIX, ProbeResult, SensitivityTable
+from autocompress.search import unit_choices
 from autocompress.search.allocator import BUDGETS, UnitPolicy, allocate, solve
 from autocompress.search.params import BASELINES, baseline_params, decode, search_params, suggest_candidate, unit_knobs
-from autocompress.search.sensitivity import measure, probe_settings, uncompressed_params
+from autocompress.search.sensitivity import measure
+from autocompress.search.unit_choices import UnitChoices, knob_settings, uncompressed_params
 from autocompress.tasks.classification import ClassificationTask
 
 TINY = Path(__file__).parent / "spaces" / "search_tiny.yaml"
@@ -42,46 +44,74 @@ def tiny_profile(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def probed(tiny, tmp_path_factory):
-    """The tiny space's sensitivity table on its one-epoch base, and the probe function used."""
+def choices(tiny, tiny_profile):
+    return UnitChoices(tiny, tiny_profile)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny, tmp_path_factory):
+    """The tiny space's one-epoch base network and its task."""
     task = ClassificationTask(tiny)
     base, _ = train_base(tiny, task, tmp_path_factory.mktemp("base") / "base.pt")
+    return base, task
+
+
+@pytest.fixture(scope="module")
+def probed(tiny, choices, trained):
+    """The tiny space's sensitivity table on its one-epoch base, and the probe function used."""
+    base, task = trained
     calls: list[int] = []
 
     def probe(candidates):
         calls.append(len(candidates))
-        results = []
-        for candidate in candidates:
-            model, accuracy = pipeline.compress_and_calibrate(tiny, candidate, base, task)
-            results.append((task.validation_loss(model), accuracy))
-        return results
+        return [pipeline.probe(tiny, candidate, base, task) for candidate in candidates]
 
-    return measure(tiny, probe, "digest"), probe, calls
+    return measure(tiny, choices, probe, "digest"), probe, calls
 
 
-def test_each_knob_value_of_each_unit_is_probed_alone(tiny, probed):
+def test_each_paying_knob_value_of_each_unit_is_probed_alone(tiny, choices, probed):
     table, _, _ = probed
-    knobs = unit_knobs(tiny)
-    expected = sum(len([b for b in k["wbits"] if b != 32]) + len([b for b in k["abits"] if b != 32])
-                   + len([r for r in k.get("rank", []) if r != 1.0])
-                   + len(k.get("sparsity_kind", [])) * len([s for s in k.get("sparsity", []) if s > 0])
-                   for k in knobs.values())
-    assert len(table.probes) == expected and {p.unit for p in table.probes} == set(knobs)
+    every = [s for unit, knobs in unit_knobs(tiny).items() for s in knob_settings(unit, knobs)]
+    assert [p.key for p in table.probes] == [s.probe.key for s in choices.paying]
+    # on this device rank 0.5 lowers no latency: it is not probed; every bit-width and the pruning are
+    assert {s.probe.knob for s in every} - {p.knob for p in table.probes} == {"rank"}
+    assert {p.unit for p in table.probes} == set(unit_knobs(tiny))
     assert all(math.isfinite(p.loss) and 0 <= p.accuracy <= 1 for p in table.probes)
     float_params, family = uncompressed_params(tiny), family_of(tiny)
-    for setting in probe_settings(tiny):  # only the probed unit's layers are compressed, by that knob alone
+    for setting in choices.paying:  # only the probed unit's layers are compressed, by that knob alone
         policy = decode(tiny, float_params | setting.params).policy
         changed = {name for name, layer in policy.items() if layer != LayerPolicy()}
         assert changed and changed <= {n for n in policy if family.layer_group(n) == setting.probe.unit}
     assert max(p.loss for p in table.probes) > table.float_loss  # compression costs somewhere
 
 
-def test_an_earlier_table_on_the_same_base_is_reused_without_measuring(tiny, probed):
+def test_the_probe_scores_as_the_trials_cheap_fidelity_does(tiny, choices, trained):
+    base, task = trained
+    for setting in choices.paying[:4]:
+        candidate = decode(tiny, choices.float_params | setting.params)
+        loss, score = pipeline.probe(tiny, candidate, base, task)
+        model, cheap = pipeline.compress_and_calibrate(tiny, candidate, base, task)
+        assert score == cheap and loss > 0
+
+
+def test_an_earlier_table_on_the_same_base_is_reused_without_measuring(tiny, choices, probed):
     table, probe, calls = probed
     before = list(calls)
-    again = measure(tiny, probe, "digest", [table])
+    again = measure(tiny, choices, probe, "digest", [table])
     assert calls[len(before):] == [0]  # asked to measure nothing
     assert again.probes == table.probes and again.reused == len(table.probes)
+
+
+def test_leaving_out_the_settings_that_do_not_pay_changes_no_allocation(tiny, tiny_profile, choices, monkeypatch):
+    monkeypatch.setattr(unit_choices, "LATENCY_TOLERANCE_MS", -math.inf)  # every setting "pays"
+    every = UnitChoices(tiny, tiny_profile)
+    assert len(every.paying) > len(choices.paying)
+    rng = random.Random(0)
+    for _ in range(3):  # whatever each setting costs
+        fake = SensitivityTable(base_sha256="x", float_loss=1.0, float_accuracy=0.9, seconds=0.0, probes=[
+            ProbeResult(unit=s.probe.unit, knob=s.probe.knob, value=s.probe.value, accuracy=0.5,
+                        loss=1.0 + rng.uniform(-0.1, 1.0)) for s in every.paying])
+        assert allocate(tiny, tiny_profile, choices, fake) == allocate(tiny, tiny_profile, every, fake)
 
 
 def _brute_force(policies: dict[str, list[UnitPolicy]], budget: float) -> float | None:
@@ -109,13 +139,13 @@ def test_the_integer_program_finds_the_brute_force_optimum(seed):
         assert sum(p.cost for p in chosen.values()) == pytest.approx(exact, abs=1e-6)
 
 
-def test_allocated_candidates_meet_their_budgets_and_spare_the_sensitive_units(tiny, tiny_profile, probed):
+def test_allocated_candidates_meet_their_budgets_and_spare_the_sensitive_units(tiny, tiny_profile, choices, probed):
     table, _, _ = probed
     # a made-up table: the head is very sensitive to every knob, the rest barely
     fake = SensitivityTable(base_sha256="x", float_loss=1.0, float_accuracy=0.9, seconds=0.0, probes=[
         ProbeResult(unit=p.unit, knob=p.knob, value=p.value, accuracy=0.5,
                     loss=1.0 + (5.0 if p.unit == "head" else 0.01)) for p in table.probes])
-    allocations = allocate(tiny, tiny_profile, fake)
+    allocations = allocate(tiny, tiny_profile, choices, fake)
     assert allocations and all(a.label.startswith(ALLOCATOR_LABEL_PREFIX) for a in allocations)
     assert {a.label for a in allocations} <= {f"{ALLOCATOR_LABEL_PREFIX}{b:g}" for b in BUDGETS}
     float_ms = predict(decode(tiny, uncompressed_params(tiny)), tiny_profile, tiny)

@@ -27,7 +27,6 @@ labelled ``sensitivity-ilp@0.6`` (``label``).
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from dataclasses import dataclass
@@ -39,8 +38,8 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import HardwareProfile
 from autocompress.run.sensitivity import ALLOCATOR_LABEL_PREFIX, SensitivityTable
-from autocompress.search.params import decode, unit_knobs
-from autocompress.search.sensitivity import UnitSetting, knob_settings, uncompressed_params
+from autocompress.search.params import decode
+from autocompress.search.unit_choices import Combination, UnitChoices
 from autocompress.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -75,23 +74,17 @@ class Allocation:
     summed_cost: float
 
 
-def _unit_policies(unit: str, knobs: dict[str, list], increases: dict[tuple[str, str, str], float],
-                   float_params: dict[str, Any], float_ms: float, space: SearchSpace,
-                   profile: HardwareProfile) -> list[UnitPolicy]:
-    """Every policy of ``unit`` (each combination of its knobs' choices) that no other policy
-    beats on both cost and latency, one per distinct candidate."""
-    by_knob: dict[str, list[UnitSetting | None]] = {}
-    for setting in knob_settings(unit, knobs):
-        by_knob.setdefault(setting.probe.knob, [None]).append(setting)  # None: the knob left uncompressed
+def _unit_policies(combinations: list[Combination],
+                   increases: dict[tuple[str, str, str], float], float_ms: float) -> list[UnitPolicy]:
+    """The unit's policies (its combinations, one per distinct candidate, at the least cost)
+    that no other policy beats on both cost and latency."""
     policies: dict[str, UnitPolicy] = {}
-    for parts in itertools.product(*by_knob.values()):
-        chosen = [setting for setting in parts if setting is not None]
-        params = {name: value for setting in chosen for name, value in setting.params.items()}
-        cost = sum(max(0.0, increases[setting.probe.key]) for setting in chosen)
-        candidate = decode(space, float_params | params)
-        known = policies.get(candidate.hash)
+    for combination in combinations:
+        cost = sum(max(0.0, increases[setting.probe.key]) for setting in combination.settings)
+        known = policies.get(combination.candidate_hash)
         if known is None or cost < known.cost:
-            policies[candidate.hash] = UnitPolicy(params, cost, predict(candidate, profile, space) - float_ms)
+            policies[combination.candidate_hash] = UnitPolicy(combination.params, cost,
+                                                              combination.latency_ms - float_ms)
     kept, best_cost = [], np.inf
     for policy in sorted(policies.values(), key=lambda p: (p.latency_delta_ms, p.cost)):
         if policy.cost < best_cost:  # faster ones all cost more: it is on the unit's front
@@ -119,17 +112,15 @@ def solve(policies: dict[str, list[UnitPolicy]], delta_budget_ms: float) -> dict
     return {flat[i][0]: flat[i][1] for i in chosen}
 
 
-def allocate(space: SearchSpace, profile: HardwareProfile, table: SensitivityTable,
+def allocate(space: SearchSpace, profile: HardwareProfile, choices: UnitChoices, table: SensitivityTable,
              budgets: tuple[float, ...] = BUDGETS) -> list[Allocation]:
-    """The allocator's candidate for each budget it can meet (one per distinct candidate)."""
+    """The allocator's candidate for each budget it can meet (one per distinct candidate), from
+    ``choices`` (the units' combinations on ``profile``'s device) costed by ``table``."""
     clock = time.perf_counter()
-    float_params = uncompressed_params(space)
-    if float_params is None:
-        raise ValueError("the space offers no uncompressed (32-bit) choice to allocate against")
-    float_ms = predict(decode(space, float_params), profile, space)
+    float_params, float_ms = choices.float_params, choices.float_ms
     increases = table.loss_increases()
-    policies = {unit: _unit_policies(unit, knobs, increases, float_params, float_ms, space, profile)
-                for unit, knobs in unit_knobs(space).items()}
+    policies = {unit: _unit_policies(combinations, increases, float_ms)
+                for unit, combinations in choices.combinations.items()}
     allocations: list[Allocation] = []
     for share in budgets:
         allocation = _allocate_one(space, profile, policies, float_params, float_ms, share)

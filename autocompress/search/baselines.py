@@ -14,7 +14,8 @@ from autocompress.run.sensitivity import ALLOCATOR_LABEL_PREFIX
 from autocompress.run.trial import Kind
 from autocompress.search.allocator import allocate
 from autocompress.search.params import BASELINES, baseline_params
-from autocompress.search.sensitivity import Probes, run_table, uncompressed_params
+from autocompress.search.sensitivity import Probes, run_table
+from autocompress.search.unit_choices import UnitChoices, uncompressed_params
 from autocompress.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,8 @@ def enqueue_allocations(study: optuna.Study, run: Run, profile: HardwareProfile,
         log.warning("sensitivity baselines skipped: the space has no uncompressed (32-bit) choice")
         return 0
     try:
-        allocations = allocate(run.space, profile, run_table(run, probe))
+        choices = UnitChoices(run.space, profile)
+        allocations = allocate(run.space, profile, choices, run_table(run, choices, probe))
     except ray.exceptions.RayError as error:  # a probe failed: the search goes on without them
         log.error("sensitivity baselines skipped: a probe failed: %s", str(error).splitlines()[0])
         return 0

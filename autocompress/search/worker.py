@@ -64,9 +64,7 @@ class TrialEvaluator:
     def probe(self, candidate_json: str) -> tuple[float | None, float]:
         """Validation loss (None if the task has none) and score of the candidate before any
         fine-tune: a sensitivity probe."""
-        candidate = family_of(self.space).parse_candidate(candidate_json)
-        model, score = pipeline.compress_and_calibrate(self.space, candidate, self.base, self.task)
-        return self.task.validation_loss(model), score
+        return pipeline.probe(self.space, family_of(self.space).parse_candidate(candidate_json), self.base, self.task)
 
     def _evaluate(self, candidate: Candidate, enforce_constraints: bool, gate: FinetuneGate | None) -> Outcome:
         latency = predict(candidate, self.profile, self.space)

@@ -50,11 +50,11 @@ class Task(ABC):
     def score(self, model: nn.Module, split: Split) -> float:
         """The metric of ``model`` (in eval mode, on its device) on ``split``; higher is better."""
 
-    def validation_loss(self, model: nn.Module) -> float | None:
+    def validation_loss_and_score(self, model: nn.Module) -> tuple[float | None, float]:
         """The mean loss of ``model`` (in eval mode) on the validation split, finer than a score
-        measured on a few hundred samples; None where the task has none (the sensitivity-based
-        allocator then weighs the score's drop instead)."""
-        return None
+        measured on a few hundred samples, and its score there. The loss is None where the task
+        has none (the sensitivity-based allocator then weighs the score's drop instead)."""
+        return None, self.score(model, Split.VAL)
 
     @abstractmethod
     def training_inputs(self) -> Iterable[torch.Tensor]:

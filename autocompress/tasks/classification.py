@@ -55,14 +55,17 @@ class ClassificationTask(Task):
         return accuracy(model, *self._split(split))
 
     @torch.no_grad()
-    def validation_loss(self, model: nn.Module) -> float:
-        """Mean cross-entropy on the validation split."""
+    def validation_loss_and_score(self, model: nn.Module) -> tuple[float, float]:
+        """Mean cross-entropy and top-1 accuracy on the validation split, from one pass."""
         model.eval()
         device = model_device(model)
         splits = self.splits
-        total = sum(F.cross_entropy(model(x.to(device)), y.to(device), reduction="sum").item()
-                    for x, y in zip(chunks(splits.val_x, 512), chunks(splits.val_y, 512), strict=True))
-        return total / len(splits.val_y)
+        loss, predictions = 0.0, []
+        for x, y in zip(chunks(splits.val_x, 512), chunks(splits.val_y, 512), strict=True):
+            logits = model(x.to(device))
+            loss += F.cross_entropy(logits, y.to(device), reduction="sum").item()
+            predictions.append(logits.argmax(1).cpu())
+        return loss / len(splits.val_y), float((torch.cat(predictions) == splits.val_y).float().mean())
 
     def training_inputs(self) -> Iterable[torch.Tensor]:
         return eval_batches(self.splits.train_x)
