@@ -44,7 +44,7 @@ from autocompress.space import SearchSpace
 
 log = logging.getLogger(__name__)
 
-BUDGETS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+BUDGETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 """Latency budgets, as shares of the float network's predicted latency."""
 MAX_RESOLVES = 8
 """Times a budget is tightened and solved again when the chosen candidate's predicted latency breaks it."""
