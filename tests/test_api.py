@@ -90,6 +90,7 @@ def test_a_segmentation_task_is_searched_reported_exported_and_resumed(segmentat
     assert exported.test_accuracy["model.onnx"] == pytest.approx(exported.test_accuracy["weights.bin (torch)"],
                                                                  abs=0.02)
     assert "IoU" in run.report().read_text() and "accuracy" not in run.folder.files.report_summary.read_text()
+    assert ", best IoU 0." in run.folder.files.log.read_text()  # the progress lines name the metric too
     resumed = ac.search(run="seg", resume=True, trials=3, results_dir=tmp_path)  # the task frozen in the run
     assert (resumed.trials.kind == "search").sum() == 3
 

@@ -42,8 +42,8 @@ def status_lines(run: Run, now: float) -> list[str]:
     states = ", ".join(f"{state} {standing.states.get(state, 0)}" for state in State)
     lines = [f"{run.path}: {driver}",
              f"trials: {standing.done}{budget} search trials done, {standing.baselines} baselines; {states}",
-             f"front: {standing.front} trials, best accuracy "
-             + ("-" if standing.best_accuracy is None else f"{standing.best_accuracy:.4f}")]
+             f"front: {standing.front} trials, best {run.config.metric} "
+             + ("-" if standing.best_score is None else f"{standing.best_score:.4f}")]
     if session is None:
         return lines + ["time: the search has not started yet"]
     if pid is not None:

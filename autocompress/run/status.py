@@ -43,8 +43,8 @@ class Standing:
     done: int
     """Search trials done (those that use up ``--trials``)."""
     front: int
-    best_accuracy: float | None
-    """The most accurate trial that meets the constraints: the front's best."""
+    best_score: float | None
+    """The best score (the run's metric) of a trial that meets the constraints: the front's best."""
 
     @classmethod
     def of(cls, trials: Iterable[Trial], front: int, constraints: Constraints) -> Standing:
@@ -54,7 +54,7 @@ class Standing:
         return cls(states=dict(Counter(t.state for t in trials)),
                    baselines=sum(t.kind is Kind.BASELINE and t.finished for t in trials),
                    done=sum(t.counts_against_trials and t.finished for t in trials), front=front,
-                   best_accuracy=max(accurate, default=None))
+                   best_score=max(accurate, default=None))
 
     def left_s(self, session: Session, now: float | None = None) -> float | None:
         """Time left to ``session``: the sooner of its time budget's end and the end its rate of
@@ -70,9 +70,10 @@ class Standing:
                 estimates.append((session.trials - self.done) * elapsed / (self.done - session.done_at_start))
         return max(0.0, min(estimates)) if estimates else None
 
-    def figures(self) -> dict[str, object]:
-        """What a status line shows besides the trials done and the time left."""
+    def figures(self, metric: str) -> dict[str, object]:
+        """What a status line shows besides the trials done and the time left; the best score
+        named by the run's ``metric``."""
         return {"baselines": self.baselines, "failed": self.states.get(State.FAIL, 0),
                 "rejected": self.states.get(State.REJECTED, 0), "pruned": self.states.get(State.PRUNED, 0),
                 "front": self.front,
-                "best_accuracy": None if self.best_accuracy is None else f"{self.best_accuracy:.4f}"}
+                f"best_{metric}": None if self.best_score is None else f"{self.best_score:.4f}"}

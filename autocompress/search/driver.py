@@ -216,7 +216,7 @@ class SearchDriver:
         if self.session is None or not (milestone or self.progress.bar_shown or self.progress.line_due):
             return
         standing = Standing.of(self.rows.values(), self.front_size, self.config.constraints)
-        self.progress.show(milestone, standing.left_s(self.session), **standing.figures())
+        self.progress.show(milestone, standing.left_s(self.session), **standing.figures(self.config.metric))
 
     def _collect(self, timeout: float) -> None:
         """Finish the trials whose results arrived within ``timeout``."""
