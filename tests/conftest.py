@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from autocompress.base import train_base
+from autocompress.cli import app
 from autocompress.data import load_splits
 from autocompress.models.space_file import load_space
 from autocompress.tasks.classification import ClassificationTask
@@ -29,6 +31,15 @@ def schema_1_profile(name: str, folder: Path) -> Path:
         return REPO / "hw_profiles" / f"{name}.json"
     path = folder / f"{name}.json"
     path.write_bytes(gzip.decompress(packed.read_bytes()))
+    return path
+
+
+def bitfusion_profile(space: Path, folder: Path) -> Path:
+    """``folder/bitfusion.json``: the modelled bit-serial accelerator's profile of ``space``
+    (bits change latency there), made by ``autocompress profile``."""
+    path = folder / "bitfusion.json"
+    made = CliRunner().invoke(app, ["profile", str(space), "--runtime", "bitfusion-model", "--out", str(path)])
+    assert made.exit_code == 0, made.output
     return path
 
 

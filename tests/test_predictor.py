@@ -10,10 +10,8 @@ import numpy as np
 import optuna
 import pytest
 from scipy.stats import kendalltau
-from typer.testing import CliRunner
 
 from autocompress.base import build_base
-from autocompress.cli import app
 from autocompress.hw.predict import predict
 from autocompress.hw.profile import load_profile
 from autocompress.models.family import family_of
@@ -30,7 +28,7 @@ from autocompress.search.prior import PriorTrials
 from autocompress.search.screening import PredictorGuidedSampler
 from autocompress.search.worker import TrialEvaluator
 from autocompress.tasks.classification import ClassificationTask
-from tests.conftest import REPO
+from tests.conftest import REPO, bitfusion_profile
 
 SPACE = REPO / "tests" / "spaces" / "search_tiny.yaml"
 
@@ -42,10 +40,7 @@ def space():
 
 @pytest.fixture(scope="module")
 def profile(tmp_path_factory):
-    path = tmp_path_factory.mktemp("profiles") / "bitfusion.json"
-    made = CliRunner().invoke(app, ["profile", str(SPACE), "--runtime", "bitfusion-model", "--out", str(path)])
-    assert made.exit_code == 0, made.output
-    return load_profile(path)
+    return load_profile(bitfusion_profile(SPACE, tmp_path_factory.mktemp("profiles")))
 
 
 def _synthetic_accuracy(params: dict) -> float:

@@ -36,6 +36,7 @@ from autocompress.run.files import RunFiles
 from autocompress.run.run import Run
 from autocompress.search import gate
 from autocompress.search.params import BASELINES as BASELINES_POLICY
+from tests.conftest import bitfusion_profile
 from tests.search_faults import fails
 
 HERE = Path(__file__).parent
@@ -54,10 +55,7 @@ def _rows(folder: Path, table: str = "trials") -> list[dict]:
 @pytest.fixture(scope="module")
 def profile(tmp_path_factory) -> Path:
     """The modelled bit-serial accelerator's profile of the tiny space (bits change latency)."""
-    path = tmp_path_factory.mktemp("profiles") / "bitfusion.json"
-    made = CliRunner().invoke(app, ["profile", str(SPACE), "--runtime", "bitfusion-model", "--out", str(path)])
-    assert made.exit_code == 0, made.output
-    return path
+    return bitfusion_profile(SPACE, tmp_path_factory.mktemp("profiles"))
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from autocompress.search.params import BASELINES, baseline_params, decode, searc
 from autocompress.search.sensitivity import measure
 from autocompress.search.unit_choices import UnitChoices, knob_settings, uncompressed_params
 from autocompress.tasks.classification import ClassificationTask
+from tests.conftest import bitfusion_profile
 
 TINY = Path(__file__).parent / "spaces" / "search_tiny.yaml"
 
@@ -37,10 +38,7 @@ def tiny():
 
 @pytest.fixture(scope="module")
 def tiny_profile(tmp_path_factory):
-    path = tmp_path_factory.mktemp("profiles") / "bitfusion.json"
-    made = CliRunner().invoke(app, ["profile", str(TINY), "--runtime", "bitfusion-model", "--out", str(path)])
-    assert made.exit_code == 0, made.output
-    return load_profile(path)
+    return load_profile(bitfusion_profile(TINY, tmp_path_factory.mktemp("profiles")))
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from autocompress.run.trial import Kind
 from autocompress.search import holdout
 from autocompress.search.worker import TrialEvaluator
 from autocompress.tasks.classification import ClassificationTask
-from tests.conftest import REPO
+from tests.conftest import REPO, bitfusion_profile
 from tests.report_run import finished_run  # noqa: F401
 
 TINY = REPO / "tests" / "spaces" / "search_tiny.yaml"
@@ -45,10 +45,7 @@ def _npz_space(tmp_path: Path):
 def test_a_worker_opens_its_data_itself_from_the_space(tmp_path):
     space = _npz_space(tmp_path)
     base = build_base(space).state_dict()
-    made = CliRunner().invoke(app, ["profile", str(TINY), "--runtime", "bitfusion-model", "--out",
-                                    str(tmp_path / "bitfusion.json")])
-    assert made.exit_code == 0, made.output
-    profile = load_profile(tmp_path / "bitfusion.json").model_dump_json()
+    profile = load_profile(bitfusion_profile(TINY, tmp_path)).model_dump_json()
     shipped = pickle.loads(pickle.dumps(ClassificationTask(space, load_splits(space.data))))  # as Ray ships it
     evaluator = TrialEvaluator(space, profile, shipped, base, Constraints(), seed=0, finetune_epochs=1, threads=1)
     assert isinstance(evaluator.task.splits.train_x, LazyImages)
