@@ -42,13 +42,21 @@ class UnitSetting:
 
 @dataclass(frozen=True)
 class Combination:
-    """One policy of one unit: its settings (none: the unit uncompressed), its search
-    parameters and its predicted latency (ms), every other unit uncompressed."""
+    """One policy of one unit: its settings (none: the unit uncompressed) and its predicted
+    latency (ms), every other unit uncompressed."""
 
     settings: tuple[UnitSetting, ...]
-    params: dict[str, Any]
     candidate_hash: str
     latency_ms: float
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The unit's search parameters that set it."""
+        return _joined_params(self.settings)
+
+
+def _joined_params(settings: tuple[UnitSetting, ...]) -> dict[str, Any]:
+    return {name: value for setting in settings for name, value in setting.params.items()}
 
 
 def uncompressed_params(space: SearchSpace) -> dict[str, Any] | None:
@@ -95,12 +103,11 @@ def _unit_combinations(space: SearchSpace, profile: HardwareProfile, float_param
     combinations: dict[tuple, Combination] = {}  # by each knob's probe key (None: uncompressed)
     for parts in itertools.product(*by_knob.values()):
         chosen = tuple(setting for setting in parts if setting is not None)
-        params = {name: value for setting in chosen for name, value in setting.params.items()}
-        candidate = decode(space, float_params | params)
+        candidate = decode(space, float_params | _joined_params(chosen))
         if candidate.hash not in latency_by_hash:
             latency_by_hash[candidate.hash] = predict(candidate, profile, space)
         key = tuple(None if setting is None else setting.probe.key for setting in parts)
-        combinations[key] = Combination(chosen, params, candidate.hash, latency_by_hash[candidate.hash])
+        combinations[key] = Combination(chosen, candidate.hash, latency_by_hash[candidate.hash])
     paid: set[tuple[str, str, str]] = set()
     for key, combination in combinations.items():
         for position, probe in enumerate(key):
