@@ -112,6 +112,8 @@ class SearchDriver:
         up ``--trials``)."""
         if not self.sampler.proposes_search_trials or deadline is not None and time.monotonic() >= deadline:
             return False
+        if self._first_of_only_failures() is not None:  # until a trial works, a baseline still running decides
+            return False
         if self.duplicates_in_a_row >= MAX_DUPLICATES_IN_A_ROW:
             if not self.exhausted_logged:
                 log.warning("the last %d proposals were all evaluated before: stopping the search",
@@ -200,16 +202,19 @@ class SearchDriver:
         if finished.kind is not Kind.DUPLICATE:
             self._show_progress(milestone=True)
 
+    def _first_of_only_failures(self) -> Trial | None:
+        """The first failed trial if every trial finished so far failed, else None."""
+        finished = [t for t in self.rows.values() if t.finished]
+        if not finished or any(t.state is not State.FAIL for t in finished):
+            return None
+        return min(finished, key=lambda t: t.number)
+
     def hopeless(self) -> Trial | None:
         """The first failed trial once every trial finished so far failed and no baseline is left to
         run, else None: the baselines are the base network at uniform settings, so when all of them
         fail (a model or data the pipeline cannot handle) the search trials would only fail too."""
-        trials = self.rows.values()
-        finished = [t for t in trials if t.finished]
-        baselines_left = self.waiting or any(t.kind is Kind.BASELINE and not t.finished for t in trials)
-        if not finished or baselines_left or any(t.state is not State.FAIL for t in finished):
-            return None
-        return min(finished, key=lambda t: t.number)
+        baselines_left = self.waiting or any(t.kind is Kind.BASELINE and not t.finished for t in self.rows.values())
+        return None if baselines_left else self._first_of_only_failures()
 
     def _show_progress(self, milestone: bool = False) -> None:
         """The bar's figures, and a status line for each finished trial and every minute."""
